@@ -1,0 +1,318 @@
+/* backend_file.c - images in regular files (and, fixed-size, block devices).
+ *
+ * Writers hold an exclusive open-file-description lock (F_OFD_SETLK) on the
+ * image for as long as it is open.  Compaction and format replace the file
+ * atomically: a locked temporary file in the same directory, fsync, rename,
+ * directory fsync. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+struct file_be {
+	struct bs_backend be;
+	int fd;
+	char *path;
+	unsigned flags;
+	bool blockdev;
+	uint64_t devsize;
+};
+
+static int f_read(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	struct file_be *f = ctx;
+	uint8_t *p = buf;
+	while (len) {
+		ssize_t n = pread(f->fd, p, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return bs__errno(f->path, errno, off, "read");
+		if (n == 0)
+			return bs__err_key(f->path, NULL, NULL, BS_ECORRUPT,
+					   "read past the end of the storage at offset %llu",
+					   (unsigned long long)off);
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return BS_OK;
+}
+
+static int f_write(void *ctx, const void *buf, size_t len, uint64_t off)
+{
+	struct file_be *f = ctx;
+	const uint8_t *p = buf;
+	if (f->blockdev && (off > f->devsize || len > f->devsize - off))
+		return bs__err_key(f->path, NULL, NULL, BS_ENOSPC,
+				   "write past the end of the %llu-octet device",
+				   (unsigned long long)f->devsize);
+	while (len) {
+		ssize_t n = pwrite(f->fd, p, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return bs__errno(f->path, errno, off, "write");
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return BS_OK;
+}
+
+static int f_sync(void *ctx)
+{
+	struct file_be *f = ctx;
+	if (f->flags & BS_OPEN_NOSYNC)
+		return BS_OK;
+	if (fdatasync(f->fd))
+		return bs__errno(f->path, errno, BS_NO_OFFSET, "fdatasync");
+	return BS_OK;
+}
+
+static int f_size(void *ctx, uint64_t *out)
+{
+	struct file_be *f = ctx;
+	if (f->blockdev) {
+		*out = f->devsize;
+		return BS_OK;
+	}
+	struct stat st;
+	if (fstat(f->fd, &st))
+		return bs__errno(f->path, errno, BS_NO_OFFSET, "fstat");
+	*out = (uint64_t)st.st_size;
+	return BS_OK;
+}
+
+static int f_resize(void *ctx, uint64_t size)
+{
+	struct file_be *f = ctx;
+	if (ftruncate(f->fd, (off_t)size))
+		return bs__errno(f->path, errno, size, "ftruncate");
+	return BS_OK;
+}
+
+static int f_reserve(void *ctx, uint64_t total)
+{
+	struct file_be *f = ctx;
+	if (fallocate(f->fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)total))
+		return bs__errno(f->path, errno, BS_NO_OFFSET, "fallocate");
+	return BS_OK;
+}
+
+static int ofd_lock(int fd, bool wait, short type)
+{
+	struct flock fl = {.l_type = type, .l_whence = SEEK_SET};
+	int rc;
+	do
+		rc = fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl);
+	while (rc && errno == EINTR);
+	return rc;
+}
+
+static int f_lock(void *ctx, int how)
+{
+	struct file_be *f = ctx;
+	if (how == BS_LOCK_NONE) {
+		ofd_lock(f->fd, false, F_UNLCK);
+		return BS_OK;
+	}
+	for (int tries = 0; tries < 100; tries++) {
+		if (ofd_lock(f->fd, how & BS_LOCK_WAIT, F_WRLCK)) {
+			if (errno == EAGAIN || errno == EACCES)
+				return bs__err_key(f->path, NULL, NULL, BS_ELOCKED,
+						   "locked by another writer");
+			return bs__errno(f->path, errno, BS_NO_OFFSET, "lock");
+		}
+		if (f->blockdev)
+			return BS_OK;
+		/* The lock we waited for may be on a file that a compaction
+		 * replaced meanwhile: then lock the new one. */
+		struct stat a, b;
+		if (fstat(f->fd, &a))
+			return bs__errno(f->path, errno, BS_NO_OFFSET, "fstat");
+		if (stat(f->path, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+			return BS_OK;
+		int nfd = open(f->path, O_RDWR | O_CLOEXEC);
+		if (nfd < 0)
+			return bs__errno(f->path, errno, BS_NO_OFFSET, "reopen after replace");
+		close(f->fd);
+		f->fd = nfd;
+	}
+	return bs__err_key(f->path, NULL, NULL, BS_ELOCKED, "image keeps being replaced");
+}
+
+static int fsync_dir(const char *path)
+{
+	char *copy = strdup(path);
+	if (!copy)
+		return ENOMEM;
+	int dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	free(copy);
+	if (dfd < 0)
+		return errno;
+	int rc = fsync(dfd) ? errno : 0;
+	close(dfd);
+	return rc;
+}
+
+static int f_replace(void *ctx, const void *img, size_t len)
+{
+	struct file_be *f = ctx;
+	size_t pl = strlen(f->path);
+	char *tmp = malloc(pl + 32);
+	if (!tmp)
+		return bs__err_key(f->path, NULL, NULL, BS_ENOMEM, "out of memory");
+	uint32_t r = 0;
+	if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+		r = (uint32_t)getpid();
+	snprintf(tmp, pl + 32, "%s.tmp-%08x", f->path, r);
+	int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		int rc = bs__errno(tmp, errno, BS_NO_OFFSET, "create temporary file");
+		free(tmp);
+		return rc;
+	}
+	struct stat st;
+	int rc = BS_OK;
+	const char *what = NULL;
+	if (fstat(f->fd, &st) == 0) {
+		if (fchmod(fd, st.st_mode & 07777))
+			what = "fchmod";
+		if (!what && fchown(fd, st.st_uid, st.st_gid) && errno != EPERM)
+			what = "fchown";
+	}
+	/* Lock the new file before anyone can open it by the image's name. */
+	if (!what && ofd_lock(fd, false, F_WRLCK))
+		what = "lock temporary file";
+	const uint8_t *p = img;
+	size_t left = len;
+	uint64_t off = 0;
+	while (!what && left) {
+		ssize_t n = pwrite(fd, p, left, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			what = "write temporary file";
+		else {
+			p += n;
+			left -= (size_t)n;
+			off += (uint64_t)n;
+		}
+	}
+	if (!what && !(f->flags & BS_OPEN_NOSYNC) && fsync(fd))
+		what = "fsync temporary file";
+	if (!what && rename(tmp, f->path))
+		what = "rename";
+	if (what) {
+		rc = bs__errno(f->path, errno, BS_NO_OFFSET, what);
+		close(fd);
+		unlink(tmp);
+		free(tmp);
+		return rc;
+	}
+	free(tmp);
+	if (!(f->flags & BS_OPEN_NOSYNC)) {
+		int e = fsync_dir(f->path);
+		if (e) {
+			close(f->fd);
+			f->fd = fd;
+			return bs__errno(f->path, e, BS_NO_OFFSET, "fsync directory");
+		}
+	}
+	close(f->fd); /* releases the lock on the old file */
+	f->fd = fd;
+	return BS_OK;
+}
+
+static void f_close(void *ctx)
+{
+	struct file_be *f = ctx;
+	if (f->fd >= 0)
+		close(f->fd);
+	free(f->path);
+	free(f);
+}
+
+static const struct bs_backend_ops file_ops = {
+	.read_at = f_read,
+	.write_at = f_write,
+	.sync = f_sync,
+	.size = f_size,
+	.resize = f_resize,
+	.reserve = f_reserve,
+	.lock = f_lock,
+	.replace = f_replace,
+	.close = f_close,
+};
+
+static const struct bs_backend_ops blockdev_ops = {
+	.read_at = f_read,
+	.write_at = f_write,
+	.sync = f_sync,
+	.size = f_size,
+	.lock = f_lock,
+	.close = f_close,
+};
+
+int bs_backend_file(const char *path, unsigned flags, struct bs_backend **out)
+{
+	*out = NULL;
+	struct file_be *f = calloc(1, sizeof *f);
+	if (!f || !(f->path = strdup(path))) {
+		free(f);
+		return bs__err_key(path, NULL, NULL, BS_ENOMEM, "out of memory");
+	}
+	int oflags = O_CLOEXEC;
+	if (flags & BS_OPEN_RDONLY)
+		oflags |= O_RDONLY;
+	else
+		oflags |= O_RDWR | ((flags & BS_OPEN_CREATE) ? O_CREAT : 0);
+	f->fd = open(path, oflags, 0600);
+	if (f->fd < 0) {
+		int rc = bs__errno(path, errno, BS_NO_OFFSET, "open");
+		f_close(f);
+		return rc;
+	}
+	f->flags = flags;
+	struct stat st;
+	if (fstat(f->fd, &st)) {
+		int rc = bs__errno(path, errno, BS_NO_OFFSET, "fstat");
+		f_close(f);
+		return rc;
+	}
+	if (S_ISBLK(st.st_mode)) {
+		uint64_t sz;
+		if (ioctl(f->fd, BLKGETSIZE64, &sz)) {
+			int rc = bs__errno(path, errno, BS_NO_OFFSET, "BLKGETSIZE64");
+			f_close(f);
+			return rc;
+		}
+		f->blockdev = true;
+		f->devsize = sz;
+	} else if (!S_ISREG(st.st_mode)) {
+		f_close(f);
+		return bs__err_key(path, NULL, NULL, BS_EINVAL,
+				   "neither a regular file nor a block device");
+	}
+	f->be.ops = f->blockdev ? &blockdev_ops : &file_ops;
+	f->be.ctx = f;
+	f->be.block_size = f->blockdev ? 512 : 1;
+	*out = &f->be;
+	return BS_OK;
+}
+
+void bs_backend_free(struct bs_backend *be)
+{
+	if (be)
+		be->ops->close(be->ctx);
+}

@@ -1,0 +1,455 @@
+/* entry.c - one directory entry: strict decoding and DER encoding.
+ *
+ *   Entry ::= SEQUENCE { nvram NVRAM, name UTF8String OPTIONAL }
+ *   NVRAM ::= SEQUENCE { type IA5String, mandatory SET OF Attribute,
+ *                        optional SET OF Attribute, data OCTET STRING }
+ *
+ * Decoding happens in two steps so that open can skip data by length: the
+ * layout step finds the data area from the entry's head; the parse step
+ * checks everything but the data contents. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static bool valid_ident(const uint8_t *p, size_t len, size_t max, bool space_ok)
+{
+	if (len == 0 || len > max)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (p[i] < (space_ok ? 0x20 : 0x21) || p[i] > 0x7e)
+			return false;
+	return true;
+}
+
+int bs__entry_layout(const uint8_t *head, size_t head_len, uint64_t avail,
+		     struct entry_layout *lay, const char **why)
+{
+	struct der_tlv t;
+	memset(lay, 0, sizeof *lay);
+	*why = NULL;
+	size_t avail_sz = avail > SIZE_MAX ? SIZE_MAX : (size_t)avail;
+	const char *w = der_header_prefix(head, head_len < avail_sz ? head_len : avail_sz, &t);
+	if (w) {
+		*why = w;
+		return BS_ECORRUPT;
+	}
+	if (t.tag != DER_SEQUENCE) {
+		*why = "directory element is neither an Entry (SEQUENCE) nor free space (OCTET STRING)";
+		return BS_ECORRUPT;
+	}
+	uint64_t size = (uint64_t)t.hdr + t.len;
+	if (size > avail) {
+		*why = "entry runs past the end of the image";
+		return BS_ECORRUPT;
+	}
+	if (size > BS_MAX_ENTRY_SIZE) {
+		*why = "entry larger than the limit";
+		return BS_ELIMIT;
+	}
+	lay->size = size;
+	/* Inside: a failure here refuses only this entry (data_rel stays 0). */
+	size_t pos = t.hdr, end = (size_t)size;
+	const uint8_t tags[4] = {DER_SEQUENCE, DER_IA5STRING, DER_SET, DER_SET};
+	for (int step = 0; step < 5; step++) {
+		size_t have = head_len < end ? head_len : end;
+		if (pos + 6 > have && have < end) {
+			lay->head_need = pos + 6 < end ? pos + 6 : end;
+			return BS_ERANGE;
+		}
+		w = der_header_prefix(head + pos, have - pos, &t);
+		if (w) {
+			*why = w;
+			return BS_OK;
+		}
+		if (t.len > end - pos - t.hdr) {
+			*why = step == 0 ? "NVRAM runs past its Entry"
+					 : "element runs past its NVRAM";
+			return BS_OK;
+		}
+		if (step == 4) {
+			if (t.tag != DER_OCTET_STRING) {
+				*why = "data is not a primitive OCTET STRING";
+				return BS_OK;
+			}
+			lay->data_rel = pos + t.hdr;
+			lay->data_len = t.len;
+			lay->head_need = pos + t.hdr;
+			lay->tail_len = (size_t)(size - lay->data_rel - t.len);
+			return BS_OK;
+		}
+		if (t.tag != tags[step]) {
+			static const char *names[4] = {"nvram is not a SEQUENCE",
+						       "type is not an IA5String",
+						       "mandatory attributes are not a SET",
+						       "optional attributes are not a SET"};
+			*why = names[step];
+			return BS_OK;
+		}
+		if (step == 0) {
+			end = pos + t.hdr + t.len; /* the NVRAM's end bounds the rest */
+			pos += t.hdr;
+			continue;
+		}
+		if (pos + t.hdr + t.len > head_len) {
+			lay->head_need = pos + t.hdr + t.len + 6;
+			if (lay->head_need > size)
+				lay->head_need = (size_t)size;
+			return BS_ERANGE;
+		}
+		pos += t.hdr + t.len;
+	}
+	return BS_OK;
+}
+
+void bs__meta_free(struct bs_meta *m)
+{
+	if (!m)
+		return;
+	for (size_t i = 0; i < m->nmand + m->nopt; i++)
+		free(m->attrs[i].cname);
+	free(m->attrs);
+	free(m->type);
+	free(m->name);
+	free(m->sets);
+	free(m);
+}
+
+static char *dupn(const uint8_t *p, size_t n)
+{
+	char *s = malloc(n + 1);
+	if (s) {
+		memcpy(s, p, n);
+		s[n] = 0;
+	}
+	return s;
+}
+
+/* Parses one SET OF Attribute's contents. */
+static const char *parse_set(const uint8_t *p, size_t len, bool mandatory,
+			     struct bs_attr_ref *out, size_t *n, size_t max, size_t *bad)
+{
+	size_t pos = 0;
+	const uint8_t *prev = NULL;
+	size_t prev_len = 0;
+	while (pos < len) {
+		struct der_tlv t;
+		*bad = pos;
+		const char *w = der_header(p + pos, len - pos, &t);
+		if (w)
+			return w;
+		size_t tl = t.hdr + t.len;
+		if (*n >= max)
+			return "more attributes than the limit";
+		if (tl > BS_MAX_ATTR_SIZE)
+			return "attribute larger than the limit";
+		struct bs_attr_ref *a = &out[*n];
+		memset(a, 0, sizeof *a);
+		a->tlv = p + pos;
+		a->tlv_len = tl;
+		a->mandatory = mandatory;
+		const uint8_t *c = p + pos + t.hdr;
+		if (t.tag == DER_IA5STRING) {
+			a->name = c;
+			a->name_len = t.len;
+			a->value = c + t.len;
+			a->value_len = 0;
+		} else if (t.tag == DER_SEQUENCE) {
+			struct der_tlv nt;
+			w = der_header(c, t.len, &nt);
+			if (w)
+				return w;
+			if (nt.tag != DER_IA5STRING)
+				return "attribute SEQUENCE does not start with an IA5String name";
+			a->name = c + nt.hdr;
+			a->name_len = nt.len;
+			a->value = c + nt.hdr + nt.len;
+			a->value_len = t.len - nt.hdr - nt.len;
+			if (a->value_len == 0)
+				return "attribute SEQUENCE without a value";
+			size_t cnt;
+			w = der_check_elements(a->value, a->value_len, &cnt);
+			if (w)
+				return w;
+		} else {
+			return "attribute is neither an IA5String flag nor a SEQUENCE";
+		}
+		if (!valid_ident(a->name, a->name_len, BS_MAX_ATTR_NAME_LEN, false))
+			return "attribute name empty, too long or not printable ASCII";
+		if (prev) {
+			int c2 = der_set_cmp(prev, prev_len, a->tlv, a->tlv_len);
+			if (c2 == 0)
+				return "duplicate attribute";
+			if (c2 > 0)
+				return "SET OF Attribute not in DER order (X.690 11.6)";
+		}
+		prev = a->tlv;
+		prev_len = a->tlv_len;
+		a->cname = dupn(a->name, a->name_len);
+		if (!a->cname)
+			return "out of memory";
+		(*n)++;
+		pos += tl;
+	}
+	return NULL;
+}
+
+size_t bs__slot_hdr_len(enum bs_check_alg alg)
+{
+	return alg == BS_CHECK_SHA256 ? 12 + 32 : 12 + 4;
+}
+
+static int refuse(bs_entry *e, int code, const char *why, const char *what, uint64_t rel,
+		  uint64_t *bad_rel, const char **whyp)
+{
+	e->status = code;
+	*bad_rel = rel;
+	if (what) {
+		size_t n = strlen(why) + strlen(what) + 8;
+		e->status_msg = malloc(n);
+		if (e->status_msg)
+			snprintf(e->status_msg, n, why, what);
+	} else {
+		e->status_msg = dupn((const uint8_t *)why, strlen(why));
+	}
+	*whyp = e->status_msg ? e->status_msg : why;
+	return BS_OK;
+}
+
+int bs__entry_parse(const uint8_t *head, const uint8_t *tail, const struct entry_layout *lay,
+		    bs_entry *e, const char **why, uint64_t *bad_rel)
+{
+	struct der_tlv t;
+	e->size = lay->size;
+	e->supersedes = UINT64_MAX;
+	e->active = -1;
+	e->status = BS_OK;
+	*why = NULL;
+	struct bs_meta *m = calloc(1, sizeof *m);
+	if (!m)
+		return BS_ENOMEM;
+	e->m = m;
+	/* Walk the head again; layout proved the headers are there. */
+	size_t pos;
+	der_header_prefix(head, lay->head_need, &t); /* Entry */
+	pos = t.hdr;
+	der_header_prefix(head + pos, lay->head_need - pos, &t); /* NVRAM */
+	size_t nvram_end = pos + t.hdr + t.len;
+	if (nvram_end != lay->data_rel + lay->data_len)
+		return refuse(e, BS_ECORRUPT, "NVRAM does not end with its data", NULL, pos,
+			      bad_rel, why);
+	pos += t.hdr;
+	der_header(head + pos, lay->head_need - pos, &t); /* type */
+	const uint8_t *type = head + pos + t.hdr;
+	size_t type_len = t.len;
+	m->type = dupn(type, type_len);
+	if (!m->type)
+		return BS_ENOMEM;
+	if (!valid_ident(type, type_len, BS_MAX_TYPE_LEN, true))
+		return refuse(e, BS_ECORRUPT, "type is empty, too long or not printable ASCII",
+			      NULL, pos, bad_rel, why);
+	pos += t.hdr + t.len;
+	size_t sets_start = pos;
+	struct der_tlv ms, os;
+	der_header(head + pos, lay->head_need - pos, &ms);
+	size_t mpos = pos;
+	pos += ms.hdr + ms.len;
+	der_header(head + pos, lay->head_need - pos, &os);
+	size_t opos = pos;
+	pos += os.hdr + os.len;
+	m->sets_len = pos - sets_start;
+	m->sets = malloc(m->sets_len ? m->sets_len : 1);
+	if (!m->sets)
+		return BS_ENOMEM;
+	memcpy(m->sets, head + sets_start, m->sets_len);
+	/* Attribute refs point into m->sets. */
+	size_t cap = (ms.len + os.len) / 2 + 1;
+	if (cap > 2 * BS_MAX_ATTRS)
+		cap = 2 * BS_MAX_ATTRS + 1;
+	m->attrs = calloc(cap, sizeof *m->attrs);
+	if (!m->attrs)
+		return BS_ENOMEM;
+	size_t bad = 0;
+	const char *w = parse_set(m->sets + (mpos - sets_start) + ms.hdr, ms.len, true, m->attrs,
+				  &m->nmand, BS_MAX_ATTRS, &bad);
+	if (w)
+		return refuse(e, BS_ECORRUPT, "mandatory attributes: %s", w, mpos + ms.hdr + bad,
+			      bad_rel, why);
+	w = parse_set(m->sets + (opos - sets_start) + os.hdr, os.len, false, m->attrs + m->nmand,
+		      &m->nopt, BS_MAX_ATTRS, &bad);
+	if (w)
+		return refuse(e, BS_ECORRUPT, "optional attributes: %s", w, opos + os.hdr + bad,
+			      bad_rel, why);
+	/* Names are unique across both sets. */
+	size_t na = m->nmand + m->nopt;
+	for (size_t i = 0; i < na; i++)
+		for (size_t j = i + 1; j < na; j++)
+			if (!strcmp(m->attrs[i].cname, m->attrs[j].cname))
+				return refuse(e, BS_ECORRUPT, "attribute '%s' appears twice",
+					      m->attrs[i].cname, sets_start, bad_rel, why);
+	/* Tail: optional name, then the entry must end. */
+	if (lay->tail_len) {
+		w = der_header(tail, lay->tail_len, &t);
+		if (w)
+			return refuse(e, BS_ECORRUPT, "name: %s", w, lay->data_rel + lay->data_len,
+				      bad_rel, why);
+		if (t.tag != DER_UTF8STRING)
+			return refuse(e, BS_ECORRUPT, "element after data is not a UTF8String name",
+				      NULL, lay->data_rel + lay->data_len, bad_rel, why);
+		if (t.hdr + t.len != lay->tail_len)
+			return refuse(e, BS_ECORRUPT, "trailing octets after the name", NULL,
+				      lay->data_rel + lay->data_len + t.hdr + t.len, bad_rel, why);
+		const uint8_t *nm = tail + t.hdr;
+		if (t.len > BS_MAX_NAME_LEN || !der_valid_utf8(nm, t.len) || memchr(nm, 0, t.len))
+			return refuse(e, BS_ECORRUPT, "name is too long, not UTF-8 or holds NUL",
+				      NULL, lay->data_rel + lay->data_len, bad_rel, why);
+		m->name = dupn(nm, t.len);
+		if (!m->name)
+			return BS_ENOMEM;
+	}
+	/* The library's own attributes. */
+	for (size_t i = 0; i < na; i++) {
+		struct bs_attr_ref *a = &m->attrs[i];
+		struct der_tlv v;
+		if (!strcmp(a->cname, BS_ATTR_SLOTS)) {
+			if (!a->mandatory)
+				return refuse(e, BS_ECORRUPT, "bs.slots must be mandatory", NULL,
+					      sets_start, bad_rel, why);
+			if (der_header(a->value, a->value_len, &v) || v.tag != DER_IA5STRING ||
+			    v.hdr + v.len != a->value_len)
+				return refuse(e, BS_ECORRUPT, "bs.slots value is not one IA5String",
+					      NULL, sets_start, bad_rel, why);
+			const char *alg = (const char *)a->value + v.hdr;
+			if (v.len == 6 && !memcmp(alg, "crc32c", 6))
+				e->alg = BS_CHECK_CRC32C;
+			else if (v.len == 6 && !memcmp(alg, "sha256", 6))
+				e->alg = BS_CHECK_SHA256;
+			else
+				return refuse(e, BS_EUNSUPPORTED,
+					      "unknown slot check algorithm in mandatory attribute '%s'",
+					      a->cname, sets_start, bad_rel, why);
+			e->slotted = true;
+		} else if (!strcmp(a->cname, BS_ATTR_SUPERSEDES) && !a->mandatory) {
+			int64_t off;
+			if (der_header(a->value, a->value_len, &v) || v.tag != DER_INTEGER ||
+			    v.hdr + v.len != a->value_len ||
+			    !der_int_value(a->value + v.hdr, v.len, &off) || off < 0)
+				return refuse(e, BS_ECORRUPT, "bs.supersedes is not one INTEGER >= 0",
+					      NULL, sets_start, bad_rel, why);
+			e->supersedes = (uint64_t)off;
+		} else if (a->mandatory) {
+			/* This reader knows no other mandatory attribute. */
+			return refuse(e, BS_EUNSUPPORTED, "unknown mandatory attribute '%s'",
+				      a->cname, sets_start, bad_rel, why);
+		}
+	}
+	e->data_len = lay->data_len;
+	if (e->slotted) {
+		size_t h = bs__slot_hdr_len(e->alg);
+		if (lay->data_len < 2 * h || lay->data_len % 2)
+			return refuse(e, BS_ECORRUPT, "data area too small or odd for two slots",
+				      NULL, lay->data_rel, bad_rel, why);
+		if ((lay->data_len / 2 - h) > UINT32_MAX)
+			return refuse(e, BS_ECORRUPT, "slot larger than 2^32", NULL, lay->data_rel,
+				      bad_rel, why);
+	}
+	return BS_OK;
+}
+
+int bs__attr_encode(const char *name, const uint8_t *value, size_t value_len, uint8_t **out,
+		    size_t *out_len)
+{
+	size_t nl = strlen(name);
+	if (!valid_ident((const uint8_t *)name, nl, BS_MAX_ATTR_NAME_LEN, false))
+		return BS_EINVAL;
+	if (value_len) {
+		size_t cnt;
+		if (der_check_elements(value, value_len, &cnt))
+			return BS_EINVAL;
+	}
+	size_t inner = der_header_len(nl) + nl + value_len;
+	size_t total = value_len ? der_header_len(inner) + inner : der_header_len(nl) + nl;
+	if (total > BS_MAX_ATTR_SIZE)
+		return BS_ELIMIT;
+	uint8_t *b = malloc(total);
+	if (!b)
+		return BS_ENOMEM;
+	size_t p = 0;
+	if (value_len)
+		p += der_put_header(b, DER_SEQUENCE, inner);
+	p += der_put_header(b + p, DER_IA5STRING, nl);
+	memcpy(b + p, name, nl);
+	p += nl;
+	if (value_len)
+		memcpy(b + p, value, value_len);
+	*out = b;
+	*out_len = total;
+	return BS_OK;
+}
+
+static int enc_cmp(const void *a, const void *b)
+{
+	const struct enc_attr *x = a, *y = b;
+	return der_set_cmp(x->tlv, x->len, y->tlv, y->len);
+}
+
+int bs__attr_sort(struct enc_attr *a, size_t n)
+{
+	qsort(a, n, sizeof *a, enc_cmp);
+	for (size_t i = 1; i < n; i++)
+		if (enc_cmp(&a[i - 1], &a[i]) == 0)
+			return BS_EINVAL;
+	return BS_OK;
+}
+
+int bs__entry_encode(const char *type, const char *name, const struct enc_attr *mand,
+		     size_t nmand, const struct enc_attr *opt, size_t nopt, uint64_t data_len,
+		     uint8_t **out, size_t *out_len, uint64_t *data_rel)
+{
+	size_t tl = strlen(type);
+	size_t ml = 0, ol = 0;
+	for (size_t i = 0; i < nmand; i++)
+		ml += mand[i].len;
+	for (size_t i = 0; i < nopt; i++)
+		ol += opt[i].len;
+	if (data_len > BS_MAX_ENTRY_SIZE || ml > BS_MAX_ENTRY_SIZE || ol > BS_MAX_ENTRY_SIZE)
+		return BS_ELIMIT;
+	size_t dl = (size_t)data_len;
+	size_t nvram_c = der_header_len(tl) + tl + der_header_len(ml) + ml + der_header_len(ol) +
+			 ol + der_header_len(dl) + dl;
+	size_t nml = name ? strlen(name) : 0;
+	size_t entry_c = der_header_len(nvram_c) + nvram_c + (name ? der_header_len(nml) + nml : 0);
+	size_t total = der_header_len(entry_c) + entry_c;
+	if (total > BS_MAX_ENTRY_SIZE)
+		return BS_ELIMIT;
+	uint8_t *b = calloc(1, total);
+	if (!b)
+		return BS_ENOMEM;
+	size_t p = der_put_header(b, DER_SEQUENCE, entry_c);
+	p += der_put_header(b + p, DER_SEQUENCE, nvram_c);
+	p += der_put_header(b + p, DER_IA5STRING, tl);
+	memcpy(b + p, type, tl);
+	p += tl;
+	p += der_put_header(b + p, DER_SET, ml);
+	for (size_t i = 0; i < nmand; i++) {
+		memcpy(b + p, mand[i].tlv, mand[i].len);
+		p += mand[i].len;
+	}
+	p += der_put_header(b + p, DER_SET, ol);
+	for (size_t i = 0; i < nopt; i++) {
+		memcpy(b + p, opt[i].tlv, opt[i].len);
+		p += opt[i].len;
+	}
+	p += der_put_header(b + p, DER_OCTET_STRING, dl);
+	*data_rel = p;
+	p += dl;
+	if (name) {
+		p += der_put_header(b + p, DER_UTF8STRING, nml);
+		memcpy(b + p, name, nml);
+		p += nml;
+	}
+	*out = b;
+	*out_len = total;
+	return BS_OK;
+}

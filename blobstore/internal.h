@@ -1,0 +1,212 @@
+/* internal.h - what the store's files share and nobody else sees. */
+#ifndef BS_INTERNAL_H
+#define BS_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "blobstore.h"
+#include "blobstore_backend.h"
+
+#define BS_UNUSED(x) ((void)(x))
+
+/* ---- errors (error.c) ---------------------------------------------------- */
+
+/* Sets the thread's error and returns CODE.  Any of IMG, E may be NULL;
+ * OFFSET is printed unless it is BS_NO_OFFSET. */
+#define BS_NO_OFFSET UINT64_MAX
+int bs__err(const bs_image *img, const bs_entry *e, uint64_t offset, int code,
+	    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+int bs__err_key(const char *label, const char *type, const char *name, int code,
+		const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+int bs__verr(const char *label, const char *type, const char *name, uint64_t offset,
+	     int code, const char *fmt, va_list ap);
+/* Backend errors: "LABEL: what: strerror(errno)" with the errno mapped. */
+int bs__errno(const char *label, int err, uint64_t offset, const char *what);
+
+/* ---- DER primitives (der.c) ---------------------------------------------- */
+
+#define DER_BOOLEAN 0x01
+#define DER_INTEGER 0x02
+#define DER_BIT_STRING 0x03
+#define DER_OCTET_STRING 0x04
+#define DER_NULL 0x05
+#define DER_OID 0x06
+#define DER_UTF8STRING 0x0c
+#define DER_PRINTABLESTRING 0x13
+#define DER_IA5STRING 0x16
+#define DER_UTCTIME 0x17
+#define DER_GENERALIZEDTIME 0x18
+#define DER_SEQUENCE 0x30
+#define DER_SET 0x31
+
+/* One decoded tag-length header.  TAG holds the identifier octets as read
+ * (up to 4 for high tag numbers, big-endian in a uint32_t). */
+struct der_tlv {
+	uint32_t tag;
+	bool constructed;
+	size_t hdr; /* identifier + length octets */
+	size_t len; /* content octets */
+};
+
+/* Reads one header from P/AVAIL strictly: minimal tag and length octets,
+ * definite length below 2^32, and the content within AVAIL.  Returns 0, or
+ * a short static reason. */
+const char *der_header(const uint8_t *p, size_t avail, struct der_tlv *t);
+/* The same, but the content may extend past AVAIL (only the header must be
+ * there); used when only a prefix of a large element is in memory. */
+const char *der_header_prefix(const uint8_t *p, size_t avail, struct der_tlv *t);
+/* Checks that P/LEN is exactly one strictly DER-encoded element (nested
+ * depth limited to BS_MAX_DEPTH); constructed contents are walked. */
+const char *der_check_element(const uint8_t *p, size_t len);
+/* Checks a run of elements filling P/LEN exactly. */
+const char *der_check_elements(const uint8_t *p, size_t len, size_t *count);
+/* X.690 11.6 ordering: compare encodings as octet strings, the shorter
+ * padded with zero octets. */
+int der_set_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
+/* Header encoding: returns its length (at most 6). */
+size_t der_put_header(uint8_t *out, uint8_t tag, size_t len);
+size_t der_header_len(size_t len);
+bool der_valid_utf8(const uint8_t *p, size_t len);
+bool der_valid_ia5(const uint8_t *p, size_t len);
+/* INTEGER contents to int64; false when it does not fit or is not minimal. */
+bool der_int_value(const uint8_t *p, size_t len, int64_t *out);
+
+/* ---- CRC-32C (crc32c.c) -------------------------------------------------- */
+uint32_t bs_crc32c(uint32_t crc, const void *data, size_t len);
+
+/* ---- entries (entry.c) --------------------------------------------------- */
+
+struct bs_attr_ref {
+	const uint8_t *name; /* not NUL-terminated in the encoding: see cname */
+	char *cname;         /* NUL-terminated copy */
+	size_t name_len;
+	const uint8_t *value; /* DER of the value elements, empty for a flag */
+	size_t value_len;
+	const uint8_t *tlv;   /* the whole attribute encoding */
+	size_t tlv_len;
+	bool mandatory;
+};
+
+/* Everything about an entry except where it lives; replaced as a whole when
+ * the entry is rewritten. */
+struct bs_meta {
+	char *type;
+	char *name;          /* NULL when absent */
+	uint8_t *sets;       /* the two SET OF Attribute encodings, back to back */
+	size_t sets_len;
+	struct bs_attr_ref *attrs; /* mandatory ones first */
+	size_t nmand, nopt;
+};
+
+enum bs_check_alg { BS_CHECK_NONE = 0, BS_CHECK_CRC32C, BS_CHECK_SHA256 };
+
+struct bs_entry {
+	uint64_t off;      /* first octet of the Entry */
+	uint64_t size;     /* whole Entry encoding */
+	uint64_t data_off; /* first content octet of the data OCTET STRING */
+	uint64_t data_len; /* its content length */
+	struct bs_meta *m;
+	int status;        /* BS_OK or why refused */
+	char *status_msg;
+	bool slotted;
+	enum bs_check_alg alg;
+	bool superseded;    /* a later copy replaces it (crash during rewrite) */
+	uint64_t supersedes; /* offset this entry replaces, or UINT64_MAX */
+	/* slot cache (writers only) */
+	int active;         /* -1 unknown, else 0 or 1 */
+	uint64_t gen;       /* highest generation seen in either slot */
+	size_t index;       /* position in the image's list */
+	struct bs_entry *hnext;
+};
+
+/* Slot header: generation (8), length (4), check (4 for CRC-32C, 32 for SHA-256). */
+size_t bs__slot_hdr_len(enum bs_check_alg alg);
+
+/* Parses the entry whose first octet is at HEAD (HEAD_LEN octets from the
+ * entry start, at least through the data header) and TAIL (the octets after
+ * the data contents up to the entry end).  Fills E (fields, meta, status).
+ * Returns BS_OK, or BS_ECORRUPT for framing errors that make the entry's
+ * extent unknowable; content errors only set E->status.  *NEED receives the
+ * head length required when HEAD_LEN was too short (then BS_ERANGE). */
+struct entry_layout {
+	uint64_t size;      /* whole entry */
+	uint64_t data_rel;  /* data contents offset from entry start */
+	uint64_t data_len;
+	size_t head_need;   /* octets from entry start through the data header */
+	size_t tail_len;    /* octets after the data contents */
+};
+int bs__entry_layout(const uint8_t *head, size_t head_len, uint64_t avail,
+		     struct entry_layout *lay, const char **why);
+int bs__entry_parse(const uint8_t *head, const uint8_t *tail,
+		    const struct entry_layout *lay, bs_entry *e, const char **why,
+		    uint64_t *bad_rel);
+void bs__meta_free(struct bs_meta *m);
+
+/* Encodes an entry: TYPE, NAME (may be NULL), the two attribute sets given
+ * as sorted lists of whole attribute encodings, and a data area of DATA_LEN
+ * octets whose content is produced by the caller (the encoder only writes
+ * the header).  Returns a malloc'ed buffer with the full entry (data area
+ * zeroed) and its layout. */
+struct enc_attr {
+	const uint8_t *tlv;
+	size_t len;
+};
+int bs__entry_encode(const char *type, const char *name, const struct enc_attr *mand,
+		     size_t nmand, const struct enc_attr *opt, size_t nopt,
+		     uint64_t data_len, uint8_t **out, size_t *out_len, uint64_t *data_rel);
+/* Builds one attribute encoding (flag when VALUE_LEN is 0). */
+int bs__attr_encode(const char *name, const uint8_t *value, size_t value_len,
+		    uint8_t **out, size_t *out_len);
+/* Sorts attribute encodings (X.690 11.6) and rejects duplicates. */
+int bs__attr_sort(struct enc_attr *a, size_t n);
+
+/* Names of the library's own attributes and types. */
+#define BS_TYPE_IMAGE "bs.image"
+#define BS_ATTR_SLOTS "bs.slots"
+#define BS_ATTR_ID "bs.id"
+#define BS_ATTR_SUPERSEDES "bs.supersedes"
+#define BS_RESERVED_PREFIX "bs."
+
+/* ---- the image (image.c) ------------------------------------------------- */
+
+struct bs_image {
+	struct bs_backend *be;
+	char *label;
+	unsigned flags;
+	bool locked;
+	uint64_t size;     /* backend size */
+	uint64_t dir_end;  /* just past end-of-contents */
+	uint64_t holes;    /* octets in free elements */
+	bs_entry **list;   /* directory order, live and refused entries */
+	size_t count, cap;
+	bs_entry **hash;
+	size_t hash_size;
+	uint8_t id[16];
+	bs_entry *image_entry;
+	uint64_t superseded_pending; /* entries hidden by a later copy */
+};
+
+int bs__sync(bs_image *img);
+int bs__read(bs_image *img, const bs_entry *e, void *buf, size_t len, uint64_t off);
+int bs__write(bs_image *img, const bs_entry *e, const void *buf, size_t len, uint64_t off);
+
+/* ---- slots (slots.c) ----------------------------------------------------- */
+int bs__slots_init(enum bs_check_alg alg, uint8_t *area, size_t area_len,
+		   const void *data, size_t len);
+int bs__slot_read(bs_image *img, bs_entry *e, void **out, size_t *len,
+		  uint8_t *buf, size_t bufsize, bool alloc);
+int bs__slot_write(bs_image *img, bs_entry *e, const void *data, size_t len);
+size_t bs__slot_capacity(const bs_entry *e);
+/* Verifies both slots, reporting through the callback. */
+int bs__slot_check(bs_image *img, bs_entry *e, bs_check_cb cb, void *ctx);
+void bs__slot_put_header(enum bs_check_alg alg, uint8_t *hdr, uint64_t gen,
+			 const void *data, size_t len);
+
+/* ---- schema (schema.c) --------------------------------------------------- */
+/* Decodes one entry encoding against the module's Entry type with libtasn1. */
+int bs__schema_check_entry(const uint8_t *der, size_t len, char *why, size_t whylen);
+
+#endif
