@@ -690,6 +690,20 @@ int bs_entry_is_slotted(const bs_entry *e)
 {
 	return e->slotted;
 }
+const char *bs_entry_check(const bs_entry *e)
+{
+	if (!e->slotted)
+		return NULL;
+	return e->alg == BS_CHECK_SHA256 ? "sha256" : "crc32c";
+}
+
+int bs_image_read_raw(bs_image *img, uint64_t off, void *buf, size_t len)
+{
+	if (off > img->size || len > img->size - off)
+		return bs__err(img, NULL, off, BS_ECORRUPT, "%zu octets past the end of the image",
+			       len);
+	return bs__read(img, NULL, buf, len, off);
+}
 
 static bool valid_type(const char *t)
 {
@@ -931,8 +945,20 @@ int bs_entry_create(bs_image *img, const char *type, const char *name, size_t ca
 		    const struct bs_attr *attrs, size_t nattrs, const void *data, size_t len,
 		    bs_entry **out)
 {
+	struct bs_entry_opts o = {.capacity = capacity, .attrs = attrs, .nattrs = nattrs};
+	return bs_entry_create2(img, type, name, &o, data, len, out);
+}
+
+int bs_entry_create2(bs_image *img, const char *type, const char *name,
+		     const struct bs_entry_opts *opts, const void *data, size_t len,
+		     bs_entry **out)
+{
 	if (out)
 		*out = NULL;
+	if (!opts)
+		return bs__err(img, NULL, BS_NO_OFFSET, BS_EINVAL, "no options");
+	const struct bs_attr *attrs = opts->attrs;
+	size_t nattrs = opts->nattrs, capacity = opts->capacity;
 	if (!img || !type || (len && !data) || (nattrs && !attrs))
 		return bs__err(img, NULL, BS_NO_OFFSET, BS_EINVAL, "invalid argument");
 	int rc = writable(img, NULL);
@@ -949,8 +975,15 @@ int bs_entry_create(bs_image *img, const char *type, const char *name, size_t ca
 		return bs__err(img, NULL, BS_NO_OFFSET, BS_ELIMIT, "too many attributes");
 	if (hash_find(img, type, name))
 		return bs__err_key(img->label, type, name, BS_EEXIST, "entry already exists");
-	struct bs_entry_opts_int o = {.alg = BS_CHECK_CRC32C};
-	if ((rc = set_opts(img, type, name, capacity, len, &o)))
+	struct bs_entry_opts_int o = {.alg = BS_CHECK_CRC32C, .raw = opts->flags & BS_ENTRY_RAW};
+	if (opts->check && !strcmp(opts->check, "sha256"))
+		o.alg = BS_CHECK_SHA256;
+	else if (opts->check && strcmp(opts->check, "crc32c"))
+		return bs__err(img, NULL, BS_NO_OFFSET, BS_EINVAL,
+			       "unknown check '%s' (crc32c or sha256)", opts->check);
+	if (opts->flags & ~BS_ENTRY_RAW)
+		return bs__err(img, NULL, BS_NO_OFFSET, BS_EINVAL, "unknown entry flags");
+	if ((rc = set_opts(img, type, name, o.raw ? len : capacity, len, &o)))
 		return rc;
 	struct enc_attr *mand = calloc(nattrs + 1, sizeof *mand);
 	struct enc_attr *opt = calloc(nattrs + 1, sizeof *opt);

@@ -147,6 +147,21 @@ int bs_entry_create(bs_image *img, const char *type, const char *name,
 		    size_t capacity, const struct bs_attr *attrs, size_t nattrs,
 		    const void *data, size_t len, bs_entry **out);
 
+/* Options for bs_entry_create2(); zero-initialise, then set what you need. */
+#define BS_ENTRY_RAW 0x01u /* no slots: data is the whole data area; replacing it
+			      rewrites the entry (still crash-safe, but costs more) */
+struct bs_entry_opts {
+	size_t capacity;            /* data capacity (at least the initial length) */
+	const struct bs_attr *attrs; /* NATTRS attributes, names not starting "bs." */
+	size_t nattrs;
+	const char *check;          /* slot check: NULL or "crc32c" (torn writes,
+				       bit rot), "sha256" (strong detection) */
+	unsigned flags;             /* BS_ENTRY_* */
+};
+int bs_entry_create2(bs_image *img, const char *type, const char *name,
+		     const struct bs_entry_opts *opts, const void *data, size_t len,
+		     bs_entry **out);
+
 /* Accessors; strings live as long as the entry. */
 const char *bs_entry_type(const bs_entry *e);
 const char *bs_entry_name(const bs_entry *e);   /* NULL when unnamed */
@@ -159,6 +174,12 @@ int bs_entry_status(const bs_entry *e);
 const char *bs_entry_status_msg(const bs_entry *e);
 /* Non-zero when the entry uses the two-slot data layout (bs.slots). */
 int bs_entry_is_slotted(const bs_entry *e);
+/* The slot check of a slotted entry ("crc32c", "sha256"), else NULL. */
+const char *bs_entry_check(const bs_entry *e);
+
+/* Reads LEN raw octets of the image at OFF (for dump and diagnostic tools).
+ * Errors: BS_ECORRUPT (past the end), BS_EIO. */
+int bs_image_read_raw(bs_image *img, uint64_t off, void *buf, size_t len);
 
 /* Reads the entry's current data into BUF.  *LEN receives the data length;
  * when BUFSIZE is too small nothing is copied and BS_ERANGE is returned with
