@@ -168,10 +168,14 @@ static const char *parse_set(const uint8_t *p, size_t len, bool mandatory,
 			a->value_len = t.len - nt.hdr - nt.len;
 			if (a->value_len == 0)
 				return "attribute SEQUENCE without a value";
-			size_t cnt;
+			size_t cnt = 0;
 			w = der_check_elements(a->value, a->value_len, &cnt);
 			if (w)
 				return w;
+			/* One value element, as the module says: compound values
+			 * nest in a SEQUENCE, and libtasn1 can check every image. */
+			if (cnt != 1)
+				return "attribute value is not exactly one element";
 		} else {
 			return "attribute is neither an IA5String flag nor a SEQUENCE";
 		}
@@ -193,6 +197,25 @@ static const char *parse_set(const uint8_t *p, size_t len, bool mandatory,
 		pos += tl;
 	}
 	return NULL;
+}
+
+const char *bs__attr_set_parse(const uint8_t *p, size_t len, bool mandatory,
+			       struct bs_attr_ref *out, size_t *n, size_t max, size_t *bad)
+{
+	return parse_set(p, len, mandatory, out, n, max, bad);
+}
+
+/* An upper bound on the refs parse_set writes for one set: the elements
+ * whose headers parse, at most BS_MAX_ATTRS. */
+static size_t count_attrs(const uint8_t *p, size_t len)
+{
+	size_t n = 0, pos = 0;
+	struct der_tlv t;
+	while (pos < len && n < BS_MAX_ATTRS && !der_header(p + pos, len - pos, &t)) {
+		n++;
+		pos += t.hdr + t.len;
+	}
+	return n;
 }
 
 size_t bs__slot_hdr_len(enum bs_check_alg alg)
@@ -264,10 +287,11 @@ int bs__entry_parse(const uint8_t *head, const uint8_t *tail, const struct entry
 		return BS_ENOMEM;
 	memcpy(m->sets, head + sets_start, m->sets_len);
 	/* Attribute refs point into m->sets. */
-	size_t cap = (ms.len + os.len) / 2 + 1;
-	if (cap > 2 * BS_MAX_ATTRS)
-		cap = 2 * BS_MAX_ATTRS + 1;
-	m->attrs = calloc(cap, sizeof *m->attrs);
+	/* Exactly as many refs as parse_set can fill: open keeps these for
+	 * every entry, so a guess from the set lengths costs memory. */
+	size_t cap = count_attrs(head + mpos + ms.hdr, ms.len) +
+		     count_attrs(head + opos + os.hdr, os.len);
+	m->attrs = calloc(cap ? cap : 1, sizeof *m->attrs);
 	if (!m->attrs)
 		return BS_ENOMEM;
 	size_t bad = 0;
@@ -308,7 +332,10 @@ int bs__entry_parse(const uint8_t *head, const uint8_t *tail, const struct entry
 		if (!m->name)
 			return BS_ENOMEM;
 	}
-	/* The library's own attributes. */
+	/* The library's own attributes.  An unknown mandatory one refuses the
+	 * entry, but only after the loop: bs.slots and bs.supersedes must be
+	 * understood even then (a crash during a rewrite of such an entry). */
+	const char *unknown = NULL;
 	for (size_t i = 0; i < na; i++) {
 		struct bs_attr_ref *a = &m->attrs[i];
 		struct der_tlv v;
@@ -338,13 +365,42 @@ int bs__entry_parse(const uint8_t *head, const uint8_t *tail, const struct entry
 				return refuse(e, BS_ECORRUPT, "bs.supersedes is not one INTEGER >= 0",
 					      NULL, sets_start, bad_rel, why);
 			e->supersedes = (uint64_t)off;
-		} else if (a->mandatory) {
+		} else if (!strcmp(a->cname, BS_ATTR_AEAD)) {
+			/* Value SEQUENCE { IA5String algorithm, OCTET STRING entry
+			 * identity (16) }: the slots hold ciphertext (crypt.c). */
+			if (!a->mandatory)
+				return refuse(e, BS_ECORRUPT, "bs.aead must be mandatory", NULL,
+					      sets_start, bad_rel, why);
+			struct der_tlv sq, v2;
+			const uint8_t *c = a->value;
+			if (der_header(c, a->value_len, &sq) || sq.tag != DER_SEQUENCE ||
+			    sq.hdr + sq.len != a->value_len ||
+			    der_header(c + sq.hdr, sq.len, &v) || v.tag != DER_IA5STRING ||
+			    v.hdr + v.len >= sq.len ||
+			    der_header(c + sq.hdr + v.hdr + v.len, sq.len - v.hdr - v.len, &v2) ||
+			    v2.tag != DER_OCTET_STRING || v2.len != BS_AEAD_ENTRY_ID_LEN ||
+			    v.hdr + v.len + v2.hdr + v2.len != sq.len)
+				return refuse(e, BS_ECORRUPT,
+					      "bs.aead value is not SEQUENCE { IA5String, OCTET STRING (16) }",
+					      NULL, sets_start, bad_rel, why);
+			const char *alg = (const char *)c + sq.hdr + v.hdr;
+			if (v.len == 11 && !memcmp(alg, "aes-256-gcm", 11))
+				e->aead = BS_AEAD_AES256GCM;
+			else if (v.len == 17 && !memcmp(alg, "chacha20-poly1305", 17))
+				e->aead = BS_AEAD_CHACHA20POLY1305;
+			else
+				return refuse(e, BS_EUNSUPPORTED,
+					      "unknown cipher in mandatory attribute '%s'", a->cname,
+					      sets_start, bad_rel, why);
+		} else if (a->mandatory && !unknown) {
 			/* This reader knows no other mandatory attribute. */
-			return refuse(e, BS_EUNSUPPORTED, "unknown mandatory attribute '%s'",
-				      a->cname, sets_start, bad_rel, why);
+			unknown = a->cname;
 		}
 	}
 	e->data_len = lay->data_len;
+	if (e->aead && !e->slotted)
+		return refuse(e, BS_ECORRUPT, "bs.aead on an entry without slots", NULL,
+			      sets_start, bad_rel, why);
 	if (e->slotted) {
 		size_t h = bs__slot_hdr_len(e->alg);
 		if (lay->data_len < 2 * h || lay->data_len % 2)
@@ -354,6 +410,35 @@ int bs__entry_parse(const uint8_t *head, const uint8_t *tail, const struct entry
 			return refuse(e, BS_ECORRUPT, "slot larger than 2^32", NULL, lay->data_rel,
 				      bad_rel, why);
 	}
+	if (unknown) {
+		m->unknown_mandatory = true;
+		return refuse(e, BS_EUNSUPPORTED, "unknown mandatory attribute '%s'", unknown,
+			      sets_start, bad_rel, why);
+	}
+	return BS_OK;
+}
+
+int bs_entry_accept(bs_image *img, bs_entry *e, const char *const *names, size_t n)
+{
+	if (!e || (n && !names))
+		return bs__err(img, e, BS_NO_OFFSET, BS_EINVAL, "invalid argument");
+	if (!e->status)
+		return BS_OK;
+	if (e->status != BS_EUNSUPPORTED || !e->m || !e->m->unknown_mandatory)
+		return bs__err(img, e, e->off, e->status, "entry refused: %s",
+			       bs_entry_status_msg(e));
+	for (size_t i = 0; i < e->m->nmand; i++) {
+		const char *a = e->m->attrs[i].cname;
+		bool known = !strcmp(a, BS_ATTR_SLOTS) || !strcmp(a, BS_ATTR_AEAD);
+		for (size_t k = 0; !known && k < n; k++)
+			known = names[k] && !strcmp(a, names[k]);
+		if (!known)
+			return bs__err(img, e, e->off, BS_EUNSUPPORTED,
+				       "entry refused: unknown mandatory attribute '%s'", a);
+	}
+	e->status = BS_OK;
+	free(e->status_msg);
+	e->status_msg = NULL;
 	return BS_OK;
 }
 
@@ -364,8 +449,8 @@ int bs__attr_encode(const char *name, const uint8_t *value, size_t value_len, ui
 	if (!valid_ident((const uint8_t *)name, nl, BS_MAX_ATTR_NAME_LEN, false))
 		return BS_EINVAL;
 	if (value_len) {
-		size_t cnt;
-		if (der_check_elements(value, value_len, &cnt))
+		size_t cnt = 0;
+		if (der_check_elements(value, value_len, &cnt) || cnt != 1)
 			return BS_EINVAL;
 	}
 	size_t inner = der_header_len(nl) + nl + value_len;

@@ -17,6 +17,8 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include <openssl/crypto.h>
+
 #include "internal.h"
 
 /* ---- storage access with error context ----------------------------------- */
@@ -92,15 +94,22 @@ static bool same_key(const bs_entry *e, const char *type, const char *name)
 	return !strcmp(e->m->name, name);
 }
 
-static bs_entry *hash_find(const bs_image *img, const char *type, const char *name)
+static bs_entry *hash_find_h(const bs_image *img, uint64_t h, const char *type,
+			     const char *name)
 {
 	if (!img->hash_size)
 		return NULL;
-	bs_entry *e = img->hash[key_hash(type, name) & (img->hash_size - 1)];
+	bs_entry *e = img->hash[h & (img->hash_size - 1)];
+	/* The stored hash first: it saves a cache miss per chained entry. */
 	for (; e; e = e->hnext)
-		if (same_key(e, type, name))
+		if (e->khash == h && same_key(e, type, name))
 			return e;
 	return NULL;
+}
+
+static bs_entry *hash_find(const bs_image *img, const char *type, const char *name)
+{
+	return hash_find_h(img, key_hash(type, name), type, name);
 }
 
 static int hash_grow(bs_image *img, size_t want)
@@ -117,7 +126,7 @@ static int hash_grow(bs_image *img, size_t want)
 		bs_entry *e = img->hash[i];
 		while (e) {
 			bs_entry *next = e->hnext;
-			size_t b = key_hash(e->m->type, e->m->name) & (n - 1);
+			size_t b = e->khash & (n - 1);
 			e->hnext = t[b];
 			t[b] = e;
 			e = next;
@@ -129,21 +138,29 @@ static int hash_grow(bs_image *img, size_t want)
 	return BS_OK;
 }
 
-static int hash_insert(bs_image *img, bs_entry *e)
+/* Links E under its khash (already set). */
+static int hash_link(bs_image *img, bs_entry *e)
 {
 	if (img->count * 2 > img->hash_size && hash_grow(img, img->count + 1))
 		return BS_ENOMEM;
-	size_t b = key_hash(e->m->type, e->m->name) & (img->hash_size - 1);
+	size_t b = e->khash & (img->hash_size - 1);
 	e->hnext = img->hash[b];
 	img->hash[b] = e;
 	return BS_OK;
+}
+
+static int hash_insert(bs_image *img, bs_entry *e)
+{
+	e->khash = key_hash(e->m->type, e->m->name);
+	return hash_link(img, e);
 }
 
 static void hash_remove(bs_image *img, bs_entry *e)
 {
 	if (!img->hash_size || !e->m || !e->m->type)
 		return;
-	bs_entry **pp = &img->hash[key_hash(e->m->type, e->m->name) & (img->hash_size - 1)];
+	/* The bucket it was inserted in, whatever its meta is now. */
+	bs_entry **pp = &img->hash[e->khash & (img->hash_size - 1)];
 	for (; *pp; pp = &(*pp)->hnext)
 		if (*pp == e) {
 			*pp = e->hnext;
@@ -318,6 +335,17 @@ static int scan(bs_image *img, const uint8_t *mem)
 			img->dir_end = pos + 2;
 			break;
 		}
+		if (p[0] == DER_NULL) {
+			/* The pad an append leaves behind: exactly "05 00". */
+			if (p[1] != 0) {
+				rc = bs__err(img, NULL, pos, BS_ECORRUPT,
+					     "malformed pad element (05 %02x)", p[1]);
+				goto out;
+			}
+			img->holes += 2;
+			pos += 2;
+			continue;
+		}
 		if (p[0] == DER_OCTET_STRING) {
 			struct der_tlv t;
 			const char *w = der_header_prefix(p, peek, &t);
@@ -375,7 +403,10 @@ static int index_entries(bs_image *img)
 {
 	for (size_t i = 0; i < img->count; i++) {
 		bs_entry *e = img->list[i];
-		if (e->supersedes == UINT64_MAX || e->status)
+		/* An entry refused only for an unknown mandatory attribute is
+		 * sound: its bs.supersedes counts (it may be a device's entry). */
+		if (e->supersedes == UINT64_MAX ||
+		    (e->status && !(e->m && e->m->unknown_mandatory)))
 			continue;
 		size_t j = find_offset(img, e->supersedes);
 		if (j != SIZE_MAX && j < i && same_key(img->list[j], e->m->type, e->m->name))
@@ -401,11 +432,20 @@ static int index_entries(bs_image *img)
 	}
 	img->count = k;
 	int rc = hash_grow(img, img->count + 1);
+	/* Hashes in one sequential pass, then the lookups with each bucket
+	 * fetched a few entries ahead: a big table is a cache miss per entry. */
+	for (size_t i = 0; i < img->count; i++) {
+		bs_entry *e = img->list[i];
+		if (e->m && e->m->type)
+			e->khash = key_hash(e->m->type, e->m->name);
+	}
 	for (size_t i = 0; !rc && i < img->count; i++) {
 		bs_entry *e = img->list[i];
+		if (i + 8 < img->count)
+			__builtin_prefetch(&img->hash[img->list[i + 8]->khash & (img->hash_size - 1)]);
 		if (!e->m || !e->m->type)
 			continue;
-		bs_entry *d = hash_find(img, e->m->type, e->m->name);
+		bs_entry *d = hash_find_h(img, e->khash, e->m->type, e->m->name);
 		if (d) {
 			char msg[160];
 			snprintf(msg, sizeof msg, "duplicate entry (also at offset %llu)",
@@ -424,7 +464,7 @@ static int index_entries(bs_image *img)
 			e->status_msg = strdup(msg);
 			continue;
 		}
-		rc = hash_insert(img, e);
+		rc = hash_link(img, e);
 	}
 	if (rc)
 		rc = bs__err(img, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
@@ -574,16 +614,11 @@ int bs_open_backend(struct bs_backend *be, const char *label, unsigned flags, bs
 		memcpy(img->id, id, 16);
 	if ((rc = index_entries(img)))
 		goto fail;
-	/* Octets past the end-of-contents of a file are an interrupted append:
-	 * never committed, so they go. */
-	if (!(flags & BS_OPEN_RDONLY) && be->ops->resize && img->size > img->dir_end) {
-		rc = be->ops->resize(be->ctx, img->dir_end);
-		if (!rc)
-			rc = bs__sync(img);
-		if (rc)
-			goto fail;
-		img->size = img->dir_end;
-	}
+	/* Octets past the end-of-contents of a file are normally an interrupted
+	 * append, never committed.  They are left alone all the same: damage
+	 * that forged an end-of-contents would look the same, and cutting would
+	 * destroy what follows.  The next append overwrites them, compact drops
+	 * them, check reports them. */
 	*out = img;
 	return BS_OK;
 fail:
@@ -616,6 +651,7 @@ void bs_close(bs_image *img)
 			img->be->ops->lock(img->be->ctx, BS_LOCK_NONE);
 		bs_backend_free(img->be);
 	}
+	bs__crypt_free(img->crypt);
 	free(img->label);
 	free(img);
 }
@@ -676,7 +712,7 @@ uint64_t bs_entry_size(const bs_entry *e)
 }
 size_t bs_entry_capacity(const bs_entry *e)
 {
-	return e->status ? 0 : bs__slot_capacity(e);
+	return e->status ? 0 : bs__data_capacity(e);
 }
 int bs_entry_status(const bs_entry *e)
 {
@@ -740,9 +776,15 @@ static int writable(bs_image *img, const bs_entry *e)
 {
 	if (img->flags & BS_OPEN_RDONLY)
 		return bs__err(img, e, BS_NO_OFFSET, BS_ERDONLY, "image opened read-only");
+	if (img->broken)
+		return bs__err(img, e, BS_NO_OFFSET, BS_EIO,
+			       "an earlier write failed and left the storage state unknown: reopen the image");
 	if (e && e->status)
 		return bs__err(img, e, e->off, e->status, "entry refused: %s",
 			       bs_entry_status_msg(e));
+	/* bs.key and the like change only through their own functions. */
+	if (e && e->m && e->m->type && !strncmp(e->m->type, BS_RESERVED_PREFIX, 3))
+		return bs__err(img, e, BS_NO_OFFSET, BS_EINVAL, "the library's own entry");
 	return BS_OK;
 }
 
@@ -801,8 +843,11 @@ static int dir_append(bs_image *img, const uint8_t *buf, size_t n, uint64_t *off
 	if (!rc)
 		rc = bs__sync(img);
 	if (!rc) {
-		static const uint8_t free_tag = DER_OCTET_STRING;
-		rc = bs__write(img, NULL, &free_tag, 1, eoc);
+		/* 00 00 -> 05 00: the end-of-contents becomes a NULL pad.  05 is
+		 * two bit flips away from 00, so one flipped bit cannot forge an
+		 * early end of the directory. */
+		static const uint8_t pad_tag = DER_NULL;
+		rc = bs__write(img, NULL, &pad_tag, 1, eoc);
 		if (!rc)
 			rc = bs__sync(img);
 		if (!rc) {
@@ -813,6 +858,7 @@ static int dir_append(bs_image *img, const uint8_t *buf, size_t n, uint64_t *off
 		}
 		/* The commit octet may or may not be on storage now: the
 		 * image's state is unknown, so stop using this handle's view. */
+		img->broken = true;
 		return rc;
 	}
 	/* Not committed: take back what went past the end (files). */
@@ -829,8 +875,10 @@ static int delete_at(bs_image *img, bs_entry *e)
 	int rc = bs__write(img, e, &free_tag, 1, e->off);
 	if (!rc)
 		rc = bs__sync(img);
-	if (rc)
+	if (rc) {
+		img->broken = true; /* deleted or not: unknown */
 		return rc;
+	}
 	img->holes += e->size;
 	/* Wipe the old contents (deleted state may be secret).  The delete is
 	 * already committed; a failure here leaves stale octets in free space. */
@@ -862,13 +910,20 @@ static int adopt(bs_image *img, bs_entry *e, const uint8_t *buf, uint64_t off)
 	int rc = bs__entry_layout(buf, SIZE_MAX, UINT64_MAX, &lay, &why);
 	if (!rc && !why)
 		rc = bs__entry_parse(buf, buf + lay.data_rel + lay.data_len, &lay, &tmp, &why, &bad);
-	if (rc || why || tmp.status) {
+	/* A mandatory attribute this library does not know is stored as the
+	 * caller asked; the entry is then refused here just as on the next open. */
+	if (rc || (why && tmp.status != BS_EUNSUPPORTED)) {
+		char msg[256];
+		snprintf(msg, sizeof msg, "%s", why ? why : "?"); /* WHY may be tmp's */
 		bs__meta_free(tmp.m);
 		free(tmp.status_msg);
 		return bs__err(img, e, off, BS_ECORRUPT, "internal: new entry does not parse: %s",
-			       why ? why : "?");
+			       msg);
 	}
 	bs__meta_free(e->m);
+	free(e->status_msg);
+	e->status = tmp.status;
+	e->status_msg = tmp.status_msg;
 	e->m = tmp.m;
 	e->off = off;
 	e->size = lay.size;
@@ -876,14 +931,17 @@ static int adopt(bs_image *img, bs_entry *e, const uint8_t *buf, uint64_t off)
 	e->data_len = lay.data_len;
 	e->slotted = tmp.slotted;
 	e->alg = tmp.alg;
+	e->aead = tmp.aead;
 	e->supersedes = tmp.supersedes;
 	return BS_OK;
 }
 
 struct bs_entry_opts_int {
-	size_t capacity;
+	size_t capacity;       /* what callers may store */
 	enum bs_check_alg alg;
 	bool raw;
+	enum bs_aead aead;     /* encrypt the initial slot (bs.aead is in MAND) */
+	uint64_t gen;          /* generation of the initial slot (0: 1) */
 };
 
 /* Encodes a complete entry from parts: attribute encodings (not yet
@@ -914,7 +972,9 @@ static int build_entry(bs_image *img, const char *type, const char *name,
 	if (bs__attr_sort(mand, nmand) || bs__attr_sort(opt, nopt))
 		return bs__err(img, NULL, BS_NO_OFFSET, BS_EINVAL, "duplicate attribute");
 	size_t h = bs__slot_hdr_len(o->alg);
-	uint64_t data_len = o->raw ? len : 2 * ((uint64_t)h + o->capacity);
+	size_t ovh = o->aead ? BS_AEAD_OVERHEAD : 0;
+	uint64_t gen = o->gen ? o->gen : 1;
+	uint64_t data_len = o->raw ? len : 2 * ((uint64_t)h + o->capacity + ovh);
 	uint64_t data_rel;
 	int rc = bs__entry_encode(type, name, mand, nmand, opt, nopt, data_len, out, out_len,
 				  &data_rel);
@@ -923,8 +983,23 @@ static int build_entry(bs_image *img, const char *type, const char *name,
 	if (o->raw) {
 		if (len)
 			memcpy(*out + data_rel, data, len);
+	} else if (o->aead) {
+		/* The sets are sorted now: the associated data is final. */
+		uint8_t *ct = malloc(len + BS_AEAD_OVERHEAD);
+		rc = ct ? bs__crypt_seal_parts(img, o->aead, type, name, mand, nmand, opt, nopt, gen,
+					       data, len, ct)
+			: bs__err(img, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+		if (!rc)
+			bs__slots_init(o->alg, *out + data_rel, (size_t)data_len, ct,
+				       len + BS_AEAD_OVERHEAD, gen);
+		free(ct);
+		if (rc) {
+			free(*out);
+			*out = NULL;
+			return rc;
+		}
 	} else {
-		bs__slots_init(o->alg, *out + data_rel, (size_t)data_len, data, len);
+		bs__slots_init(o->alg, *out + data_rel, (size_t)data_len, data, len, gen);
 	}
 	return BS_OK;
 }
@@ -949,9 +1024,28 @@ int bs_entry_create(bs_image *img, const char *type, const char *name, size_t ca
 	return bs_entry_create2(img, type, name, &o, data, len, out);
 }
 
+static int create_entry(bs_image *img, const char *type, const char *name,
+			const struct bs_entry_opts *opts, const void *data, size_t len,
+			bs_entry **out, bool lib);
+
 int bs_entry_create2(bs_image *img, const char *type, const char *name,
 		     const struct bs_entry_opts *opts, const void *data, size_t len,
 		     bs_entry **out)
+{
+	return create_entry(img, type, name, opts, data, len, out, false);
+}
+
+int bs__entry_create_lib(bs_image *img, const char *type, const char *name,
+			 const struct bs_entry_opts *opts, const void *data, size_t len,
+			 bs_entry **out)
+{
+	return create_entry(img, type, name, opts, data, len, out, true);
+}
+
+/* LIB: the library's own entry, which may use "bs." names. */
+static int create_entry(bs_image *img, const char *type, const char *name,
+			const struct bs_entry_opts *opts, const void *data, size_t len,
+			bs_entry **out, bool lib)
 {
 	if (out)
 		*out = NULL;
@@ -968,10 +1062,10 @@ int bs_entry_create2(bs_image *img, const char *type, const char *name,
 		return bs__err(img, NULL, BS_NO_OFFSET, BS_EINVAL,
 			       "type must be 1-%u printable ASCII octets, name valid UTF-8 of at most %u octets",
 			       BS_MAX_TYPE_LEN, BS_MAX_NAME_LEN);
-	if (!strncmp(type, BS_RESERVED_PREFIX, 3))
+	if (!lib && !strncmp(type, BS_RESERVED_PREFIX, 3))
 		return bs__err(img, NULL, BS_NO_OFFSET, BS_EINVAL,
 			       "types starting with 'bs.' are reserved for the library");
-	if (nattrs > BS_MAX_ATTRS - 1)
+	if (nattrs > BS_MAX_ATTRS - 2)
 		return bs__err(img, NULL, BS_NO_OFFSET, BS_ELIMIT, "too many attributes");
 	if (hash_find(img, type, name))
 		return bs__err_key(img->label, type, name, BS_EEXIST, "entry already exists");
@@ -981,13 +1075,27 @@ int bs_entry_create2(bs_image *img, const char *type, const char *name,
 	else if (opts->check && strcmp(opts->check, "crc32c"))
 		return bs__err(img, NULL, BS_NO_OFFSET, BS_EINVAL,
 			       "unknown check '%s' (crc32c or sha256)", opts->check);
-	if (opts->flags & ~BS_ENTRY_RAW)
+	if (opts->flags & ~(BS_ENTRY_RAW | BS_ENTRY_ENCRYPT))
 		return bs__err(img, NULL, BS_NO_OFFSET, BS_EINVAL, "unknown entry flags");
+	if (opts->flags & BS_ENTRY_ENCRYPT) {
+		if (o.raw)
+			return bs__err(img, NULL, BS_NO_OFFSET, BS_EINVAL,
+				       "encrypted entries keep their data in slots (not BS_ENTRY_RAW)");
+		o.aead = BS_AEAD_AES256GCM;
+		if (opts->cipher && !strcmp(opts->cipher, "chacha20-poly1305"))
+			o.aead = BS_AEAD_CHACHA20POLY1305;
+		else if (opts->cipher && strcmp(opts->cipher, "aes-256-gcm"))
+			return bs__err(img, NULL, BS_NO_OFFSET, BS_EINVAL,
+				       "unknown cipher '%s' (aes-256-gcm or chacha20-poly1305)",
+				       opts->cipher);
+		if ((rc = bs__crypt_ready(img, NULL)))
+			return rc;
+	}
 	if ((rc = set_opts(img, type, name, o.raw ? len : capacity, len, &o)))
 		return rc;
-	struct enc_attr *mand = calloc(nattrs + 1, sizeof *mand);
+	struct enc_attr *mand = calloc(nattrs + 2, sizeof *mand);
 	struct enc_attr *opt = calloc(nattrs + 1, sizeof *opt);
-	uint8_t **bufs = calloc(nattrs + 1, sizeof *bufs);
+	uint8_t **bufs = calloc(nattrs + 2, sizeof *bufs);
 	size_t nm = 0, no = 0;
 	uint8_t *enc = NULL;
 	size_t enc_len = 0;
@@ -998,7 +1106,7 @@ int bs_entry_create2(bs_image *img, const char *type, const char *name,
 	}
 	for (size_t i = 0; i < nattrs; i++) {
 		const struct bs_attr *a = &attrs[i];
-		if (!a->name || !strncmp(a->name, BS_RESERVED_PREFIX, 3)) {
+		if (!a->name || (!lib && !strncmp(a->name, BS_RESERVED_PREFIX, 3))) {
 			rc = bs__err(img, NULL, BS_NO_OFFSET, BS_EINVAL,
 				     "attribute names starting with 'bs.' are reserved");
 			goto out;
@@ -1021,6 +1129,13 @@ int bs_entry_create2(bs_image *img, const char *type, const char *name,
 					     "attribute '%s' given twice", attrs[i].name);
 				goto out;
 			}
+	if (o.aead) {
+		size_t l;
+		if ((rc = bs__crypt_attr(img, o.aead, &bufs[nattrs], &l)))
+			goto out;
+		mand[nm].tlv = bufs[nattrs];
+		mand[nm++].len = l;
+	}
 	rc = build_entry(img, type, name, mand, nm, opt, no, &o, data, len, &enc, &enc_len);
 	if (rc)
 		goto out;
@@ -1048,7 +1163,7 @@ int bs_entry_create2(bs_image *img, const char *type, const char *name,
 	if (out)
 		*out = e;
 out:
-	for (size_t i = 0; bufs && i < nattrs; i++)
+	for (size_t i = 0; bufs && i <= nattrs; i++)
 		free(bufs[i]);
 	free(bufs);
 	free(mand);
@@ -1067,6 +1182,8 @@ struct rewrite {
 	size_t value_len;
 	unsigned attr_flags;
 	bool remove;
+	const struct bs_attr *set; /* more attributes to set ("bs." allowed) */
+	size_t nset;
 };
 
 /* Copy-on-write of E: append a new copy that names the old one in
@@ -1087,19 +1204,24 @@ static int rewrite(bs_image *img, bs_entry *e, const struct rewrite *rw)
 	}
 	struct bs_meta *m = e->m;
 	size_t na = m->nmand + m->nopt;
-	struct enc_attr *mand = calloc(na + 2, sizeof *mand);
-	struct enc_attr *opt = calloc(na + 2, sizeof *opt);
+	struct enc_attr *mand = calloc(na + 2 + rw->nset, sizeof *mand);
+	struct enc_attr *opt = calloc(na + 2 + rw->nset, sizeof *opt);
+	uint8_t **setbufs = calloc(rw->nset + 1, sizeof *setbufs);
 	uint8_t *newattr = NULL, *sup = NULL;
 	uint8_t *enc = NULL;
 	size_t enc_len, nm = 0, no = 0;
-	if (!mand || !opt) {
+	if (!mand || !opt || !setbufs) {
 		rc = bs__err(img, e, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
 		goto out;
 	}
 	/* Every attribute byte for byte, but the ones this rewrite owns. */
 	for (size_t i = 0; i < na; i++) {
 		const struct bs_attr_ref *a = &m->attrs[i];
-		if (!strcmp(a->cname, BS_ATTR_SLOTS) || !strcmp(a->cname, BS_ATTR_SUPERSEDES) ||
+		bool owned = false;
+		for (size_t k = 0; k < rw->nset; k++)
+			owned = owned || !strcmp(a->cname, rw->set[k].name);
+		if (owned || !strcmp(a->cname, BS_ATTR_SLOTS) ||
+		    !strcmp(a->cname, BS_ATTR_SUPERSEDES) ||
 		    (rw->attr && !strcmp(a->cname, rw->attr)))
 			continue;
 		struct enc_attr *dst = a->mandatory ? &mand[nm++] : &opt[no++];
@@ -1118,6 +1240,19 @@ static int rewrite(bs_image *img, bs_entry *e, const struct rewrite *rw)
 		dst->tlv = newattr;
 		dst->len = l;
 	}
+	for (size_t k = 0; k < rw->nset; k++) {
+		const struct bs_attr *a = &rw->set[k];
+		size_t l;
+		rc = bs__attr_encode(a->name, a->value, a->value_len, &setbufs[k], &l);
+		if (rc) {
+			rc = bs__err(img, e, BS_NO_OFFSET, rc, "attribute '%s': bad name or value",
+				     a->name);
+			goto out;
+		}
+		struct enc_attr *dst = (a->flags & BS_ATTR_MANDATORY) ? &mand[nm++] : &opt[no++];
+		dst->tlv = setbufs[k];
+		dst->len = l;
+	}
 	if (nm + 1 > BS_MAX_ATTRS || no + 1 > BS_MAX_ATTRS) {
 		rc = bs__err(img, e, BS_NO_OFFSET, BS_ELIMIT, "too many attributes");
 		goto out;
@@ -1131,8 +1266,12 @@ static int rewrite(bs_image *img, bs_entry *e, const struct rewrite *rw)
 	}
 	opt[no].tlv = sup;
 	opt[no++].len = sl;
-	struct bs_entry_opts_int o = {.alg = e->alg, .raw = !e->slotted};
-	size_t cap = rw->capacity > bs__slot_capacity(e) ? rw->capacity : bs__slot_capacity(e);
+	/* The copy's generations continue the old ones, so that no slot of
+	 * the old copy can be replayed into the new one. */
+	struct bs_entry_opts_int o = {.alg = e->alg, .raw = !e->slotted, .aead = e->aead};
+	if (e->slotted && (rc = bs__slot_next_gen(img, e, &o.gen)))
+		goto out;
+	size_t cap = rw->capacity > bs__data_capacity(e) ? rw->capacity : bs__data_capacity(e);
 	if ((rc = set_opts(img, m->type, m->name, o.raw ? len : cap, len, &o)))
 		goto out;
 	if (o.alg == BS_CHECK_NONE)
@@ -1150,7 +1289,7 @@ static int rewrite(bs_image *img, bs_entry *e, const struct rewrite *rw)
 	if ((rc = adopt(img, e, enc, off)))
 		goto out;
 	e->active = o.raw ? -1 : 0;
-	e->gen = 1;
+	e->gen = o.gen ? o.gen : 1;
 	list_remove(img, e);
 	list_push(img, e); /* cannot fail: the slot just freed */
 	old.off = old_off;
@@ -1158,6 +1297,11 @@ static int rewrite(bs_image *img, bs_entry *e, const struct rewrite *rw)
 	old.m = e->m; /* for messages only */
 	rc = delete_at(img, &old);
 out:
+	for (size_t k = 0; setbufs && k < rw->nset; k++)
+		free(setbufs[k]);
+	free(setbufs);
+	if (cur && e->aead)
+		OPENSSL_cleanse(cur, cur_len);
 	free(cur);
 	free(mand);
 	free(opt);
@@ -1176,7 +1320,7 @@ int bs_entry_write(bs_image *img, bs_entry *e, const void *data, size_t len)
 		return bs__err(img, e, BS_NO_OFFSET, BS_EINVAL, "no data");
 	if (e == img->image_entry)
 		return bs__err(img, e, BS_NO_OFFSET, BS_EINVAL, "the image entry holds no data");
-	if (e->slotted && len <= bs__slot_capacity(e))
+	if (e->slotted && len <= bs__data_capacity(e))
 		return bs__slot_write(img, e, data, len);
 	struct rewrite rw = {.data = data, .len = len, .capacity = len};
 	if (!data)
@@ -1192,9 +1336,23 @@ int bs_entry_resize(bs_image *img, bs_entry *e, size_t capacity)
 	if (!e->slotted)
 		return bs__err(img, e, BS_NO_OFFSET, BS_EINVAL,
 			       "entry has no slots: its capacity is its data");
-	if (capacity <= bs__slot_capacity(e))
+	if (capacity <= bs__data_capacity(e))
 		return BS_OK;
 	struct rewrite rw = {.capacity = capacity};
+	return rewrite(img, e, &rw);
+}
+
+int bs__entry_rewrite_lib(bs_image *img, bs_entry *e, const struct bs_attr *attrs,
+			  size_t nattrs, const void *data, size_t len)
+{
+	int rc = writable(img, NULL);
+	if (rc)
+		return rc;
+	if (e->status)
+		return bs__err(img, e, e->off, e->status, "entry refused: %s",
+			       bs_entry_status_msg(e));
+	struct rewrite rw = {.data = data ? data : "", .len = len, .capacity = len,
+			     .set = attrs, .nset = nattrs};
 	return rewrite(img, e, &rw);
 }
 
@@ -1204,6 +1362,9 @@ int bs_entry_delete(bs_image *img, bs_entry *e)
 		return bs__err(img, e, BS_NO_OFFSET, BS_ERDONLY, "image opened read-only");
 	if (e == img->image_entry)
 		return bs__err(img, e, BS_NO_OFFSET, BS_EINVAL, "the image entry cannot be deleted");
+	if (img->broken)
+		return bs__err(img, e, BS_NO_OFFSET, BS_EIO,
+			       "an earlier write failed and left the storage state unknown: reopen the image");
 	int rc = delete_at(img, e);
 	if (rc)
 		return rc;
@@ -1439,6 +1600,9 @@ int bs_compact(bs_image *img)
 	b[pos++] = 0;
 	rc = img->be->ops->replace(img->be->ctx, b, pos);
 	if (rc) {
+		/* A file may have been renamed into place before the failure
+		 * (directory fsync): the offsets this handle knows are then wrong. */
+		img->broken = true;
 		rc = bs__err(img, NULL, BS_NO_OFFSET, rc, "compact failed: %s", backend_msg(img));
 		goto out;
 	}
@@ -1510,6 +1674,14 @@ int bs_check(bs_image *img, int schema, bs_check_cb cb, void *ctx)
 		}
 		if (rc && !first)
 			first = rc;
+	}
+	if (img->be->ops->resize && img->size > img->dir_end && cb) {
+		char msg[160];
+		snprintf(msg, sizeof msg,
+			 "%llu octets after the end-of-contents (an interrupted append, or damage "
+			 "that ended the directory early); the next change overwrites them",
+			 (unsigned long long)(img->size - img->dir_end));
+		cb(ctx, NULL, img->dir_end, BS_OK, msg);
 	}
 	if (img->superseded_pending && cb)
 		cb(ctx, NULL, BS_NO_OFFSET, BS_OK,

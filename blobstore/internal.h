@@ -99,9 +99,15 @@ struct bs_meta {
 	size_t sets_len;
 	struct bs_attr_ref *attrs; /* mandatory ones first */
 	size_t nmand, nopt;
+	/* Refused only for mandatory attributes this library does not know:
+	 * the structure is sound, and an upper layer that knows them may
+	 * accept the entry (bs_entry_accept). */
+	bool unknown_mandatory;
 };
 
 enum bs_check_alg { BS_CHECK_NONE = 0, BS_CHECK_CRC32C, BS_CHECK_SHA256 };
+/* Authenticated encryption of a slotted entry's data (crypt.c). */
+enum bs_aead { BS_AEAD_NONE = 0, BS_AEAD_AES256GCM, BS_AEAD_CHACHA20POLY1305 };
 
 struct bs_entry {
 	uint64_t off;      /* first octet of the Entry */
@@ -113,6 +119,7 @@ struct bs_entry {
 	char *status_msg;
 	bool slotted;
 	enum bs_check_alg alg;
+	enum bs_aead aead;  /* bs.aead: slot payloads are nonce|ciphertext|tag */
 	bool superseded;    /* a later copy replaces it (crash during rewrite) */
 	uint64_t supersedes; /* offset this entry replaces, or UINT64_MAX */
 	/* slot cache (writers only) */
@@ -120,6 +127,7 @@ struct bs_entry {
 	uint64_t gen;       /* highest generation seen in either slot */
 	size_t index;       /* position in the image's list */
 	struct bs_entry *hnext;
+	uint64_t khash;      /* hash of type and name, set when inserted */
 };
 
 /* Slot header: generation (8), length (4), check (4 for CRC-32C, 32 for SHA-256). */
@@ -160,6 +168,13 @@ int bs__entry_encode(const char *type, const char *name, const struct enc_attr *
 /* Builds one attribute encoding (flag when VALUE_LEN is 0). */
 int bs__attr_encode(const char *name, const uint8_t *value, size_t value_len,
 		    uint8_t **out, size_t *out_len);
+/* Parses the contents of one SET OF Attribute strictly (DER order, names,
+ * value elements) into OUT[*N..], at most MAX in all; returns NULL or the
+ * reason, *BAD the offset of the failing element.  Each parsed ref gets a
+ * malloc()ed cname the caller frees, on failure too.  Also used by the
+ * device API's records (nvram/record.c). */
+const char *bs__attr_set_parse(const uint8_t *p, size_t len, bool mandatory,
+			       struct bs_attr_ref *out, size_t *n, size_t max, size_t *bad);
 /* Sorts attribute encodings (X.690 11.6) and rejects duplicates. */
 int bs__attr_sort(struct enc_attr *a, size_t n);
 
@@ -168,6 +183,8 @@ int bs__attr_sort(struct enc_attr *a, size_t n);
 #define BS_ATTR_SLOTS "bs.slots"
 #define BS_ATTR_ID "bs.id"
 #define BS_ATTR_SUPERSEDES "bs.supersedes"
+#define BS_ATTR_AEAD "bs.aead"
+#define BS_TYPE_KEY "bs.key"
 #define BS_RESERVED_PREFIX "bs."
 
 /* ---- the image (image.c) ------------------------------------------------- */
@@ -187,6 +204,13 @@ struct bs_image {
 	uint8_t id[16];
 	bs_entry *image_entry;
 	uint64_t superseded_pending; /* entries hidden by a later copy */
+	/* A write or sync failed where the storage may or may not hold it
+	 * (a commit octet, a slot): this handle's view may be stale, and a
+	 * later write through it could land in a superseded copy or overwrite
+	 * the last durable slot.  Changes are refused until the image is
+	 * reopened, which reads the truth back. */
+	bool broken;
+	struct bs_crypt *crypt;      /* loaded data key (crypt.c), or NULL */
 };
 
 int bs__sync(bs_image *img);
@@ -195,15 +219,70 @@ int bs__write(bs_image *img, const bs_entry *e, const void *buf, size_t len, uin
 
 /* ---- slots (slots.c) ----------------------------------------------------- */
 int bs__slots_init(enum bs_check_alg alg, uint8_t *area, size_t area_len,
-		   const void *data, size_t len);
+		   const void *data, size_t len, uint64_t gen);
 int bs__slot_read(bs_image *img, bs_entry *e, void **out, size_t *len,
 		  uint8_t *buf, size_t bufsize, bool alloc);
 int bs__slot_write(bs_image *img, bs_entry *e, const void *data, size_t len);
 size_t bs__slot_capacity(const bs_entry *e);
+/* What callers may store: the slot capacity less the encryption overhead. */
+size_t bs__data_capacity(const bs_entry *e);
+/* The generation a copy-on-write copy of E starts at: above every
+ * generation E's slots hold, so old slot copies never pass for new ones. */
+int bs__slot_next_gen(bs_image *img, bs_entry *e, uint64_t *gen);
 /* Verifies both slots, reporting through the callback. */
 int bs__slot_check(bs_image *img, bs_entry *e, bs_check_cb cb, void *ctx);
+/* What each slot of a slotted entry holds, for bs_dump(): header fields and
+ * whether the slot passes its check; *CURRENT gets the slot a read returns,
+ * or -1 when none does. */
+struct bs_slot_view {
+	uint64_t off; /* first octet of the slot header */
+	uint64_t gen;
+	uint32_t len;
+	bool valid;
+};
+int bs__slot_inspect(bs_image *img, bs_entry *e, struct bs_slot_view v[2], int *current);
 void bs__slot_put_header(enum bs_check_alg alg, uint8_t *hdr, uint64_t gen,
 			 const void *data, size_t len);
+
+/* ---- encryption (crypt.c) ------------------------------------------------ */
+#define BS_AEAD_NONCE_LEN 12u
+#define BS_AEAD_TAG_LEN 16u
+#define BS_AEAD_OVERHEAD (BS_AEAD_NONCE_LEN + BS_AEAD_TAG_LEN)
+#define BS_AEAD_ENTRY_ID_LEN 16u
+struct bs_crypt;
+void bs__crypt_free(struct bs_crypt *c);
+/* BS_OK when IMG has a data key loaded, else BS_EKEY with a message naming E. */
+int bs__crypt_ready(bs_image *img, const bs_entry *e);
+/* The mandatory bs.aead attribute for a new entry (fresh entry identity);
+ * *OUT is malloc'ed. */
+int bs__crypt_attr(bs_image *img, enum bs_aead aead, uint8_t **out, size_t *out_len);
+/* Seals DATA/LEN for an entry being built from its sorted attribute sets
+ * into OUT (LEN + BS_AEAD_OVERHEAD octets): nonce | ciphertext | tag. */
+int bs__crypt_seal_parts(bs_image *img, enum bs_aead aead, const char *type, const char *name,
+			 const struct enc_attr *mand, size_t nmand, const struct enc_attr *opt,
+			 size_t nopt, uint64_t gen, const void *data, size_t len, uint8_t *out);
+/* The same for an existing entry. */
+int bs__crypt_seal(bs_image *img, const bs_entry *e, uint64_t gen, const void *data,
+		   size_t len, uint8_t *out);
+/* Opens the slot payload IN/IN_LEN of generation GEN into OUT (IN_LEN -
+ * BS_AEAD_OVERHEAD octets).  On failure OUT is wiped and BS_ECORRUPT
+ * names the image, the entry and SLOT_OFF. */
+int bs__crypt_open(bs_image *img, const bs_entry *e, uint64_t gen, const uint8_t *in,
+		   size_t in_len, uint8_t *out, uint64_t slot_off);
+/* Test hooks (tests/unit/test_crypt.c): fixed nonces and entry identities
+ * instead of random ones (NULL: random again), and a given data key. */
+void bs__crypt_test_fix(const uint8_t *nonce, const uint8_t *entry_id);
+int bs__crypt_test_set_dek(bs_image *img, const uint8_t *dek);
+
+/* ---- the library's own entries (image.c) --------------------------------- */
+/* Like bs_entry_create2() but allows "bs." types and attribute names. */
+int bs__entry_create_lib(bs_image *img, const char *type, const char *name,
+			 const struct bs_entry_opts *opts, const void *data, size_t len,
+			 bs_entry **out);
+/* Copy-on-write rewrite of E with data DATA/LEN and the attributes ATTRS set
+ * (added or replaced; "bs." names allowed).  Crash-safe like every rewrite. */
+int bs__entry_rewrite_lib(bs_image *img, bs_entry *e, const struct bs_attr *attrs,
+			  size_t nattrs, const void *data, size_t len);
 
 /* ---- schema (schema.c) --------------------------------------------------- */
 /* Decodes one entry encoding against the module's Entry type with libtasn1. */

@@ -6,8 +6,14 @@
  * and the LENGTH data octets.  The current value is the valid slot with the
  * higher generation.  A replace writes the other slot (header and data in
  * one write), then syncs once: torn or lost, that slot fails its check and
- * the previous value stays current. */
+ * the previous value stays current.
+ *
+ * In an encrypted entry (bs.aead) the slot's data is nonce | ciphertext |
+ * tag (crypt.c); the check still covers it, so a torn write is told apart
+ * from tampering before any decryption. */
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -70,13 +76,21 @@ size_t bs__slot_capacity(const bs_entry *e)
 	return (size_t)(e->data_len / 2 - bs__slot_hdr_len(e->alg));
 }
 
+size_t bs__data_capacity(const bs_entry *e)
+{
+	size_t c = bs__slot_capacity(e);
+	if (e->aead)
+		return c > BS_AEAD_OVERHEAD ? c - BS_AEAD_OVERHEAD : 0;
+	return c;
+}
+
 static uint64_t slot_off(const bs_entry *e, int i)
 {
 	return e->data_off + (uint64_t)i * (e->data_len / 2);
 }
 
 int bs__slots_init(enum bs_check_alg alg, uint8_t *area, size_t area_len, const void *data,
-		   size_t len)
+		   size_t len, uint64_t gen)
 {
 	size_t h = bs__slot_hdr_len(alg);
 	if (area_len < 2 * h || len > area_len / 2 - h)
@@ -84,7 +98,7 @@ int bs__slots_init(enum bs_check_alg alg, uint8_t *area, size_t area_len, const 
 	memset(area, 0, area_len);
 	if (len)
 		memcpy(area + h, data, len);
-	bs__slot_put_header(alg, area, 1, data, len);
+	bs__slot_put_header(alg, area, gen, data, len);
 	return BS_OK;
 }
 
@@ -177,9 +191,46 @@ static int find_current(bs_image *img, bs_entry *e, uint8_t *dst, int *which, ui
 		       e->alg == BS_CHECK_SHA256 ? "SHA-256" : "CRC-32C");
 }
 
+/* Decrypts the current slot's payload CT/L of generation GEN for a read. */
+static int open_payload(bs_image *img, bs_entry *e, int which, uint64_t gen, const uint8_t *ct,
+			uint32_t l, void **out, size_t *len, uint8_t *buf, size_t bufsize,
+			bool alloc)
+{
+	uint64_t where = slot_off(e, which);
+	if (l < BS_AEAD_OVERHEAD)
+		return bs__err(img, e, where, BS_ECORRUPT,
+			       "encrypted slot of %u octets is shorter than nonce and tag", l);
+	size_t pl = l - BS_AEAD_OVERHEAD;
+	*len = pl;
+	uint8_t *dst = buf;
+	if (alloc) {
+		dst = malloc(pl ? pl : 1);
+		if (!dst)
+			return bs__err(img, e, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+	} else if (bufsize < pl) {
+		return bs__err(img, e, BS_NO_OFFSET, BS_ERANGE,
+			       "buffer of %zu octets too small for %zu octets of data", bufsize, pl);
+	}
+	int rc = bs__crypt_open(img, e, gen, ct, l, dst, where);
+	if (rc) {
+		*len = 0;
+		if (alloc)
+			free(dst);
+		return rc;
+	}
+	if (alloc)
+		*out = dst;
+	return BS_OK;
+}
+
 int bs__slot_read(bs_image *img, bs_entry *e, void **out, size_t *len, uint8_t *buf,
 		  size_t bufsize, bool alloc)
 {
+	if (e->aead) {
+		int krc = bs__crypt_ready(img, e);
+		if (krc)
+			return krc;
+	}
 	size_t cap = bs__slot_capacity(e);
 	uint8_t *tmp = malloc(cap ? cap : 1);
 	if (!tmp)
@@ -207,6 +258,13 @@ int bs__slot_read(bs_image *img, bs_entry *e, void **out, size_t *len, uint8_t *
 		e->active = which;
 		e->gen = gen;
 	}
+	if (e->aead) {
+		/* No fallback to the other slot when this one fails to
+		 * authenticate: its check passed, so this is tampering. */
+		rc = open_payload(img, e, which, gen, tmp, l, out, len, buf, bufsize, alloc);
+		free(tmp);
+		return rc;
+	}
 	*len = l;
 	if (alloc) {
 		*out = tmp;
@@ -227,9 +285,15 @@ int bs__slot_write(bs_image *img, bs_entry *e, const void *data, size_t len)
 {
 	size_t h = bs__slot_hdr_len(e->alg);
 	size_t cap = bs__slot_capacity(e);
-	if (len > cap)
+	if (e->aead) {
+		int krc = bs__crypt_ready(img, e);
+		if (krc)
+			return krc;
+	}
+	if (len > bs__data_capacity(e))
 		return bs__err(img, e, BS_NO_OFFSET, BS_ELIMIT,
-			       "%zu octets do not fit the capacity of %zu", len, cap);
+			       "%zu octets do not fit the capacity of %zu", len,
+			       bs__data_capacity(e));
 	if (e->active < 0) {
 		uint8_t *tmp = malloc(cap ? cap : 1);
 		if (!tmp)
@@ -254,18 +318,29 @@ int bs__slot_write(bs_image *img, bs_entry *e, const void *data, size_t len)
 	if (e->gen == UINT64_MAX)
 		return bs__err(img, e, BS_NO_OFFSET, BS_ELIMIT, "slot generation exhausted");
 	int target = 1 - e->active;
-	uint8_t *buf = malloc(h + len);
+	size_t plen = e->aead ? len + BS_AEAD_OVERHEAD : len;
+	uint8_t *buf = malloc(h + plen);
 	if (!buf)
 		return bs__err(img, e, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
-	if (len)
+	if (e->aead) {
+		int crc = bs__crypt_seal(img, e, e->gen + 1, data, len, buf + h);
+		if (crc) {
+			free(buf);
+			return crc;
+		}
+	} else if (len) {
 		memcpy(buf + h, data, len);
-	bs__slot_put_header(e->alg, buf, e->gen + 1, data, len);
-	int rc = bs__write(img, e, buf, h + len, slot_off(e, target));
+	}
+	bs__slot_put_header(e->alg, buf, e->gen + 1, buf + h, plen);
+	int rc = bs__write(img, e, buf, h + plen, slot_off(e, target));
 	free(buf);
 	if (!rc)
 		rc = bs__sync(img);
 	if (rc) {
 		e->active = -1; /* the target slot's state is unknown now */
+		/* Reading it back from a cache proves nothing about storage: a
+		 * next write could overwrite the last durable slot. */
+		img->broken = true;
 		return rc;
 	}
 	e->active = target;
@@ -283,8 +358,81 @@ int bs__slot_check(bs_image *img, bs_entry *e, bs_check_cb cb, void *ctx)
 	if (!tmp)
 		return BS_ENOMEM;
 	int rc = find_current(img, e, tmp, &which, &gen, &len);
+	/* With the key loaded an encrypted entry is also authenticated; without
+	 * it only the slot check can be verified. */
+	if (!rc && e->aead && img->crypt) {
+		size_t pl;
+		uint8_t *plain = NULL;
+		rc = open_payload(img, e, which, gen, tmp, len, (void **)&plain, &pl, NULL, 0,
+				  true);
+		if (plain) {
+			OPENSSL_cleanse(plain, pl);
+			free(plain);
+		}
+	}
 	free(tmp);
 	if (rc && cb)
 		cb(ctx, e, e->data_off, rc, bs_errmsg());
+	if (!rc && cb) {
+		/* The other slot claims a newer generation but fails its check:
+		 * a torn last write, or damage to the newest value.  The two look
+		 * alike, so the reader returns the previous value; say so. */
+		uint8_t hdr[2][44];
+		if (read_headers(img, e, hdr) == BS_OK && get_be64(hdr[1 - which]) > gen) {
+			char msg[200];
+			snprintf(msg, sizeof msg,
+				 "slot %d claims generation %llu but fails its check; the entry "
+				 "reads as generation %llu (an interrupted write, or damage)",
+				 1 - which, (unsigned long long)get_be64(hdr[1 - which]),
+				 (unsigned long long)gen);
+			cb(ctx, e, slot_off(e, 1 - which), BS_OK, msg);
+		}
+	}
+	return rc;
+}
+
+int bs__slot_next_gen(bs_image *img, bs_entry *e, uint64_t *gen)
+{
+	uint8_t hdr[2][44];
+	int rc = read_headers(img, e, hdr);
+	if (rc)
+		return rc;
+	/* Every generation either slot claims, valid or not: a copy must
+	 * start above anything an old slot could ever be replayed as. */
+	uint64_t g0 = get_be64(hdr[0]), g1 = get_be64(hdr[1]);
+	uint64_t g = g0 > g1 ? g0 : g1;
+	if (e->active >= 0 && e->gen > g)
+		g = e->gen;
+	if (g == UINT64_MAX)
+		return bs__err(img, e, BS_NO_OFFSET, BS_ELIMIT, "slot generation exhausted");
+	*gen = g + 1;
+	return BS_OK;
+}
+
+int bs__slot_inspect(bs_image *img, bs_entry *e, struct bs_slot_view v[2], int *current)
+{
+	uint8_t hdr[2][44];
+	int rc = read_headers(img, e, hdr);
+	if (rc)
+		return rc;
+	size_t cap = bs__slot_capacity(e);
+	uint8_t *tmp = malloc(cap ? cap : 1);
+	if (!tmp)
+		return bs__err(img, e, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+	for (int i = 0; i < 2 && !rc; i++) {
+		v[i].off = slot_off(e, i);
+		v[i].gen = get_be64(hdr[i]);
+		v[i].len = get_be32(hdr[i] + 8);
+		int valid = load_slot(img, e, i, hdr[i], tmp);
+		if (valid < 0)
+			rc = valid;
+		v[i].valid = valid == 1;
+	}
+	/* The same choice a read makes, so the dump cannot disagree with it. */
+	uint64_t gen;
+	uint32_t len;
+	if (!rc && find_current(img, e, tmp, current, &gen, &len))
+		*current = -1;
+	free(tmp);
 	return rc;
 }

@@ -24,6 +24,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -150,6 +151,9 @@ int bs_entry_create(bs_image *img, const char *type, const char *name,
 /* Options for bs_entry_create2(); zero-initialise, then set what you need. */
 #define BS_ENTRY_RAW 0x01u /* no slots: data is the whole data area; replacing it
 			      rewrites the entry (still crash-safe, but costs more) */
+#define BS_ENTRY_ENCRYPT 0x02u /* encrypt the data with the image's key (see
+				  blobstore_crypt.h); not with BS_ENTRY_RAW.
+				  BS_EKEY when no key is loaded */
 struct bs_entry_opts {
 	size_t capacity;            /* data capacity (at least the initial length) */
 	const struct bs_attr *attrs; /* NATTRS attributes, names not starting "bs." */
@@ -157,6 +161,9 @@ struct bs_entry_opts {
 	const char *check;          /* slot check: NULL or "crc32c" (torn writes,
 				       bit rot), "sha256" (strong detection) */
 	unsigned flags;             /* BS_ENTRY_* */
+	const char *cipher;         /* with BS_ENTRY_ENCRYPT: NULL or "aes-256-gcm",
+				       "chacha20-poly1305"; CAPACITY stays the
+				       plaintext capacity */
 };
 int bs_entry_create2(bs_image *img, const char *type, const char *name,
 		     const struct bs_entry_opts *opts, const void *data, size_t len,
@@ -172,6 +179,17 @@ size_t bs_entry_capacity(const bs_entry *e);
  * reason is also available, formatted, from bs_entry_status_msg(). */
 int bs_entry_status(const bs_entry *e);
 const char *bs_entry_status_msg(const bs_entry *e);
+/* Declares that the caller (an upper layer such as the device API in
+ * nvram.h) understands the mandatory attributes NAMES[0..N).  When E is
+ * refused only because of mandatory attributes this library does not know,
+ * and each of them is in NAMES, E becomes usable in this handle (status
+ * BS_OK).  A rewrite of E (bs_attr_set(), a growing bs_entry_write()) parses
+ * it again and refuses it again: call this after such calls.  BS_OK when E
+ * is not refused.
+ * Errors: BS_EUNSUPPORTED naming the first mandatory attribute not in NAMES
+ * (E stays refused); E's own status when it is refused for another reason
+ * (BS_ECORRUPT, an unknown slot check); BS_EINVAL. */
+int bs_entry_accept(bs_image *img, bs_entry *e, const char *const *names, size_t n);
 /* Non-zero when the entry uses the two-slot data layout (bs.slots). */
 int bs_entry_is_slotted(const bs_entry *e);
 /* The slot check of a slotted entry ("crc32c", "sha256"), else NULL. */
@@ -253,6 +271,14 @@ int bs_compact(bs_image *img);
 typedef void (*bs_check_cb)(void *ctx, const bs_entry *e, uint64_t offset,
 			    int code, const char *msg);
 int bs_check(bs_image *img, int schema, bs_check_cb cb, void *ctx);
+
+/* Writes an annotated listing of the whole image to OUT for people: the
+ * directory framing, every element with its offset, free space, each
+ * entry's elements down to attribute values (unknown ones included), and a
+ * summary of each data area (slot generations, lengths and check results
+ * for slotted entries).  The format is for reading, not parsing.
+ * Errors: BS_EIO (storage or OUT), BS_ENOMEM. */
+int bs_dump(bs_image *img, FILE *out);
 
 /* The ASN.1 module the library was built with (NUL-terminated text). */
 const char *bs_asn1_module(void);
