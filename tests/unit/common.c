@@ -1,0 +1,275 @@
+/* common.c - helpers shared by the unit tests (see common.h).  Builders
+ * here encode by hand, independently of the library's encoder, so that the
+ * tests can also produce what the library never would. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+
+bool t_quick(void)
+{
+	const char *q = getenv("BS_TEST_QUICK");
+	return q && *q && strcmp(q, "0");
+}
+
+void buf_free(struct buf *b)
+{
+	free(b->p);
+	b->p = NULL;
+	b->len = b->cap = 0;
+}
+
+void buf_reset(struct buf *b)
+{
+	b->len = 0;
+}
+
+static void buf_reserve(struct buf *b, size_t n)
+{
+	if (b->cap - b->len >= n)
+		return;
+	size_t c = b->cap ? b->cap : 256;
+	while (c - b->len < n)
+		c *= 2;
+	uint8_t *p = realloc(b->p, c);
+	assert_non_null(p);
+	b->p = p;
+	b->cap = c;
+}
+
+void buf_put(struct buf *b, const void *p, size_t n)
+{
+	buf_reserve(b, n + 1);
+	if (n)
+		memcpy(b->p + b->len, p, n);
+	b->len += n;
+}
+
+void buf_bytes(struct buf *b, size_t n, ...)
+{
+	va_list ap;
+	va_start(ap, n);
+	for (size_t i = 0; i < n; i++) {
+		uint8_t c = (uint8_t)va_arg(ap, int);
+		buf_put(b, &c, 1);
+	}
+	va_end(ap);
+}
+
+void buf_hdr(struct buf *b, uint8_t tag, size_t len)
+{
+	uint8_t h[6];
+	size_t n = 0;
+	h[n++] = tag;
+	if (len < 0x80) {
+		h[n++] = (uint8_t)len;
+	} else {
+		size_t k = 0;
+		for (size_t v = len; v; v >>= 8)
+			k++;
+		h[n++] = (uint8_t)(0x80 | k);
+		for (size_t i = k; i > 0; i--)
+			h[n++] = (uint8_t)(len >> (8 * (i - 1)));
+	}
+	buf_put(b, h, n);
+}
+
+void buf_tlv(struct buf *b, uint8_t tag, const void *c, size_t n)
+{
+	buf_hdr(b, tag, n);
+	buf_put(b, c, n);
+}
+
+void buf_str(struct buf *b, uint8_t tag, const char *s)
+{
+	buf_tlv(b, tag, s, strlen(s));
+}
+
+void t_attr_flag(struct buf *set, const char *name)
+{
+	buf_str(set, 0x16, name);
+}
+
+void t_attr_val(struct buf *set, const char *name, const void *der, size_t len)
+{
+	struct buf in = {0};
+	buf_str(&in, 0x16, name);
+	buf_put(&in, der, len);
+	buf_tlv(set, 0x30, in.p, in.len);
+	buf_free(&in);
+}
+
+void t_attr_slots(struct buf *set, const char *alg)
+{
+	struct buf v = {0};
+	buf_str(&v, 0x16, alg);
+	t_attr_val(set, "bs.slots", v.p, v.len);
+	buf_free(&v);
+}
+
+void t_build_entry(struct buf *out, const struct t_entry *e)
+{
+	struct buf nv = {0}, en = {0};
+	buf_tlv(&nv, 0x16, e->type, e->type_len ? e->type_len : strlen(e->type));
+	buf_tlv(&nv, 0x31, e->mand, e->mand_len);
+	buf_tlv(&nv, 0x31, e->opt, e->opt_len);
+	buf_tlv(&nv, 0x04, e->data, e->data_len);
+	buf_tlv(&en, 0x30, nv.p, nv.len);
+	if (e->name)
+		buf_tlv(&en, 0x0c, e->name, e->name_len ? e->name_len : strlen(e->name));
+	buf_tlv(out, 0x30, en.p, en.len);
+	buf_free(&nv);
+	buf_free(&en);
+}
+
+void t_raw_entry(struct buf *out, const char *type, const char *name, const char *data)
+{
+	struct t_entry e = {.type = type, .name = name, .data = (const uint8_t *)data,
+			    .data_len = strlen(data)};
+	t_build_entry(out, &e);
+}
+
+/* CRC-32C written here bit by bit, independent of the library's. */
+static uint32_t crc32c_ref(uint32_t crc, const uint8_t *p, size_t n)
+{
+	crc = ~crc;
+	while (n--) {
+		crc ^= *p++;
+		for (int k = 0; k < 8; k++)
+			crc = (crc >> 1) ^ (0x82f63b78u & (0u - (crc & 1)));
+	}
+	return ~crc;
+}
+
+void t_slot_put(uint8_t *slot, uint64_t gen, const void *data, size_t len)
+{
+	for (int i = 0; i < 8; i++)
+		slot[i] = (uint8_t)(gen >> (56 - 8 * i));
+	for (int i = 0; i < 4; i++)
+		slot[8 + i] = (uint8_t)((uint64_t)len >> (24 - 8 * i));
+	uint32_t c = crc32c_ref(0, slot, 12);
+	c = crc32c_ref(c, data, len);
+	for (int i = 0; i < 4; i++)
+		slot[12 + i] = (uint8_t)(c >> (24 - 8 * i));
+	if (len)
+		memcpy(slot + 16, data, len);
+}
+
+void t_slotted_entry(struct buf *out, const char *type, const char *name, size_t capacity,
+		     const void *data, size_t len)
+{
+	struct buf mand = {0};
+	t_attr_slots(&mand, "crc32c");
+	size_t area = 2 * (16 + capacity);
+	uint8_t *d = calloc(1, area);
+	assert_non_null(d);
+	assert_true(len <= capacity);
+	t_slot_put(d, 1, data, len);
+	struct t_entry e = {.type = type, .name = name, .mand = mand.p, .mand_len = mand.len,
+			    .data = d, .data_len = area};
+	t_build_entry(out, &e);
+	free(d);
+	buf_free(&mand);
+}
+
+void t_image_begin(struct buf *img)
+{
+	static const uint8_t id[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+	struct buf opt = {0}, v = {0};
+	buf_tlv(&v, 0x04, id, sizeof id);
+	t_attr_val(&opt, "bs.id", v.p, v.len);
+	struct t_entry e = {.type = "bs.image", .opt = opt.p, .opt_len = opt.len};
+	buf_bytes(img, 2, 0x31, 0x80);
+	t_build_entry(img, &e);
+	buf_free(&opt);
+	buf_free(&v);
+}
+
+void t_image_end(struct buf *img)
+{
+	buf_bytes(img, 2, 0, 0);
+}
+
+int t_open_mem(const void *img, size_t len, unsigned flags, bs_image **out,
+	       struct bs_backend **bep)
+{
+	struct bs_backend *be;
+	int rc = bs_backend_mem(img, len, &be);
+	if (rc)
+		return rc;
+	if (bep)
+		*bep = be;
+	return bs_open_backend(be, "mem.img", flags, out);
+}
+
+uint8_t *t_mem_copy(const struct bs_backend *be, size_t *len)
+{
+	const uint8_t *d = bs_backend_mem_data(be, len);
+	uint8_t *c = malloc(*len ? *len : 1);
+	assert_non_null(c);
+	if (*len)
+		memcpy(c, d, *len);
+	return c;
+}
+
+void t_assert_data(bs_image *img, const char *type, const char *name, const void *data,
+		   size_t len)
+{
+	bs_entry *e;
+	int rc = bs_find(img, type, name, &e);
+	if (rc)
+		fail_msg("%s/%s: %s", type, name ? name : "-", bs_errmsg());
+	void *got;
+	size_t gl;
+	rc = bs_entry_read_alloc(img, e, &got, &gl);
+	if (rc)
+		fail_msg("%s/%s: %s", type, name ? name : "-", bs_errmsg());
+	assert_int_equal(gl, len);
+	if (len)
+		assert_memory_equal(got, data, len);
+	free(got);
+}
+
+char *t_tmppath(const char *what)
+{
+	const char *d = getenv("TMPDIR");
+	if (!d || !*d)
+		d = "/tmp";
+	size_t n = strlen(d) + strlen(what) + 64;
+	char *p = malloc(n);
+	assert_non_null(p);
+	snprintf(p, n, "%s/bs-unit-%ld-%s", d, (long)getpid(), what);
+	return p;
+}
+
+uint64_t t_rand(uint64_t *s)
+{
+	uint64_t x = *s ? *s : 0x9e3779b97f4a7c15ull;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	*s = x;
+	return x;
+}
+
+void t_fill(void *p, size_t n, uint64_t seed)
+{
+	uint8_t *b = p;
+	uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1;
+	for (size_t i = 0; i < n; i += 8) {
+		uint64_t r = t_rand(&s);
+		for (size_t k = 0; k < 8 && i + k < n; k++)
+			b[i + k] = (uint8_t)(r >> (8 * k));
+	}
+}
+
+void t_count_cb(void *ctx, const bs_entry *e, uint64_t offset, int code, const char *msg)
+{
+	(void)e;
+	(void)offset;
+	(void)msg;
+	if (code)
+		++*(int *)ctx;
+}

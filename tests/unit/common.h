@@ -1,0 +1,89 @@
+/* common.h - helpers shared by the unit tests: byte buffers, builders of
+ * (possibly hostile) DER entries and images, images over memory. */
+#ifndef BS_TEST_COMMON_H
+#define BS_TEST_COMMON_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <stdbool.h>
+#include <cmocka.h>
+
+#include "blobstore.h"
+#include "blobstore_backend.h"
+
+/* Non-zero when BS_TEST_QUICK=1 (sanitizer runs): long loops shrink. */
+bool t_quick(void);
+
+/* A growable byte buffer; every allocation failure aborts the test. */
+struct buf {
+	uint8_t *p;
+	size_t len, cap;
+};
+void buf_free(struct buf *b);
+void buf_reset(struct buf *b);
+void buf_put(struct buf *b, const void *p, size_t n);
+/* Appends N octets given as ints. */
+void buf_bytes(struct buf *b, size_t n, ...);
+/* Appends a minimal DER header for TAG and LEN. */
+void buf_hdr(struct buf *b, uint8_t tag, size_t len);
+void buf_tlv(struct buf *b, uint8_t tag, const void *c, size_t n);
+void buf_str(struct buf *b, uint8_t tag, const char *s);
+
+/* Attribute encodings appended to a SET's contents (caller keeps order). */
+void t_attr_flag(struct buf *set, const char *name);
+void t_attr_val(struct buf *set, const char *name, const void *der, size_t len);
+/* The mandatory attribute SEQUENCE { "bs.slots", IA5String ALG }. */
+void t_attr_slots(struct buf *set, const char *alg);
+
+/* The parts of one Entry.  TYPE is raw octets (TYPE_LEN 0: strlen). */
+struct t_entry {
+	const char *type;
+	size_t type_len;
+	const uint8_t *mand;
+	size_t mand_len;
+	const uint8_t *opt;
+	size_t opt_len;
+	const uint8_t *data;
+	size_t data_len;
+	const char *name; /* NULL: no name */
+	size_t name_len;  /* 0: strlen */
+};
+void t_build_entry(struct buf *out, const struct t_entry *e);
+/* A raw (slot-less) entry TYPE/NAME holding DATA. */
+void t_raw_entry(struct buf *out, const char *type, const char *name, const char *data);
+/* A slotted entry (crc32c) of CAPACITY holding DATA/LEN in slot 0. */
+void t_slotted_entry(struct buf *out, const char *type, const char *name, size_t capacity,
+		     const void *data, size_t len);
+
+/* Writes a crc32c slot (header and data) of generation GEN at SLOT. */
+void t_slot_put(uint8_t *slot, uint64_t gen, const void *data, size_t len);
+
+/* "31 80" and a valid bs.image entry with a fixed identity. */
+void t_image_begin(struct buf *img);
+/* The closing end-of-contents "00 00". */
+void t_image_end(struct buf *img);
+
+/* Opens IMG/LEN over a new memory backend labelled "mem.img"; *BE (may be
+ * NULL) receives the backend, which lives as long as the image. */
+int t_open_mem(const void *img, size_t len, unsigned flags, bs_image **out,
+	       struct bs_backend **be);
+/* A malloc'ed copy of a memory backend's content. */
+uint8_t *t_mem_copy(const struct bs_backend *be, size_t *len);
+
+/* Reads entry TYPE/NAME and asserts its data is DATA/LEN. */
+void t_assert_data(bs_image *img, const char *type, const char *name, const void *data,
+		   size_t len);
+
+/* A path under $TMPDIR unique to this process; free() it. */
+char *t_tmppath(const char *what);
+
+/* Deterministic pseudo-random octets (xorshift), seeded by SEED. */
+void t_fill(void *p, size_t n, uint64_t seed);
+uint64_t t_rand(uint64_t *state);
+
+/* bs_check callback that counts problems. */
+void t_count_cb(void *ctx, const bs_entry *e, uint64_t offset, int code, const char *msg);
+
+#endif
