@@ -44,9 +44,10 @@ override LDFLAGS += $(filter -fsanitize=%,$(OPT))
 LIBS := $(PKG_LIBS) -lpthread
 
 LIB_SRC := $(wildcard blobstore/*.c) $(wildcard nvram/*.c)
-LIB_OBJ := $(LIB_SRC:%.c=$(O)/%.o) $(O)/gen/asn1tab.o $(O)/gen/asn1text.o
+# Objects under obj/: $(O)/blobstore is the tool, not a folder.
+LIB_OBJ := $(LIB_SRC:%.c=$(O)/obj/%.o) $(O)/gen/asn1tab.o $(O)/gen/asn1text.o
 TOOL_SRC := $(wildcard tools/blobstore/*.c)
-TOOL_OBJ := $(TOOL_SRC:%.c=$(O)/%.o)
+TOOL_OBJ := $(TOOL_SRC:%.c=$(O)/obj/%.o)
 
 STATIC := $(O)/libblobstore.a
 SHARED := $(O)/libblobstore.so.$(VERSION)
@@ -61,7 +62,7 @@ all: $(STATIC) $(SHARED) $(TOOL)
 deps:
 	@tools/deps.sh $(DEPS_FOR)
 
-$(O)/%.o: %.c $(wildcard include/*.h blobstore/*.h nvram/*.h tools/blobstore/*.h)
+$(O)/obj/%.o: %.c $(wildcard include/*.h blobstore/*.h nvram/*.h tools/blobstore/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
@@ -90,7 +91,10 @@ $(SHARED): $(LIB_OBJ)
 $(TOOL): $(TOOL_OBJ) $(STATIC)
 	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(STATIC) $(LIBS)
 
+include examples/examples.mk
 include tests/tests.mk
+include bench/bench.mk
+include fuzz/fuzz.mk
 
 demo: DEPS_FOR := demo
 demo: deps all
