@@ -1,0 +1,109 @@
+/* blobstore_crypt.h - keys and encrypted entries.
+ *
+ * An encrypted image holds one random 256-bit data key, stored wrapped
+ * (AES-256-GCM) in the library's entry of type "bs.key" under a key
+ * derived from a key file or a passphrase.  Entries created with
+ * BS_ENTRY_ENCRYPT (blobstore.h) keep AES-256-GCM or ChaCha20-Poly1305
+ * ciphertext in their slots; bs_entry_read() and bs_entry_write() decrypt
+ * and encrypt transparently once the key is loaded.  See docs/CRYPTO.md for
+ * the formats and for what is and is not detected.
+ *
+ * Key material handed to these functions is copied, the copies are wiped
+ * (OPENSSL_cleanse) when released, and no message ever contains it.
+ */
+#ifndef BLOBSTORE_CRYPT_H
+#define BLOBSTORE_CRYPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "blobstore.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A user key: a 32-octet key (from a key file) or a passphrase.  Opaque;
+ * release with bs_key_free(), which wipes it. */
+typedef struct bs_key bs_key;
+
+/* Exactly 32 octets of key.  Errors: BS_EINVAL, BS_ENOMEM. */
+int bs_key_from_bytes(const void *key, size_t len, bs_key **out);
+/* A key file: 32 raw octets, or 64 hexadecimal digits optionally followed by
+ * one newline.  Errors: BS_ENOENT, BS_EIO, BS_EINVAL (other content),
+ * BS_ENOMEM. */
+int bs_key_from_file(const char *path, bs_key **out);
+/* A passphrase of LEN octets (1 to 65536; any octets).  Errors: BS_EINVAL,
+ * BS_ENOMEM. */
+int bs_key_from_passphrase(const void *pw, size_t len, bs_key **out);
+/* A passphrase read from a file, or from file descriptor FD until end of
+ * file (FD is not closed).  One trailing "\n" or "\r\n" is dropped.
+ * Errors: BS_ENOENT, BS_EIO, BS_EINVAL (empty or longer than 65536),
+ * BS_ENOMEM. */
+int bs_key_from_passphrase_file(const char *path, bs_key **out);
+int bs_key_from_passphrase_fd(int fd, bs_key **out);
+/* Wipes and frees K.  NULL is a no-op. */
+void bs_key_free(bs_key *k);
+
+/* How a passphrase becomes a key-encryption key.  Zero-initialise; zero
+ * fields take the defaults.  A key from a key file is not stretched (it has
+ * full entropy): HKDF-SHA256 with a fresh salt derives from it. */
+struct bs_kdf_params {
+	const char *kdf;      /* NULL or "scrypt" (default), "pbkdf2-sha256" */
+	uint64_t scrypt_n;    /* cost, a power of two >= 2; default 32768 (2^15) */
+	uint32_t scrypt_r;    /* block size; default 8 */
+	uint32_t scrypt_p;    /* parallelism; default 1 */
+	uint32_t pbkdf2_iter; /* iterations; default 600000 */
+};
+#define BS_SCRYPT_N_DEFAULT 32768u
+#define BS_SCRYPT_R_DEFAULT 8u
+#define BS_SCRYPT_P_DEFAULT 1u
+#define BS_PBKDF2_ITER_DEFAULT 600000u
+
+/* Non-zero when IMG holds a bs.key entry (it was set up for encryption). */
+int bs_image_encrypted(const bs_image *img);
+/* Non-zero when a data key is loaded in this handle. */
+int bs_image_key_loaded(const bs_image *img);
+
+/* Loads the image's data key by unwrapping it with K.  Nothing is
+ * decrypted before this succeeds.  The key stays in the handle until
+ * bs_image_forget_key() or bs_close().
+ * Errors: BS_EKEY (wrong key or passphrase; no bs.key entry; a key file
+ * given for a passphrase image or the reverse), BS_ECORRUPT (malformed
+ * bs.key), BS_EUNSUPPORTED (unknown KDF or wrap), BS_ELIMIT (KDF cost above
+ * the limits in docs/CRYPTO.md), BS_EIO, BS_ENOMEM. */
+int bs_image_set_key(bs_image *img, const bs_key *k);
+/* Shorthands of bs_image_set_key(). */
+int bs_image_set_key_file(bs_image *img, const char *path);
+int bs_image_set_passphrase(bs_image *img, const void *pw, size_t len);
+/* Wipes the loaded data key from the handle. */
+void bs_image_forget_key(bs_image *img);
+
+/* Sets IMG up for encryption: a fresh random data key, wrapped under K
+ * (with PARAMS, NULL for the defaults, when K is a passphrase), stored in a
+ * new bs.key entry; the data key is then loaded.  Durable on return.
+ * Errors: BS_EEXIST (already set up), BS_ERDONLY, BS_EINVAL, BS_ELIMIT
+ * (KDF cost above the limits), BS_ENOSPC, BS_EIO, BS_ENOMEM. */
+int bs_image_init_encryption(bs_image *img, const bs_key *k,
+			     const struct bs_kdf_params *params);
+
+/* Wraps the loaded data key under NEW_KEY (PARAMS as above) and replaces
+ * the bs.key entry by one copy-on-write rewrite: interrupted at any point,
+ * the image opens with the old key or with the new one.  Entries are not
+ * re-encrypted.  Errors: BS_EKEY (no key loaded), those of
+ * bs_image_init_encryption(). */
+int bs_image_rekey(bs_image *img, const bs_key *new_key,
+		   const struct bs_kdf_params *params);
+
+/* How the key of IMG is protected: "scrypt", "pbkdf2-sha256" (passphrase)
+ * or "hkdf-sha256" (key file); NULL when not encrypted or unreadable. */
+const char *bs_image_kdf(bs_image *img);
+
+/* The cipher of an encrypted entry ("aes-256-gcm", "chacha20-poly1305"),
+ * or NULL. */
+const char *bs_entry_cipher(const bs_entry *e);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
