@@ -1,0 +1,777 @@
+/* uefi.c - the UEFI variable store: edk2 varstore files <-> image entries.
+ *
+ * File layout (edk2 MdePkg/MdeModulePkg definitions, as OVMF_VARS_4M.fd has
+ * them):
+ *   EFI_FIRMWARE_VOLUME_HEADER  ZeroVector[16] FileSystemGuid[16]
+ *     FvLength u64 @0x20, Signature "_FVH" @0x28, Attributes u32,
+ *     HeaderLength u16 @0x30, Checksum u16 @0x32 (the 16-bit words of the
+ *     header sum to 0), ExtHeaderOffset u16, Reserved u8, Revision u8,
+ *     block map (NumBlocks u32, Length u32)... ending with (0, 0)
+ *   VARIABLE_STORE_HEADER at HeaderLength: Signature GUID[16] (authenticated
+ *     format: gEfiAuthenticatedVariableGuid), Size u32, Format u8 (0x5A),
+ *     State u8 (0xFE), Reserved u16, Reserved1 u32 -- 28 octets
+ *   variables from the next 4-aligned offset, each
+ *     StartId u16 0x55AA, State u8, Reserved u8, Attributes u32,
+ *     MonotonicCount u64, TimeStamp EFI_TIME[16], PubKeyIndex u32,
+ *     NameSize u32 @36, DataSize u32 @40, VendorGuid[16] @44 -- 60 octets,
+ *     then the name (UTF-16LE with its NUL), the data, and padding to 4;
+ *     erased flash (0xFF) ends the list
+ *   after the store (store header offset + Size): the fault-tolerant-write
+ *     working block and spare area, copied byte for byte.
+ * All numbers little-endian.  Every length is checked before use. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "nvram_internal.h"
+#include "nvram_uefi.h"
+
+#define FV_HDR_MIN 0x38u
+#define STORE_HDR_LEN 28u
+#define VAR_HDR_LEN 60u
+#define VAR_START_ID 0x55aau
+#define VAR_ADDED 0x3fu
+#define VAR_ADDED_IN_DELETE 0x3eu /* VAR_ADDED & VAR_IN_DELETED_TRANSITION */
+#define STORE_FORMATTED 0x5au
+#define STORE_HEALTHY 0xfeu
+
+static const uint8_t auth_var_guid[16] = {0x78, 0x2c, 0xf3, 0xaa, 0x7b, 0x94, 0x9a, 0x43,
+					  0xa1, 0x80, 0x2e, 0x14, 0x4e, 0xc3, 0x77, 0x92};
+static const uint8_t plain_var_guid[16] = {0x16, 0x36, 0xcf, 0xdd, 0x75, 0x32, 0x64, 0x41,
+					   0x98, 0xb6, 0xfe, 0x85, 0x70, 0x7f, 0xfe, 0x7d};
+
+static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static uint32_t le32(const uint8_t *p) { return (uint32_t)le16(p) | (uint32_t)le16(p + 2) << 16; }
+static uint64_t le64(const uint8_t *p) { return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32; }
+static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static void put32(uint8_t *p, uint32_t v) { put16(p, (uint16_t)v); put16(p + 2, (uint16_t)(v >> 16)); }
+static void put64(uint8_t *p, uint64_t v) { put32(p, (uint32_t)v); put32(p + 4, (uint32_t)(v >> 32)); }
+static size_t align4(size_t v) { return (v + 3) & ~(size_t)3; }
+
+static int corrupt(size_t off, const char *what)
+{
+	return bs__err(NULL, NULL, BS_NO_OFFSET, BS_ECORRUPT, "varstore at octet %zu: %s", off, what);
+}
+
+/* ---- GUIDs and keys ---------------------------------------------------------- */
+
+/* Text order of the GUID octets: the first three fields are little-endian. */
+static const int guid_order[16] = {3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15};
+
+void nvram_uefi_guid_str(const uint8_t guid[16], char out[37])
+{
+	size_t n = 0;
+	for (int i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[n++] = '-';
+		n += (size_t)snprintf(out + n, 37 - n, "%02x", guid[guid_order[i]]);
+	}
+	out[n] = 0;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9') return c - '0';
+	if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+	return -1;
+}
+
+int nvram_uefi_guid_parse(const char *s, uint8_t guid[16])
+{
+	size_t pos = 0;
+	for (int i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10) {
+			if (s[pos++] != '-')
+				return BS_EINVAL;
+		}
+		int h = hexval(s[pos]), l = h < 0 ? -1 : hexval(s[pos + 1]);
+		if (h < 0 || l < 0)
+			return BS_EINVAL;
+		guid[guid_order[i]] = (uint8_t)(h << 4 | l);
+		pos += 2;
+	}
+	return s[pos] ? BS_EINVAL : BS_OK;
+}
+
+int nvram_uefi_key_parse(const char *key, uint8_t guid[16], const char **name)
+{
+	if (!key || strlen(key) < 38 || key[36] != ':' || !key[37])
+		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL,
+			       "variable key must be GUID:NAME (8-4-4-4-12 hex GUID)");
+	char g[37];
+	memcpy(g, key, 36);
+	g[36] = 0;
+	if (nvram_uefi_guid_parse(g, guid))
+		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL, "bad GUID in '%s'", key);
+	*name = key + 37;
+	return BS_OK;
+}
+
+/* ---- UTF-16LE <-> UTF-8 ------------------------------------------------------- */
+
+/* Converts the NUL-terminated UTF-16LE name P/LEN (LEN includes the NUL) to
+ * malloc()ed UTF-8; NULL when malformed (odd size, no final NUL, an inner
+ * NUL, unpaired surrogate). */
+static char *utf16_to_utf8(const uint8_t *p, size_t len)
+{
+	if (len < 2 || len % 2 || le16(p + len - 2) != 0)
+		return NULL;
+	size_t units = len / 2 - 1;
+	char *s = malloc(units * 3 + 1);
+	if (!s)
+		return NULL;
+	size_t n = 0;
+	for (size_t i = 0; i < units; i++) {
+		uint32_t c = le16(p + 2 * i);
+		if (c == 0)
+			goto bad;
+		if (c >= 0xd800 && c <= 0xdbff) {
+			if (i + 1 >= units)
+				goto bad;
+			uint32_t lo = le16(p + 2 * (i + 1));
+			if (lo < 0xdc00 || lo > 0xdfff)
+				goto bad;
+			c = 0x10000 + ((c - 0xd800) << 10) + (lo - 0xdc00);
+			i++;
+		} else if (c >= 0xdc00 && c <= 0xdfff) {
+			goto bad;
+		}
+		if (c < 0x80) {
+			s[n++] = (char)c;
+		} else if (c < 0x800) {
+			s[n++] = (char)(0xc0 | c >> 6);
+			s[n++] = (char)(0x80 | (c & 0x3f));
+		} else if (c < 0x10000) {
+			s[n++] = (char)(0xe0 | c >> 12);
+			s[n++] = (char)(0x80 | ((c >> 6) & 0x3f));
+			s[n++] = (char)(0x80 | (c & 0x3f));
+		} else {
+			/* 4 UTF-8 octets for 2 UTF-16 units: within units * 3. */
+			s[n++] = (char)(0xf0 | c >> 18);
+			s[n++] = (char)(0x80 | ((c >> 12) & 0x3f));
+			s[n++] = (char)(0x80 | ((c >> 6) & 0x3f));
+			s[n++] = (char)(0x80 | (c & 0x3f));
+		}
+	}
+	s[n] = 0;
+	return s;
+bad:
+	free(s);
+	return NULL;
+}
+
+/* UTF-8 S to UTF-16LE with the final NUL into a malloc()ed *OUT. */
+static int utf8_to_utf16(const char *s, uint8_t **out, size_t *out_len)
+{
+	size_t n = strlen(s);
+	if (!n || !der_valid_utf8((const uint8_t *)s, n))
+		return BS_EINVAL;
+	uint8_t *b = malloc(2 * n + 2);
+	if (!b)
+		return BS_ENOMEM;
+	size_t k = 0;
+	for (size_t i = 0; i < n;) {
+		uint8_t c = (uint8_t)s[i];
+		uint32_t cp;
+		size_t l = c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+		cp = l == 1 ? c : l == 2 ? c & 0x1fu : l == 3 ? c & 0x0fu : c & 0x07u;
+		for (size_t j = 1; j < l; j++)
+			cp = cp << 6 | ((uint8_t)s[i + j] & 0x3fu);
+		i += l;
+		if (cp >= 0x10000) {
+			cp -= 0x10000;
+			put16(b + k, (uint16_t)(0xd800 + (cp >> 10)));
+			put16(b + k + 2, (uint16_t)(0xdc00 + (cp & 0x3ff)));
+			k += 4;
+		} else {
+			put16(b + k, (uint16_t)cp);
+			k += 2;
+		}
+	}
+	put16(b + k, 0);
+	*out = b;
+	*out_len = k + 2;
+	return BS_OK;
+}
+
+/* ---- parsing ------------------------------------------------------------------ */
+
+void nvram_uefi_store_free(struct nvram_uefi_store *st)
+{
+	if (!st)
+		return;
+	for (size_t i = 0; i < st->nvars; i++) {
+		free(st->vars[i].name);
+		free(st->vars[i].data);
+	}
+	free(st->vars);
+	free(st);
+}
+
+struct layout {
+	size_t fv_hdr_len, store_off, vars_off, store_end;
+};
+
+/* Checks the firmware volume and store headers of FD/LEN. */
+static int parse_layout(const uint8_t *fd, size_t len, struct layout *lay)
+{
+	if (!fd || len < FV_HDR_MIN + 8)
+		return corrupt(0, "shorter than a firmware volume header");
+	if (memcmp(fd + 0x28, "_FVH", 4))
+		return corrupt(0x28, "no firmware volume signature _FVH");
+	uint64_t fv_len = le64(fd + 0x20);
+	if (fv_len > len || fv_len < FV_HDR_MIN)
+		return corrupt(0x20, "firmware volume length does not match the file");
+	size_t hl = le16(fd + 0x30);
+	if (hl < FV_HDR_MIN + 8 || hl % 2 || hl > fv_len)
+		return corrupt(0x30, "bad firmware volume header length");
+	uint16_t sum = 0;
+	for (size_t i = 0; i < hl; i += 2)
+		sum = (uint16_t)(sum + le16(fd + i));
+	if (sum)
+		return corrupt(0x32, "firmware volume header checksum does not sum to zero");
+	/* Block map entries (8 octets each) must end with (0,0) inside the header. */
+	size_t bm = FV_HDR_MIN;
+	while (bm + 8 <= hl && (le32(fd + bm) || le32(fd + bm + 4)))
+		bm += 8;
+	if (bm + 8 > hl)
+		return corrupt(bm, "firmware volume block map is not terminated");
+	size_t so = hl;
+	if ((size_t)fv_len - so < STORE_HDR_LEN)
+		return corrupt(so, "no room for the variable store header");
+	if (!memcmp(fd + so, plain_var_guid, 16))
+		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EUNSUPPORTED,
+			       "varstore at octet %zu: non-authenticated variable store format "
+			       "(only gEfiAuthenticatedVariableGuid stores are supported)", so);
+	if (memcmp(fd + so, auth_var_guid, 16))
+		return corrupt(so, "variable store signature is not gEfiAuthenticatedVariableGuid");
+	size_t size = le32(fd + so + 16);
+	if (size < STORE_HDR_LEN || size > (size_t)fv_len - so)
+		return corrupt(so + 16, "variable store size runs past the firmware volume");
+	if (fd[so + 20] != STORE_FORMATTED || fd[so + 21] != STORE_HEALTHY)
+		return corrupt(so + 20, "variable store is not formatted and healthy");
+	lay->fv_hdr_len = hl;
+	lay->store_off = so;
+	lay->store_end = so + size;
+	lay->vars_off = align4(so + STORE_HDR_LEN);
+	if (lay->vars_off > lay->store_end)
+		return corrupt(so, "variable store too small");
+	return BS_OK;
+}
+
+static bool same_var(const struct nvram_uefi_var *a, const struct nvram_uefi_var *b)
+{
+	return !memcmp(a->guid, b->guid, 16) && !strcmp(a->name, b->name);
+}
+
+int nvram_uefi_parse(const uint8_t *fd, size_t len, struct nvram_uefi_store **out)
+{
+	struct layout lay;
+	*out = NULL;
+	int rc = parse_layout(fd, len, &lay);
+	if (rc)
+		return rc;
+	struct nvram_uefi_store *st = calloc(1, sizeof *st);
+	if (!st)
+		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+	st->file_size = len;
+	st->vars_offset = lay.vars_off;
+	st->store_end = lay.store_end;
+	size_t cap = 0;
+	bool *transition = NULL;
+	size_t pos = lay.vars_off;
+	while (lay.store_end - pos >= VAR_HDR_LEN && le16(fd + pos) == VAR_START_ID) {
+		const uint8_t *h = fd + pos;
+		uint8_t state = h[2];
+		size_t ns = le32(h + 36), ds = le32(h + 40);
+		size_t room = lay.store_end - pos - VAR_HDR_LEN;
+		if (ns > room || ds > room - ns) {
+			rc = corrupt(pos, "variable name or data runs past the store");
+			goto fail;
+		}
+		size_t next = align4(pos + VAR_HDR_LEN + ns + ds);
+		if (state == VAR_ADDED || state == VAR_ADDED_IN_DELETE) {
+			struct nvram_uefi_var v = {0};
+			v.name = utf16_to_utf8(h + VAR_HDR_LEN, ns);
+			if (!v.name) {
+				rc = corrupt(pos + VAR_HDR_LEN,
+					     "variable name is not NUL-terminated UTF-16 without inner NULs");
+				goto fail;
+			}
+			memcpy(v.guid, h + 44, 16);
+			v.attributes = le32(h + 4);
+			v.monotonic_count = le64(h + 8);
+			memcpy(v.timestamp, h + 16, 16);
+			v.pubkey_index = le32(h + 32);
+			v.data_len = ds;
+			v.data = malloc(ds ? ds : 1);
+			if (!v.data || st->nvars == SIZE_MAX / sizeof *st->vars - 1) {
+				free(v.name);
+				free(v.data);
+				rc = bs__err(NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+				goto fail;
+			}
+			if (ds)
+				memcpy(v.data, h + VAR_HDR_LEN + ns, ds);
+			if (st->nvars == cap) {
+				size_t nc = cap ? cap * 2 : 32;
+				struct nvram_uefi_var *nv = realloc(st->vars, nc * sizeof *nv);
+				bool *nt = realloc(transition, nc * sizeof *nt);
+				if (nt)
+					transition = nt;
+				if (nv)
+					st->vars = nv;
+				if (!nv || !nt) {
+					free(v.name);
+					free(v.data);
+					rc = bs__err(NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+					goto fail;
+				}
+				cap = nc;
+			}
+			transition[st->nvars] = state == VAR_ADDED_IN_DELETE;
+			st->vars[st->nvars++] = v;
+		}
+		if (next >= lay.store_end)
+			break;
+		pos = next;
+	}
+	/* A copy in deleted transition counts only without a VAR_ADDED one (the
+	 * firmware stopped between adding the new copy and deleting the old).
+	 * Two live copies of one variable are an error: which one is meant? */
+	/* Decide first, then compact: the comparisons need every copy intact. */
+	bool *dropped = calloc(st->nvars + 1, sizeof *dropped);
+	if (!dropped) {
+		rc = bs__err(NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; i < st->nvars; i++) {
+		bool drop = false;
+		for (size_t j = 0; j < st->nvars && !drop; j++) {
+			if (j == i || !same_var(&st->vars[i], &st->vars[j]))
+				continue;
+			if (transition[i] && !transition[j])
+				drop = true;
+			else if (transition[i] == transition[j]) {
+				free(dropped);
+				rc = bs__err(NULL, NULL, BS_NO_OFFSET, BS_ECORRUPT,
+					     "varstore: variable '%s' is stored twice", st->vars[i].name);
+				goto fail;
+			}
+		}
+		dropped[i] = drop;
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < st->nvars; i++) {
+		if (dropped[i]) {
+			free(st->vars[i].name);
+			free(st->vars[i].data);
+			continue;
+		}
+		st->vars[k++] = st->vars[i];
+	}
+	st->nvars = k;
+	free(dropped);
+	free(transition);
+	*out = st;
+	return BS_OK;
+fail:
+	free(transition);
+	nvram_uefi_store_free(st);
+	return rc;
+}
+
+/* ---- building ------------------------------------------------------------------ */
+
+static void fv_checksum(uint8_t *fd, size_t hl)
+{
+	put16(fd + 0x32, 0);
+	uint16_t sum = 0;
+	for (size_t i = 0; i < hl; i += 2)
+		sum = (uint16_t)(sum + le16(fd + i));
+	put16(fd + 0x32, (uint16_t)(0x10000u - sum));
+}
+
+int nvram_uefi_build(const struct nvram_uefi_var *vars, size_t n, const uint8_t *tmpl,
+		     size_t tlen, uint8_t **out, size_t *out_len)
+{
+	struct layout lay;
+	*out = NULL;
+	int rc = parse_layout(tmpl, tlen, &lay);
+	if (rc)
+		return rc;
+	uint8_t *b = malloc(tlen);
+	if (!b)
+		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+	memcpy(b, tmpl, tlen);
+	memset(b + lay.vars_off, 0xff, lay.store_end - lay.vars_off);
+	size_t pos = lay.vars_off;
+	for (size_t i = 0; i < n; i++) {
+		const struct nvram_uefi_var *v = &vars[i];
+		uint8_t *name;
+		size_t nl;
+		rc = utf8_to_utf16(v->name, &name, &nl);
+		if (rc) {
+			free(b);
+			return bs__err(NULL, NULL, BS_NO_OFFSET, rc, "variable name '%s' not valid",
+				       v->name);
+		}
+		if (v->data_len > UINT32_MAX || nl > UINT32_MAX ||
+		    lay.store_end - pos < VAR_HDR_LEN ||
+		    lay.store_end - pos - VAR_HDR_LEN < nl ||
+		    lay.store_end - pos - VAR_HDR_LEN - nl < v->data_len) {
+			free(name);
+			free(b);
+			return bs__err(NULL, NULL, BS_NO_OFFSET, BS_ENOSPC,
+				       "variables do not fit the variable store of %zu octets "
+				       "(at variable %zu, '%s')", lay.store_end - lay.store_off, i,
+				       v->name);
+		}
+		uint8_t *h = b + pos;
+		memset(h, 0, VAR_HDR_LEN);
+		put16(h, VAR_START_ID);
+		h[2] = VAR_ADDED;
+		put32(h + 4, v->attributes);
+		put64(h + 8, v->monotonic_count);
+		memcpy(h + 16, v->timestamp, 16);
+		put32(h + 32, v->pubkey_index);
+		put32(h + 36, (uint32_t)nl);
+		put32(h + 40, (uint32_t)v->data_len);
+		memcpy(h + 44, v->guid, 16);
+		memcpy(h + VAR_HDR_LEN, name, nl);
+		if (v->data_len)
+			memcpy(h + VAR_HDR_LEN + nl, v->data, v->data_len);
+		free(name);
+		pos = align4(pos + VAR_HDR_LEN + nl + v->data_len);
+		if (pos > lay.store_end)
+			pos = lay.store_end;
+	}
+	b[lay.store_off + 20] = STORE_FORMATTED;
+	b[lay.store_off + 21] = STORE_HEALTHY;
+	fv_checksum(b, lay.fv_hdr_len);
+	*out = b;
+	*out_len = tlen;
+	return BS_OK;
+}
+
+/* ---- the image side --------------------------------------------------------------- */
+
+static int der_of(const struct nv_value *v, uint8_t **der, size_t *dl)
+{
+	int rc = nv_value_encode(v, der, dl);
+	return rc ? bs__err(NULL, NULL, BS_NO_OFFSET, rc, "cannot encode a value") : BS_OK;
+}
+
+static char *var_key(const struct nvram_uefi_var *v)
+{
+	char g[37];
+	nvram_uefi_guid_str(v->guid, g);
+	size_t n = strlen(v->name) + 38;
+	char *k = malloc(n);
+	if (k)
+		snprintf(k, n, "%s:%s", g, v->name);
+	return k;
+}
+
+/* Creates one uefi.var entry with all its attributes in one append. */
+static int create_var(bs_image *img, const struct nvram_uefi_var *v)
+{
+	struct nv_value vals[4] = {
+		{.kind = NV_UINT, .u = v->attributes},
+		{.kind = NV_BYTES, .p = v->timestamp, .len = 16},
+		{.kind = NV_UINT, .u = v->monotonic_count},
+		{.kind = NV_UINT, .u = v->pubkey_index},
+	};
+	static const char *const names[4] = {"uefi.attributes", "uefi.timestamp",
+					     "uefi.monotonic-count", "uefi.pubkey-index"};
+	struct bs_attr attrs[4];
+	uint8_t *der[4] = {0};
+	int rc = BS_OK;
+	char *key = var_key(v);
+	if (!key)
+		return bs__err(img, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+	for (int i = 0; i < 4 && !rc; i++) {
+		size_t dl = 0;
+		rc = der_of(&vals[i], &der[i], &dl);
+		attrs[i] = (struct bs_attr){.name = names[i], .value = der[i], .value_len = dl};
+	}
+	if (!rc) {
+		struct bs_entry_opts o = {.capacity = v->data_len, .attrs = attrs, .nattrs = 4};
+		rc = bs_entry_create2(img, NVRAM_UEFI_VAR_TYPE, key, &o, v->data, v->data_len, NULL);
+	}
+	for (int i = 0; i < 4; i++)
+		free(der[i]);
+	free(key);
+	return rc;
+}
+
+/* Deletes every entry of TYPE. */
+static int delete_type(bs_image *img, const char *type)
+{
+	for (size_t i = bs_count(img); i-- > 0;) {
+		bs_entry *e = bs_entry_at(img, i);
+		if (strcmp(bs_entry_type(e), type))
+			continue;
+		int rc = bs_entry_delete(img, e);
+		if (rc)
+			return rc;
+	}
+	return BS_OK;
+}
+
+int nvram_uefi_import(bs_image *img, const uint8_t *fd, size_t len, size_t *count)
+{
+	struct nvram_uefi_store *st;
+	struct layout lay;
+	int rc = nvram_uefi_parse(fd, len, &st);
+	if (rc)
+		return rc;
+	parse_layout(fd, len, &lay); /* succeeded inside parse */
+	if ((rc = delete_type(img, NVRAM_UEFI_VAR_TYPE)) ||
+	    (rc = delete_type(img, NVRAM_UEFI_STORE_TYPE)))
+		goto out;
+	/* The layout: headers up to the first variable, then the areas after
+	 * the store up to their last non-erased octet. */
+	size_t tail_end = len;
+	while (tail_end > lay.store_end && fd[tail_end - 1] == 0xff)
+		tail_end--;
+	size_t head = lay.vars_off, tail = tail_end - lay.store_end;
+	uint8_t *blob = malloc(head + tail + 1);
+	if (!blob) {
+		rc = bs__err(img, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+		goto out;
+	}
+	memcpy(blob, fd, head);
+	memcpy(blob + head, fd + lay.store_end, tail);
+	struct nv_value vals[3] = {{.kind = NV_UINT, .u = len},
+				   {.kind = NV_UINT, .u = lay.vars_off},
+				   {.kind = NV_UINT, .u = lay.store_end}};
+	static const char *const names[3] = {"uefi.file-size", "uefi.vars-offset",
+					     "uefi.store-end"};
+	struct bs_attr attrs[3];
+	uint8_t *der[3] = {0};
+	for (int i = 0; i < 3 && !rc; i++) {
+		size_t dl = 0;
+		rc = der_of(&vals[i], &der[i], &dl);
+		attrs[i] = (struct bs_attr){.name = names[i], .value = der[i], .value_len = dl};
+	}
+	if (!rc) {
+		struct bs_entry_opts o = {.capacity = head + tail, .attrs = attrs, .nattrs = 3};
+		rc = bs_entry_create2(img, NVRAM_UEFI_STORE_TYPE, NULL, &o, blob, head + tail, NULL);
+	}
+	for (int i = 0; i < 3; i++)
+		free(der[i]);
+	free(blob);
+	for (size_t i = 0; !rc && i < st->nvars; i++)
+		rc = create_var(img, &st->vars[i]);
+	if (!rc && count)
+		*count = st->nvars;
+out:
+	nvram_uefi_store_free(st);
+	return rc;
+}
+
+static int attr_uint(bs_image *img, bs_entry *e, const char *name, uint64_t max, uint64_t *out)
+{
+	const uint8_t *v;
+	size_t vl;
+	int rc = bs_attr_get(e, name, NULL, &v, &vl);
+	if (rc)
+		return bs__err(img, e, BS_NO_OFFSET, BS_ECORRUPT, "attribute '%s' missing", name);
+	if (nv_value_uint(v, vl, out, NULL) || *out > max)
+		return bs__err(img, e, BS_NO_OFFSET, BS_ECORRUPT,
+			       "attribute '%s' is not an integer in range", name);
+	return BS_OK;
+}
+
+static int load_var(bs_image *img, bs_entry *e, struct nvram_uefi_var *v)
+{
+	int rc = bs_entry_status(e);
+	if (rc)
+		return bs__err(img, e, bs_entry_offset(e), rc, "entry refused: %s",
+			       bs_entry_status_msg(e));
+	const char *name;
+	const char *key = bs_entry_name(e);
+	if (!key || nvram_uefi_key_parse(key, v->guid, &name))
+		return bs__err(img, e, BS_NO_OFFSET, BS_ECORRUPT, "name is not GUID:NAME");
+	uint64_t x;
+	if ((rc = attr_uint(img, e, "uefi.attributes", UINT32_MAX, &x)))
+		return rc;
+	v->attributes = (uint32_t)x;
+	if ((rc = attr_uint(img, e, "uefi.monotonic-count", UINT64_MAX, &v->monotonic_count)))
+		return rc;
+	if ((rc = attr_uint(img, e, "uefi.pubkey-index", UINT32_MAX, &x)))
+		return rc;
+	v->pubkey_index = (uint32_t)x;
+	const uint8_t *ts;
+	size_t tl;
+	if (bs_attr_get_bytes(e, "uefi.timestamp", &ts, &tl) || tl != 16)
+		return bs__err(img, e, BS_NO_OFFSET, BS_ECORRUPT,
+			       "attribute 'uefi.timestamp' is not 16 octets");
+	memcpy(v->timestamp, ts, 16);
+	if (!(v->name = strdup(name)))
+		return bs__err(img, e, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+	void *d;
+	if ((rc = bs_entry_read_alloc(img, e, &d, &v->data_len)))
+		return rc;
+	v->data = d;
+	return BS_OK;
+}
+
+int nvram_uefi_load(bs_image *img, struct nvram_uefi_store **out)
+{
+	*out = NULL;
+	struct nvram_uefi_store *st = calloc(1, sizeof *st);
+	if (!st)
+		return bs__err(img, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+	size_t n = 0;
+	for (size_t i = 0; i < bs_count(img); i++)
+		n += !strcmp(bs_entry_type(bs_entry_at(img, i)), NVRAM_UEFI_VAR_TYPE);
+	st->vars = calloc(n + 1, sizeof *st->vars);
+	if (!st->vars) {
+		free(st);
+		return bs__err(img, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+	}
+	int rc = BS_OK;
+	for (size_t i = 0; !rc && i < bs_count(img); i++) {
+		bs_entry *e = bs_entry_at(img, i);
+		if (strcmp(bs_entry_type(e), NVRAM_UEFI_VAR_TYPE))
+			continue;
+		rc = load_var(img, e, &st->vars[st->nvars]);
+		st->nvars++; /* freed either way */
+	}
+	bs_entry *se;
+	if (!rc && bs_find(img, NVRAM_UEFI_STORE_TYPE, NULL, &se) == BS_OK) {
+		uint64_t fs, vo, end;
+		if (!(rc = attr_uint(img, se, "uefi.file-size", SIZE_MAX, &fs)) &&
+		    !(rc = attr_uint(img, se, "uefi.vars-offset", SIZE_MAX, &vo)) &&
+		    !(rc = attr_uint(img, se, "uefi.store-end", SIZE_MAX, &end))) {
+			st->file_size = (size_t)fs;
+			st->vars_offset = (size_t)vo;
+			st->store_end = (size_t)end;
+		}
+	}
+	if (rc) {
+		nvram_uefi_store_free(st);
+		return rc;
+	}
+	*out = st;
+	return BS_OK;
+}
+
+/* Rebuilds the file layout saved at import (headers and post-store areas). */
+static int saved_template(bs_image *img, const struct nvram_uefi_store *st, uint8_t **out)
+{
+	bs_entry *se;
+	*out = NULL;
+	if (bs_find(img, NVRAM_UEFI_STORE_TYPE, NULL, &se))
+		return bs__err(img, NULL, BS_NO_OFFSET, BS_ENOENT,
+			       "no saved varstore layout (import a file first, or give a template)");
+	void *blob;
+	size_t bl;
+	int rc = bs_entry_read_alloc(img, se, &blob, &bl);
+	if (rc)
+		return rc;
+	size_t fs = st->file_size, vo = st->vars_offset, end = st->store_end;
+	if (!fs || fs > BS_MAX_ENTRY_SIZE || vo > end || end > fs || bl < vo ||
+	    bl - vo > fs - end) {
+		free(blob);
+		return bs__err(img, se, BS_NO_OFFSET, BS_ECORRUPT, "saved varstore layout is inconsistent");
+	}
+	uint8_t *t = malloc(fs);
+	if (!t) {
+		free(blob);
+		return bs__err(img, se, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+	}
+	memset(t, 0xff, fs);
+	memcpy(t, blob, vo);
+	memcpy(t + end, (uint8_t *)blob + vo, bl - vo);
+	free(blob);
+	*out = t;
+	return BS_OK;
+}
+
+int nvram_uefi_export(bs_image *img, const uint8_t *tmpl, size_t tlen, uint8_t **out,
+		      size_t *out_len)
+{
+	struct nvram_uefi_store *st;
+	*out = NULL;
+	int rc = nvram_uefi_load(img, &st);
+	if (rc)
+		return rc;
+	uint8_t *saved = NULL;
+	if (!tmpl) {
+		if ((rc = saved_template(img, st, &saved)))
+			goto out;
+		tmpl = saved;
+		tlen = st->file_size;
+	}
+	rc = nvram_uefi_build(st->vars, st->nvars, tmpl, tlen, out, out_len);
+out:
+	free(saved);
+	nvram_uefi_store_free(st);
+	return rc;
+}
+
+int nvram_uefi_set(bs_image *img, const char *key, uint32_t attributes, const void *data,
+		   size_t len)
+{
+	uint8_t guid[16];
+	const char *name;
+	int rc = nvram_uefi_key_parse(key, guid, &name);
+	if (rc)
+		return rc;
+	uint8_t *u16;
+	size_t ul;
+	if ((rc = utf8_to_utf16(name, &u16, &ul)))
+		return bs__err(img, NULL, BS_NO_OFFSET, rc, "variable name is not valid UTF-8");
+	free(u16);
+	/* The canonical key: lower-case GUID. */
+	struct nvram_uefi_var v = {.attributes = attributes, .name = (char *)name,
+				   .data = (uint8_t *)data, .data_len = len};
+	memcpy(v.guid, guid, 16);
+	char *k = var_key(&v);
+	if (!k)
+		return bs__err(img, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+	bs_entry *e;
+	if (bs_find(img, NVRAM_UEFI_VAR_TYPE, k, &e) == BS_ENOENT) {
+		free(k);
+		return create_var(img, &v);
+	}
+	nvram_dev *dev;
+	rc = nvram_open(img, NVRAM_UEFI_VAR_TYPE, k, 0, 0, &dev);
+	free(k);
+	if (rc)
+		return rc;
+	uint64_t old = 0;
+	nvram_attr_get_uint(dev, "uefi.attributes", &old, NULL);
+	rc = nvram_put(dev, data, len);
+	if (!rc && old != attributes) {
+		/* A read-only attribute: replaced, not rewritten in place. */
+		rc = nvram_attr_remove(dev, "uefi.attributes");
+		if (!rc || rc == BS_ENOENT)
+			rc = nvram_attr_set_uint(dev, "uefi.attributes", 0, attributes);
+	}
+	nvram_close(dev);
+	return rc;
+}
+
+int nvram_uefi_remove(bs_image *img, const char *key)
+{
+	uint8_t guid[16];
+	const char *name;
+	int rc = nvram_uefi_key_parse(key, guid, &name);
+	if (rc)
+		return rc;
+	struct nvram_uefi_var v = {.name = (char *)name};
+	memcpy(v.guid, guid, 16);
+	char *k = var_key(&v);
+	if (!k)
+		return bs__err(img, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+	bs_entry *e;
+	rc = bs_find(img, NVRAM_UEFI_VAR_TYPE, k, &e);
+	free(k);
+	return rc ? rc : bs_entry_delete(img, e);
+}
