@@ -83,8 +83,8 @@ $(STATIC): $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-$(SHARED): $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,$(SONAME) $(LDFLAGS) -o $@ $^ $(LIBS)
+$(SHARED): $(LIB_OBJ) blobstore/libblobstore.map
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=blobstore/libblobstore.map $(LDFLAGS) -o $@ $(LIB_OBJ) $(LIBS)
 	ln -sf libblobstore.so.$(VERSION) $(O)/$(SONAME)
 	ln -sf $(SONAME) $(O)/libblobstore.so
 

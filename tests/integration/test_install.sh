@@ -47,8 +47,12 @@ readelf -d "$lib/libblobstore.so.$version" | grep "Library soname: \[libblobstor
 	fail "soname is not libblobstore.so.$somajor"
 # The shared library exports the API.  (No "| grep -q" in this file: with
 # pipefail the writer's SIGPIPE would fail the pipeline.)
-nm -D --defined-only "$lib/libblobstore.so.$version" | grep ' T bs_open$' >/dev/null ||
+nm -D --defined-only "$lib/libblobstore.so.$version" | sed 's/@.*//' | grep ' T bs_open$' >/dev/null ||
 	fail "bs_open is not exported"
+# ... and nothing else: internal helpers (bs__*, der_*, the ASN.1 table) stay local.
+extra=$(nm -D --defined-only "$lib/libblobstore.so.$version" | awk '$3 != "" {print $3}' | sed 's/@.*//' |
+	grep -v -e '^bs_[a-z]' -e '^nvram_[a-z]' -e '^BLOBSTORE_0$' || true)
+[ -z "$extra" ] || fail "exports internal symbols: $extra"
 [ -f "$lib/libblobstore.a" ] || fail "no static library"
 ar t "$lib/libblobstore.a" | grep '\.o$' >/dev/null || fail "static library is empty"
 
