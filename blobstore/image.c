@@ -212,7 +212,15 @@ struct reader {
 	uint64_t start;
 };
 
-#define READ_WINDOW (1u << 20)
+/* Small enough that a large entry's data costs at most this much extra
+ * reading, large enough that small entries cost few reads. */
+#define READ_WINDOW (1u << 16)
+
+static bool reader_has(const struct reader *r, uint64_t off, size_t n)
+{
+	return r->mem || (off >= r->start && off - r->start <= r->len &&
+			  n <= r->len - (off - r->start));
+}
 
 /* Makes [off, off+n) available; n must not pass the image's end. */
 static int reader_get(struct reader *r, uint64_t off, size_t n, const uint8_t **p)
@@ -221,7 +229,7 @@ static int reader_get(struct reader *r, uint64_t off, size_t n, const uint8_t **
 		*p = r->mem + off;
 		return BS_OK;
 	}
-	if (off >= r->start && off - r->start <= r->len && n <= r->len - (off - r->start)) {
+	if (reader_has(r, off, n)) {
 		*p = r->buf + (off - r->start);
 		return BS_OK;
 	}
@@ -291,10 +299,18 @@ static int scan_entry(struct reader *r, uint64_t off, bs_entry **out)
 		lay.tail_len = sizeof tail; /* parse reports the trailing octets */
 	}
 	if (lay.tail_len) {
-		rc = reader_get(r, off + lay.data_rel + lay.data_len, lay.tail_len, &tp);
+		uint64_t toff = off + lay.data_rel + lay.data_len;
+		if (reader_has(r, toff, lay.tail_len)) {
+			rc = reader_get(r, toff, lay.tail_len, &tp);
+			if (!rc)
+				memcpy(tail, tp, lay.tail_len);
+		} else {
+			/* Past a large data area: read just the tail and keep the
+			 * window on the head, which is needed again below. */
+			rc = bs__read(img, NULL, tail, lay.tail_len, toff);
+		}
 		if (rc)
 			return rc;
-		memcpy(tail, tp, lay.tail_len);
 	}
 	rc = reader_get(r, off, lay.head_need, &p);
 	if (rc)

@@ -1,0 +1,285 @@
+/* cmd_crypt.c - the tool's keys: the global options --key-file,
+ * --passphrase-file and --passphrase-fd (loaded by cli_open() into every
+ * encrypted image a command opens), and the commands encrypt-init and
+ * rekey. */
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blobstore_crypt.h"
+#include "cli.h"
+
+/* ---- the key given on the command line ----------------------------------- */
+
+enum key_source { SRC_NONE, SRC_KEY_FILE, SRC_PASS_FILE, SRC_PASS_FD };
+
+struct key_arg {
+	enum key_source src;
+	const char *path; /* or the descriptor's text */
+	bs_key *key;      /* read once: a descriptor cannot be read twice */
+};
+
+static struct key_arg current;
+
+static int set_source(struct key_arg *k, enum key_source src, const char *arg)
+{
+	if (k->src != SRC_NONE)
+		return cli_error(CLI_EXIT_USAGE,
+				 "give one of --key-file, --passphrase-file, --passphrase-fd");
+	k->src = src;
+	k->path = arg;
+	if (k == &current)
+		atexit(cli_key_release); /* wipes the key read for the command */
+	return 0;
+}
+
+int cli_opt_key_file(const char *arg)
+{
+	return set_source(&current, SRC_KEY_FILE, arg);
+}
+
+int cli_opt_passphrase_file(const char *arg)
+{
+	return set_source(&current, SRC_PASS_FILE, arg);
+}
+
+int cli_opt_passphrase_fd(const char *arg)
+{
+	return set_source(&current, SRC_PASS_FD, arg);
+}
+
+static bool parse_fd(const char *s, int *fd)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+	if (!*s || *end || v < 0 || v > INT_MAX)
+		return false;
+	*fd = (int)v;
+	return true;
+}
+
+/* Reads the key K names (once).  Returns an exit status. */
+static int key_get(struct key_arg *k, const char *what, bs_key **out)
+{
+	if (!k->key) {
+		int rc, fd;
+		switch (k->src) {
+		case SRC_KEY_FILE:
+			rc = bs_key_from_file(k->path, &k->key);
+			break;
+		case SRC_PASS_FILE:
+			rc = bs_key_from_passphrase_file(k->path, &k->key);
+			break;
+		case SRC_PASS_FD:
+			if (!parse_fd(k->path, &fd))
+				return cli_error(CLI_EXIT_USAGE, "%s: not a file descriptor number: '%s'",
+						 what, k->path);
+			rc = bs_key_from_passphrase_fd(fd, &k->key);
+			break;
+		default:
+			return cli_error(CLI_EXIT_KEY,
+					 "%s: give --key-file, --passphrase-file or --passphrase-fd",
+					 what);
+		}
+		if (rc)
+			return cli_fail(rc);
+	}
+	*out = k->key;
+	return CLI_EXIT_OK;
+}
+
+static void key_release(struct key_arg *k)
+{
+	bs_key_free(k->key);
+	k->key = NULL;
+}
+
+bool cli_key_given(void)
+{
+	return current.src != SRC_NONE;
+}
+
+void cli_key_release(void)
+{
+	key_release(&current);
+}
+
+int cli_load_key(bs_image *img)
+{
+	/* Images without encryption need no key; commands that set it up
+	 * (encrypt-init) take the key themselves. */
+	if (!current.src || !bs_image_encrypted(img))
+		return BS_OK;
+	bs_key *k;
+	int st = key_get(&current, "key", &k);
+	if (st)
+		return st == CLI_EXIT_KEY ? BS_EKEY : BS_EINVAL;
+	return bs_image_set_key(img, k);
+}
+
+/* ---- KDF options shared by encrypt-init and rekey ------------------------ */
+
+enum { OPT_KDF = 1, OPT_SCRYPT_N, OPT_SCRYPT_R, OPT_SCRYPT_P, OPT_PBKDF2_ITER,
+       OPT_NEW_KEY_FILE, OPT_NEW_PASS_FILE, OPT_NEW_PASS_FD };
+
+static int kdf_option(const struct cli_command *cmd, int o, const char *arg,
+		      struct bs_kdf_params *kp)
+{
+	uint64_t v;
+	if (o == OPT_KDF) {
+		if (strcmp(arg, "scrypt") && strcmp(arg, "pbkdf2-sha256"))
+			return cli_usage(cmd, "--kdf is scrypt or pbkdf2-sha256, not '%s'", arg);
+		kp->kdf = arg;
+		return 0;
+	}
+	if (!cli_parse_size(arg, &v) || v == 0 || (o != OPT_SCRYPT_N && v > UINT32_MAX))
+		return cli_usage(cmd, "bad number '%s'", arg);
+	if (o == OPT_SCRYPT_N)
+		kp->scrypt_n = v;
+	else if (o == OPT_SCRYPT_R)
+		kp->scrypt_r = (uint32_t)v;
+	else if (o == OPT_SCRYPT_P)
+		kp->scrypt_p = (uint32_t)v;
+	else
+		kp->pbkdf2_iter = (uint32_t)v;
+	return 0;
+}
+
+#define KDF_OPTIONS                                                                     \
+	{"kdf", 0, true, OPT_KDF}, {"scrypt-n", 0, true, OPT_SCRYPT_N},                  \
+		{"scrypt-r", 0, true, OPT_SCRYPT_R}, {"scrypt-p", 0, true, OPT_SCRYPT_P}, \
+		{"pbkdf2-iter", 0, true, OPT_PBKDF2_ITER}
+
+#define KDF_HELP                                                                          \
+	"  --kdf KDF            for a passphrase: scrypt (default) or pbkdf2-sha256\n"        \
+	"  --scrypt-n N         scrypt cost (power of two; default 32768), --scrypt-r R\n"    \
+	"                       (default 8), --scrypt-p P (default 1)\n"                      \
+	"  --pbkdf2-iter N      PBKDF2-SHA256 iterations (default 600000)\n"                  \
+	"A key file holds 32 raw octets or 64 hexadecimal digits; a passphrase file or\n"   \
+	"descriptor is read to its end, one trailing newline dropped.\n"
+
+/* ---- encrypt-init ---------------------------------------------------------- */
+
+static int run_encrypt_init(const struct cli_command *cmd, int argc, char **argv)
+{
+	static const struct cli_option opts[] = {KDF_OPTIONS, {NULL, 0, false, 0}};
+	struct cli_parser p;
+	struct bs_kdf_params kp = {0};
+	const char *path = NULL;
+	int o, st = 0;
+	cli_parser_init(&p, cmd, opts, argc, argv);
+	while (!st && (o = cli_next(&p)) != CLI_END) {
+		if (o == CLI_STOP)
+			return p.status;
+		if (o == CLI_ARG) {
+			if (path)
+				return cli_usage(cmd, "one image only");
+			path = p.arg;
+		} else {
+			st = kdf_option(cmd, o, p.arg, &kp);
+		}
+	}
+	if (st)
+		return st;
+	if (!path)
+		return cli_usage(cmd, "no image given");
+	bs_key *k;
+	if ((st = key_get(&current, "encrypt-init", &k)))
+		return st;
+	bs_image *img;
+	int rc = bs_open(path, cli.open_flags, &img);
+	if (!rc)
+		rc = bs_image_init_encryption(img, k, &kp);
+	st = rc ? cli_fail(rc) : CLI_EXIT_OK;
+	if (!rc && !cli.quiet)
+		printf("%s: encryption set up (%s)\n", path, bs_image_kdf(img));
+	bs_close(img);
+	return st;
+}
+
+const struct cli_command cmd_encrypt_init = {
+	.name = "encrypt-init",
+	.summary = "set an image up for encryption",
+	.usage = "IMAGE --key-file FILE|--passphrase-file FILE|--passphrase-fd N [--kdf KDF ...]",
+	.help = "Creates the image's random data key and stores it wrapped under the key\n"
+		"given (entry bs.key).  Entries put with --encrypt are then encrypted with\n"
+		"AES-256-GCM; reading them needs the same key option.  See CRYPTO.md.\n\n"
+		"Options:\n" KDF_HELP,
+	.run = run_encrypt_init,
+};
+
+/* ---- rekey ----------------------------------------------------------------- */
+
+static int run_rekey(const struct cli_command *cmd, int argc, char **argv)
+{
+	static const struct cli_option opts[] = {
+		KDF_OPTIONS,
+		{"new-key-file", 0, true, OPT_NEW_KEY_FILE},
+		{"new-passphrase-file", 0, true, OPT_NEW_PASS_FILE},
+		{"new-passphrase-fd", 0, true, OPT_NEW_PASS_FD},
+		{NULL, 0, false, 0},
+	};
+	struct cli_parser p;
+	struct bs_kdf_params kp = {0};
+	struct key_arg nk = {0};
+	const char *path = NULL;
+	int o, st = 0;
+	cli_parser_init(&p, cmd, opts, argc, argv);
+	while (!st && (o = cli_next(&p)) != CLI_END) {
+		if (o == CLI_STOP)
+			return p.status;
+		if (o == CLI_ARG) {
+			if (path)
+				return cli_usage(cmd, "one image only");
+			path = p.arg;
+		} else if (o == OPT_NEW_KEY_FILE) {
+			st = set_source(&nk, SRC_KEY_FILE, p.arg);
+		} else if (o == OPT_NEW_PASS_FILE) {
+			st = set_source(&nk, SRC_PASS_FILE, p.arg);
+		} else if (o == OPT_NEW_PASS_FD) {
+			st = set_source(&nk, SRC_PASS_FD, p.arg);
+		} else {
+			st = kdf_option(cmd, o, p.arg, &kp);
+		}
+	}
+	if (st)
+		return st;
+	if (!path)
+		return cli_usage(cmd, "no image given");
+	if (!nk.src)
+		return cli_usage(cmd, "give --new-key-file, --new-passphrase-file or "
+				      "--new-passphrase-fd");
+	if (!current.src)
+		return cli_error(CLI_EXIT_KEY, "rekey: give the current key (--key-file, "
+					       "--passphrase-file or --passphrase-fd)");
+	bs_key *k;
+	if ((st = key_get(&nk, "new key", &k)))
+		return st;
+	bs_image *img;
+	int rc = cli_open(path, true, &img); /* loads the current key */
+	if (!rc && !bs_image_key_loaded(img))
+		rc = bs_image_set_key(img, k); /* not encrypted: say so (BS_EKEY) */
+	if (!rc)
+		rc = bs_image_rekey(img, k, &kp);
+	st = rc ? cli_fail(rc) : CLI_EXIT_OK;
+	if (!rc && !cli.quiet)
+		printf("%s: key changed (%s)\n", path, bs_image_kdf(img));
+	bs_close(img);
+	key_release(&nk);
+	return st;
+}
+
+const struct cli_command cmd_rekey = {
+	.name = "rekey",
+	.summary = "change the key or passphrase of an encrypted image",
+	.usage = "IMAGE --key-file|--passphrase-file|--passphrase-fd CURRENT\n"
+		 "       --new-key-file FILE|--new-passphrase-file FILE|--new-passphrase-fd N\n"
+		 "       [--kdf KDF ...]",
+	.help = "Wraps the image's data key under the new key and replaces the bs.key\n"
+		"entry in one crash-safe rewrite: interrupted, the image opens with the old\n"
+		"key or with the new one.  Entries are not re-encrypted.\n\n"
+		"Options:\n"
+		"  --new-key-file FILE, --new-passphrase-file FILE, --new-passphrase-fd N\n"
+		"                       the new key\n" KDF_HELP,
+	.run = run_rekey,
+};

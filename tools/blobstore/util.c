@@ -1,0 +1,676 @@
+/* util.c - the tool's shared helpers: global options, option parsing,
+ * exit statuses and error messages, sizes, attribute values, JSON and text
+ * output, whole-file input and output, and the progress line. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+struct cli_globals cli;
+
+/* ---- global options ------------------------------------------------------ */
+
+static int opt_wait(const char *arg)
+{
+	(void)arg;
+	cli.open_flags |= BS_OPEN_WAIT;
+	return 0;
+}
+
+static int opt_nosync(const char *arg)
+{
+	(void)arg;
+	cli.open_flags |= BS_OPEN_NOSYNC;
+	return 0;
+}
+
+static int opt_quiet(const char *arg)
+{
+	(void)arg;
+	cli.quiet = true;
+	return 0;
+}
+
+/* One line per option; the list ends with an empty entry. */
+const struct cli_global_option cli_global_options[] = {
+	{"--wait", NULL, false, "wait for another writer to finish instead of failing", opt_wait},
+	{"--no-sync", NULL, false, "do not fsync: faster, not durable (scratch images, tests)",
+	 opt_nosync},
+	{"--quiet", "-q", false, "no informational output and no progress line", opt_quiet},
+	{"--key-file", NULL, true, "key of an encrypted image: 32 raw octets or 64 hex digits",
+	 cli_opt_key_file},
+	{"--passphrase-file", NULL, true, "passphrase of an encrypted image, read from FILE",
+	 cli_opt_passphrase_file},
+	{"--passphrase-fd", NULL, true, "passphrase of an encrypted image, read from descriptor N",
+	 cli_opt_passphrase_fd},
+	{NULL, NULL, false, NULL, NULL},
+};
+
+const char cli_help_attr_values[] =
+	"Attribute values (--attr, --mandatory, --set):\n"
+	"  NAME            a flag (no value)\n"
+	"  NAME=int:42     INTEGER (decimal, or hexadecimal with 0x)\n"
+	"  NAME=bool:true  BOOLEAN (true, false, 1, 0)\n"
+	"  NAME=str:text   UTF8String\n"
+	"  NAME=hex:00ff   OCTET STRING (fixed-size, read-write data)\n"
+	"  NAME=der:HEX    the DER encoding of the value element(s), as given\n"
+	"  NAME=VALUE      INTEGER if VALUE is decimal, BOOLEAN for true/false,\n"
+	"                  else UTF8String\n"
+	"  Names are printable ASCII; names starting \"bs.\" belong to the library.\n"
+	"  A mandatory attribute makes every reader that does not know it refuse\n"
+	"  the entry (this version knows none but its own).\n";
+
+const char cli_help_sizes[] =
+	"Sizes: a number of octets, optionally with K, M, G or T (binary: 1K = 1024).\n";
+
+const char cli_help_exit[] =
+	"Exit status:\n"
+	"  0  success\n"
+	"  1  usage error\n"
+	"  2  image, entry, attribute or input file not found\n"
+	"  3  corrupt image or entry; check found problems\n"
+	"  4  image locked by another writer (see --wait)\n"
+	"  5  I/O error or no space left\n"
+	"  6  entry refused: it has a mandatory attribute this version does not know\n"
+	"  7  wrong or missing key\n"
+	"  8  any other error (limits, already exists, read-only, ...)\n";
+
+/* ---- option parsing ------------------------------------------------------ */
+
+void cli_parser_init(struct cli_parser *p, const struct cli_command *cmd,
+		     const struct cli_option *opts, int argc, char **argv)
+{
+	memset(p, 0, sizeof *p);
+	p->cmd = cmd;
+	p->opts = opts;
+	p->argc = argc;
+	p->argv = argv;
+}
+
+static int stop(struct cli_parser *p, int status)
+{
+	p->status = status;
+	return CLI_STOP;
+}
+
+/* The value of an option: "--opt=value", "--opt value", "-ovalue", "-o value". */
+static bool take_value(struct cli_parser *p, const char *inline_val)
+{
+	if (inline_val) {
+		p->arg = inline_val;
+		return true;
+	}
+	if (p->i >= p->argc)
+		return false;
+	p->arg = p->argv[p->i++];
+	return true;
+}
+
+int cli_next(struct cli_parser *p)
+{
+	while (p->i < p->argc) {
+		char *a = p->argv[p->i++];
+		if (p->only_args || a[0] != '-' || !strcmp(a, "-")) {
+			p->arg = a;
+			return CLI_ARG;
+		}
+		if (!strcmp(a, "--")) {
+			p->only_args = true;
+			continue;
+		}
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			cli_print_help(p->cmd, stdout);
+			return stop(p, CLI_EXIT_OK);
+		}
+		bool is_long = a[1] == '-';
+		const char *name = is_long ? a + 2 : a + 1;
+		const char *eq = is_long ? strchr(name, '=') : NULL;
+		size_t nl = eq ? (size_t)(eq - name) : strlen(name);
+		const char *inline_val = eq ? eq + 1 : NULL;
+		for (const struct cli_global_option *g = cli_global_options; g->name; g++) {
+			bool match = is_long ? strlen(g->name + 2) == nl && !strncmp(g->name + 2, name, nl)
+					     : g->short_name && !strcmp(g->short_name, a);
+			if (!match)
+				continue;
+			if (!g->has_arg && inline_val)
+				return stop(p, cli_usage(p->cmd, "%s takes no value", g->name));
+			if (g->has_arg && !take_value(p, inline_val))
+				return stop(p, cli_usage(p->cmd, "%s needs a value", g->name));
+			int st = g->apply(g->has_arg ? p->arg : NULL);
+			if (st)
+				return stop(p, st);
+			goto next;
+		}
+		for (const struct cli_option *o = p->opts; o && o->name; o++) {
+			if (is_long) {
+				if (strlen(o->name) != nl || strncmp(o->name, name, nl))
+					continue;
+			} else {
+				if (!o->short_name || name[0] != o->short_name)
+					continue;
+				if (name[1]) {
+					if (!o->has_arg)
+						continue; /* no clustering of short options */
+					inline_val = name + 1;
+				}
+			}
+			if (!o->has_arg && inline_val)
+				return stop(p, cli_usage(p->cmd, "--%s takes no value", o->name));
+			if (o->has_arg && !take_value(p, inline_val))
+				return stop(p, cli_usage(p->cmd, "--%s needs a value", o->name));
+			return o->id;
+		}
+		return stop(p, cli_usage(p->cmd, "unknown option '%s'", a));
+	next:;
+	}
+	return CLI_END;
+}
+
+void cli_print_help(const struct cli_command *cmd, FILE *out)
+{
+	fprintf(out, "usage: blobstore %s %s\n\n%s.\n\n%s", cmd->name, cmd->usage, cmd->summary,
+		cmd->help);
+	if (cmd->more)
+		fprintf(out, "\n%s", cmd->more);
+	fprintf(out, "\nGlobal options: ");
+	for (const struct cli_global_option *g = cli_global_options; g->name; g++)
+		fprintf(out, "%s%s%s%s", g == cli_global_options ? "" : ", ",
+			g->short_name ? g->short_name : "", g->short_name ? "/" : "", g->name);
+	fprintf(out, " (see 'blobstore --help').\n"
+		     "Exit status: see 'blobstore --help' or blobstore(1).\n");
+}
+
+int cli_usage(const struct cli_command *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "blobstore%s%s: ", cmd ? " " : "", cmd ? cmd->name : "");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	if (cmd)
+		fprintf(stderr, "\nusage: blobstore %s %s\n(see 'blobstore help %s')\n", cmd->name,
+			cmd->usage, cmd->name);
+	else
+		fprintf(stderr, "\n(see 'blobstore --help')\n");
+	return CLI_EXIT_USAGE;
+}
+
+/* ---- errors -------------------------------------------------------------- */
+
+int cli_exit_code(int rc)
+{
+	switch (rc) {
+	case BS_OK: return CLI_EXIT_OK;
+	case BS_ENOENT: return CLI_EXIT_NOTFOUND;
+	case BS_ECORRUPT: return CLI_EXIT_CORRUPT;
+	case BS_ELOCKED: return CLI_EXIT_LOCKED;
+	case BS_EIO:
+	case BS_ENOSPC: return CLI_EXIT_IO;
+	case BS_EUNSUPPORTED: return CLI_EXIT_REFUSED;
+	case BS_EKEY: return CLI_EXIT_KEY;
+	default: return CLI_EXIT_OTHER;
+	}
+}
+
+int cli_fail(int rc)
+{
+	fprintf(stderr, "blobstore: %s\n", bs_errmsg());
+	return cli_exit_code(rc);
+}
+
+int cli_error(int status, const char *fmt, ...)
+{
+	va_list ap;
+	fputs("blobstore: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return status;
+}
+
+int cli_open(const char *path, bool write, bs_image **img)
+{
+	unsigned flags = write ? cli.open_flags : BS_OPEN_RDONLY;
+	int rc = bs_open(path, flags, img);
+	if (!rc && (rc = cli_load_key(*img))) {
+		bs_close(*img);
+		*img = NULL;
+	}
+	return rc;
+}
+
+/* ---- sizes and attribute values ------------------------------------------ */
+
+bool cli_parse_size(const char *s, uint64_t *out)
+{
+	uint64_t v = 0;
+	const char *p = s;
+	if (*p < '0' || *p > '9')
+		return false;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+			return false;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	unsigned shift = 0;
+	switch (*p) {
+	case 'k': case 'K': shift = 10; break;
+	case 'm': case 'M': shift = 20; break;
+	case 'g': case 'G': shift = 30; break;
+	case 't': case 'T': shift = 40; break;
+	case 0: break;
+	default: return false;
+	}
+	if (shift) {
+		p++;
+		if (!strcmp(p, "iB") || !strcmp(p, "B"))
+			p += strlen(p);
+	}
+	if (*p || (shift && v > (UINT64_MAX >> shift)))
+		return false;
+	*out = v << shift;
+	return true;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Hex digits (an even number, nothing else) to octets in OUT. */
+static bool unhex(const char *s, uint8_t *out, size_t *len)
+{
+	size_t n = strlen(s);
+	if (n % 2)
+		return false;
+	for (size_t i = 0; i < n / 2; i++) {
+		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return false;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	*len = n / 2;
+	return true;
+}
+
+static bool parse_int(const char *s, int64_t *out)
+{
+	const char *d = s[0] == '-' ? s + 1 : s;
+	int base = 10;
+	if (d[0] == '0' && (d[1] == 'x' || d[1] == 'X')) {
+		base = 16;
+		if (!d[2])
+			return false;
+	} else if (!*d) {
+		return false;
+	}
+	for (const char *p = d + (base == 16 ? 2 : 0); *p; p++)
+		if (base == 10 ? (*p < '0' || *p > '9') : hexval(*p) < 0)
+			return false;
+	errno = 0;
+	char *end;
+	long long v = strtoll(s, &end, base);
+	if (errno || *end)
+		return false;
+	*out = v;
+	return true;
+}
+
+int cli_parse_attr(const struct cli_command *cmd, const char *spec, unsigned flags,
+		   struct cli_attr *out)
+{
+	memset(out, 0, sizeof *out);
+	out->flags = flags;
+	out->name = strdup(spec);
+	if (!out->name)
+		return cli_error(CLI_EXIT_OTHER, "out of memory");
+	char *eq = strchr(out->name, '=');
+	if (eq)
+		*eq = 0;
+	if (!out->name[0]) {
+		cli_attr_free(out);
+		return cli_usage(cmd, "attribute '%s' has no name", spec);
+	}
+	if (!eq)
+		return 0;
+	const char *v = eq + 1;
+	size_t cap = strlen(v) + 16;
+	out->value = malloc(cap);
+	if (!out->value) {
+		cli_attr_free(out);
+		return cli_error(CLI_EXIT_OTHER, "out of memory");
+	}
+	int64_t iv;
+	bool ok = true;
+	if (!strncmp(v, "int:", 4)) {
+		ok = parse_int(v + 4, &iv) && (out->len = bs_der_int(iv, out->value, cap));
+	} else if (!strncmp(v, "bool:", 5)) {
+		const char *b = v + 5;
+		bool t = !strcmp(b, "true") || !strcmp(b, "1");
+		ok = t || !strcmp(b, "false") || !strcmp(b, "0");
+		if (ok)
+			out->len = bs_der_bool(t, out->value, cap);
+	} else if (!strncmp(v, "str:", 4)) {
+		out->len = bs_der_utf8(v + 4, out->value, cap);
+		ok = out->len > 0;
+	} else if (!strncmp(v, "hex:", 4)) {
+		uint8_t *raw = malloc(strlen(v) / 2 + 1);
+		size_t rl;
+		ok = raw && unhex(v + 4, raw, &rl) && (out->len = bs_der_octets(raw, rl, out->value, cap));
+		free(raw);
+	} else if (!strncmp(v, "der:", 4)) {
+		ok = unhex(v + 4, out->value, &out->len) && out->len > 0;
+	} else if (parse_int(v, &iv) && strncmp(v, "0x", 2) && strncmp(v, "-0x", 3)) {
+		out->len = bs_der_int(iv, out->value, cap);
+	} else if (!strcmp(v, "true") || !strcmp(v, "false")) {
+		out->len = bs_der_bool(v[0] == 't', out->value, cap);
+	} else {
+		out->len = bs_der_utf8(v, out->value, cap);
+		ok = out->len > 0;
+	}
+	if (!ok) {
+		int st = cli_usage(cmd, "bad attribute value in '%s' (see ATTRIBUTE VALUES)", spec);
+		cli_attr_free(out);
+		return st;
+	}
+	return 0;
+}
+
+void cli_attr_free(struct cli_attr *a)
+{
+	free(a->name);
+	free(a->value);
+	a->name = NULL;
+	a->value = NULL;
+}
+
+/* ---- text and JSON output ------------------------------------------------ */
+
+/* Length of the valid UTF-8 sequence at S (1-4, within AVAIL octets), or 0
+ * when invalid. */
+static size_t utf8_len(const unsigned char *s, size_t avail)
+{
+	unsigned char c = s[0];
+	size_t n;
+	uint32_t cp;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf) { n = 2; cp = c & 0x1fu; }
+	else if (c >= 0xe0 && c <= 0xef) { n = 3; cp = c & 0x0fu; }
+	else if (c >= 0xf0 && c <= 0xf4) { n = 4; cp = c & 0x07u; }
+	else return 0;
+	if (n > avail)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3fu);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+void cli_put_clean(FILE *out, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t left = strlen(s);
+	while (*p) {
+		size_t n = utf8_len(p, left);
+		/* Valid UTF-8 passes, but not the C1 controls (U+0080-U+009F). */
+		if (n > 1 && !(p[0] == 0xc2 && p[1] < 0xa0)) {
+			fwrite(p, 1, n, out);
+		} else {
+			n = 1;
+			if (*p < 0x20 || *p >= 0x7f || *p == '\\')
+				fprintf(out, "\\x%02x", *p);
+			else
+				fputc(*p, out);
+		}
+		p += n;
+		left -= n;
+	}
+}
+
+void cli_json_str(FILE *out, const char *s)
+{
+	if (!s) {
+		fputs("null", out);
+		return;
+	}
+	fputc('"', out);
+	const unsigned char *p = (const unsigned char *)s;
+	size_t left = strlen(s);
+	while (*p) {
+		size_t n = utf8_len(p, left);
+		left -= n ? n : 1;
+		if (n == 0) {
+			fputs("\\ufffd", out);
+			p++;
+		} else if (n > 1) {
+			fwrite(p, 1, n, out);
+			p += n;
+		} else {
+			unsigned char c = *p++;
+			if (c == '"' || c == '\\')
+				fprintf(out, "\\%c", c);
+			else if (c == '\n')
+				fputs("\\n", out);
+			else if (c == '\t')
+				fputs("\\t", out);
+			else if (c < 0x20 || c == 0x7f)
+				fprintf(out, "\\u%04x", c);
+			else
+				fputc(c, out);
+		}
+	}
+	fputc('"', out);
+}
+
+bool cli_is_text(const uint8_t *p, size_t len)
+{
+	size_t i = 0;
+	while (i < len) {
+		size_t n = utf8_len(p + i, len - i);
+		if (!n)
+			return false;
+		/* Control characters other than layout could drive the terminal. */
+		if (n == 1 && (p[i] < 0x20 || p[i] == 0x7f) && !strchr("\t\n\r", p[i] ? p[i] : 'x'))
+			return false;
+		i += n;
+	}
+	return true;
+}
+
+void cli_hex(FILE *out, const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		fprintf(out, "%02x", p[i]);
+}
+
+/* ---- input and output files ---------------------------------------------- */
+
+int cli_read_input(const char *path, uint8_t **buf, size_t *len)
+{
+	bool in = !path || !strcmp(path, "-");
+	const char *label = in ? "standard input" : path;
+	int fd = in ? 0 : open(path, O_RDONLY | O_CLOEXEC);
+	*buf = NULL;
+	*len = 0;
+	if (fd < 0)
+		return cli_error(errno == ENOENT ? CLI_EXIT_NOTFOUND : CLI_EXIT_IO, "%s: %s", label,
+				 strerror(errno));
+	struct stat st;
+	uint64_t total = 0;
+	if (!fstat(fd, &st) && S_ISREG(st.st_mode))
+		total = (uint64_t)st.st_size;
+	size_t cap = total && total < SIZE_MAX - 1 ? (size_t)total + 1 : 65536, n = 0;
+	uint8_t *b = malloc(cap);
+	int status = 0;
+	cli_progress_begin("reading input", total);
+	while (b) {
+		if (n == cap) {
+			uint8_t *nb = cap > SIZE_MAX / 2 ? NULL : realloc(b, cap * 2);
+			if (!nb)
+				break;
+			b = nb;
+			cap *= 2;
+		}
+		ssize_t k = read(fd, b + n, cap - n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			status = cli_error(CLI_EXIT_IO, "%s: %s", label, strerror(errno));
+			break;
+		}
+		if (k == 0) {
+			*buf = b;
+			*len = n;
+			b = NULL;
+			break;
+		}
+		n += (size_t)k;
+		cli_progress_set(n);
+	}
+	cli_progress_end();
+	if (!in)
+		close(fd);
+	if (b || (!*buf && !status)) {
+		free(b);
+		return status ? status : cli_error(CLI_EXIT_OTHER, "%s: out of memory", label);
+	}
+	return status;
+}
+
+int cli_write_output(const char *path, const void *buf, size_t len)
+{
+	const char *label = path ? path : "standard output";
+	int fd = path ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666) : 1;
+	if (fd < 0)
+		return cli_error(errno == ENOENT ? CLI_EXIT_NOTFOUND : CLI_EXIT_IO, "%s: %s", label,
+				 strerror(errno));
+	const uint8_t *p = buf;
+	size_t done = 0;
+	int status = 0;
+	cli_progress_begin("writing output", len);
+	while (done < len) {
+		ssize_t k = write(fd, p + done, len - done);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			status = cli_error(CLI_EXIT_IO, "%s: %s", label, strerror(errno));
+			break;
+		}
+		done += (size_t)k;
+		cli_progress_set(done);
+	}
+	cli_progress_end();
+	if (path && close(fd) && !status)
+		status = cli_error(CLI_EXIT_IO, "%s: %s", label, strerror(errno));
+	return status;
+}
+
+/* ---- progress ------------------------------------------------------------ */
+
+/* A thread draws the line, so that long library calls (check, compact)
+ * show that they are alive without knowing about the tool. */
+static struct {
+	bool active, stop, shown;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	const char *what;
+	uint64_t total;
+	atomic_uint_least64_t done;
+	struct timespec start;
+} prog = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static void add_ms(struct timespec *t, long ms)
+{
+	t->tv_sec += ms / 1000;
+	t->tv_nsec += (ms % 1000) * 1000000L;
+	if (t->tv_nsec >= 1000000000L) {
+		t->tv_sec++;
+		t->tv_nsec -= 1000000000L;
+	}
+}
+
+static void *progress_main(void *arg)
+{
+	(void)arg;
+	struct timespec next = prog.start;
+	add_ms(&next, 1000);
+	pthread_mutex_lock(&prog.mu);
+	while (!prog.stop) {
+		if (pthread_cond_timedwait(&prog.cv, &prog.mu, &next) != ETIMEDOUT)
+			continue;
+		uint64_t done = atomic_load(&prog.done);
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		if (prog.total)
+			fprintf(stderr, "\rblobstore: %s %3u%%", prog.what,
+				(unsigned)(done * 100 / prog.total));
+		else if (done)
+			fprintf(stderr, "\rblobstore: %s... %" PRIu64 " octets, %lds", prog.what,
+				done, (long)(now.tv_sec - prog.start.tv_sec));
+		else
+			fprintf(stderr, "\rblobstore: %s... %lds", prog.what,
+				(long)(now.tv_sec - prog.start.tv_sec));
+		fflush(stderr);
+		prog.shown = true;
+		next = now;
+		add_ms(&next, 200);
+	}
+	pthread_mutex_unlock(&prog.mu);
+	return NULL;
+}
+
+void cli_progress_begin(const char *what, uint64_t total)
+{
+	if (prog.active || cli.quiet || !isatty(2))
+		return;
+	prog.what = what;
+	prog.total = total;
+	prog.stop = false;
+	prog.shown = false;
+	atomic_store(&prog.done, 0);
+	clock_gettime(CLOCK_REALTIME, &prog.start);
+	prog.active = pthread_create(&prog.thread, NULL, progress_main, NULL) == 0;
+}
+
+void cli_progress_set(uint64_t done)
+{
+	if (prog.active)
+		atomic_store(&prog.done, prog.total && done > prog.total ? prog.total : done);
+}
+
+void cli_progress_end(void)
+{
+	if (!prog.active)
+		return;
+	pthread_mutex_lock(&prog.mu);
+	prog.stop = true;
+	pthread_cond_signal(&prog.cv);
+	pthread_mutex_unlock(&prog.mu);
+	pthread_join(prog.thread, NULL);
+	prog.active = false;
+	if (prog.shown)
+		fputs("\r\033[K", stderr);
+}
