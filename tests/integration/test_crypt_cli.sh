@@ -110,5 +110,5 @@ err_has "authentication failed"
 bs check "$img" >/dev/null
 
 bs help rekey >/dev/null
-bs --help | grep -q -- "--passphrase-fd" || fail "--passphrase-fd missing from --help"
+bs --help | grep -- "--passphrase-fd" >/dev/null || fail "--passphrase-fd missing from --help"
 echo "ok"
