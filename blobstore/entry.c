@@ -103,17 +103,30 @@ int bs__entry_layout(const uint8_t *head, size_t head_len, uint64_t avail,
 	return BS_OK;
 }
 
+/* A meta built by bs__entry_parse is one allocation (struct, attribute
+ * refs, the sets' octets, type, name, attribute names): open keeps one per
+ * entry, and one malloc instead of seven is most of its cost. */
 void bs__meta_free(struct bs_meta *m)
 {
-	if (!m)
-		return;
-	for (size_t i = 0; i < m->nmand + m->nopt; i++)
-		free(m->attrs[i].cname);
-	free(m->attrs);
-	free(m->type);
-	free(m->name);
-	free(m->sets);
 	free(m);
+}
+
+/* Bump allocation inside a meta's block. */
+struct arena {
+	char *p, *end;
+};
+
+static char *arena_dup(struct arena *a, const uint8_t *p, size_t n)
+{
+	if (!a)
+		return NULL;
+	if ((size_t)(a->end - a->p) < n + 1)
+		return NULL; /* sized in advance: cannot happen */
+	char *s = a->p;
+	memcpy(s, p, n);
+	s[n] = 0;
+	a->p += n + 1;
+	return s;
 }
 
 static char *dupn(const uint8_t *p, size_t n)
@@ -126,9 +139,11 @@ static char *dupn(const uint8_t *p, size_t n)
 	return s;
 }
 
-/* Parses one SET OF Attribute's contents. */
+/* Parses one SET OF Attribute's contents.  Names are copied into ARENA, or
+ * malloc()ed when it is NULL (the caller frees them). */
 static const char *parse_set(const uint8_t *p, size_t len, bool mandatory,
-			     struct bs_attr_ref *out, size_t *n, size_t max, size_t *bad)
+			     struct bs_attr_ref *out, size_t *n, size_t max, size_t *bad,
+			     struct arena *arena)
 {
 	size_t pos = 0;
 	const uint8_t *prev = NULL;
@@ -190,7 +205,8 @@ static const char *parse_set(const uint8_t *p, size_t len, bool mandatory,
 		}
 		prev = a->tlv;
 		prev_len = a->tlv_len;
-		a->cname = dupn(a->name, a->name_len);
+		a->cname = arena ? arena_dup(arena, a->name, a->name_len)
+				 : dupn(a->name, a->name_len);
 		if (!a->cname)
 			return "out of memory";
 		(*n)++;
@@ -202,7 +218,7 @@ static const char *parse_set(const uint8_t *p, size_t len, bool mandatory,
 const char *bs__attr_set_parse(const uint8_t *p, size_t len, bool mandatory,
 			       struct bs_attr_ref *out, size_t *n, size_t max, size_t *bad)
 {
-	return parse_set(p, len, mandatory, out, n, max, bad);
+	return parse_set(p, len, mandatory, out, n, max, bad, NULL);
 }
 
 /* An upper bound on the refs parse_set writes for one set: the elements
@@ -249,30 +265,19 @@ int bs__entry_parse(const uint8_t *head, const uint8_t *tail, const struct entry
 	e->active = -1;
 	e->status = BS_OK;
 	*why = NULL;
-	struct bs_meta *m = calloc(1, sizeof *m);
-	if (!m)
-		return BS_ENOMEM;
-	e->m = m;
 	/* Walk the head again; layout proved the headers are there. */
 	size_t pos;
 	der_header_prefix(head, lay->head_need, &t); /* Entry */
 	pos = t.hdr;
 	der_header_prefix(head + pos, lay->head_need - pos, &t); /* NVRAM */
-	size_t nvram_end = pos + t.hdr + t.len;
-	if (nvram_end != lay->data_rel + lay->data_len)
-		return refuse(e, BS_ECORRUPT, "NVRAM does not end with its data", NULL, pos,
-			      bad_rel, why);
+	size_t nvram_pos = pos, nvram_end = pos + t.hdr + t.len;
 	pos += t.hdr;
-	der_header(head + pos, lay->head_need - pos, &t); /* type */
-	const uint8_t *type = head + pos + t.hdr;
-	size_t type_len = t.len;
-	m->type = dupn(type, type_len);
-	if (!m->type)
-		return BS_ENOMEM;
-	if (!valid_ident(type, type_len, BS_MAX_TYPE_LEN, true))
-		return refuse(e, BS_ECORRUPT, "type is empty, too long or not printable ASCII",
-			      NULL, pos, bad_rel, why);
-	pos += t.hdr + t.len;
+	struct der_tlv tt;
+	der_header(head + pos, lay->head_need - pos, &tt); /* type */
+	size_t type_pos = pos;
+	const uint8_t *type = head + pos + tt.hdr;
+	size_t type_len = tt.len;
+	pos += tt.hdr + tt.len;
 	size_t sets_start = pos;
 	struct der_tlv ms, os;
 	der_header(head + pos, lay->head_need - pos, &ms);
@@ -281,27 +286,40 @@ int bs__entry_parse(const uint8_t *head, const uint8_t *tail, const struct entry
 	der_header(head + pos, lay->head_need - pos, &os);
 	size_t opos = pos;
 	pos += os.hdr + os.len;
-	m->sets_len = pos - sets_start;
-	m->sets = malloc(m->sets_len ? m->sets_len : 1);
-	if (!m->sets)
-		return BS_ENOMEM;
-	memcpy(m->sets, head + sets_start, m->sets_len);
-	/* Attribute refs point into m->sets. */
-	/* Exactly as many refs as parse_set can fill: open keeps these for
-	 * every entry, so a guess from the set lengths costs memory. */
+	size_t sets_len = pos - sets_start;
+	/* Exactly as many refs as parse_set can fill. */
 	size_t cap = count_attrs(head + mpos + ms.hdr, ms.len) +
 		     count_attrs(head + opos + os.hdr, os.len);
-	m->attrs = calloc(cap ? cap : 1, sizeof *m->attrs);
-	if (!m->attrs)
+	/* One block: struct, refs, sets, type, name, and the attribute names
+	 * (each shorter than its encoding, so sets_len + cap bounds them). */
+	size_t name_max = lay->tail_len;
+	size_t block = sizeof(struct bs_meta) + cap * sizeof(struct bs_attr_ref) + sets_len +
+		       (type_len + 1) + (name_max + 1) + (sets_len + cap);
+	struct bs_meta *m = calloc(1, block);
+	if (!m)
 		return BS_ENOMEM;
+	e->m = m;
+	m->attrs = (struct bs_attr_ref *)(m + 1);
+	m->sets = (uint8_t *)(m->attrs + cap);
+	m->sets_len = sets_len;
+	memcpy(m->sets, head + sets_start, sets_len);
+	struct arena arena = {(char *)m->sets + sets_len, (char *)m + block};
+	m->type = arena_dup(&arena, type, type_len);
+	if (nvram_end != lay->data_rel + lay->data_len)
+		return refuse(e, BS_ECORRUPT, "NVRAM does not end with its data", NULL, nvram_pos,
+			      bad_rel, why);
+	if (!valid_ident(type, type_len, BS_MAX_TYPE_LEN, true))
+		return refuse(e, BS_ECORRUPT, "type is empty, too long or not printable ASCII",
+			      NULL, type_pos, bad_rel, why);
 	size_t bad = 0;
+	/* Attribute refs point into m->sets. */
 	const char *w = parse_set(m->sets + (mpos - sets_start) + ms.hdr, ms.len, true, m->attrs,
-				  &m->nmand, BS_MAX_ATTRS, &bad);
+				  &m->nmand, BS_MAX_ATTRS, &bad, &arena);
 	if (w)
 		return refuse(e, BS_ECORRUPT, "mandatory attributes: %s", w, mpos + ms.hdr + bad,
 			      bad_rel, why);
 	w = parse_set(m->sets + (opos - sets_start) + os.hdr, os.len, false, m->attrs + m->nmand,
-		      &m->nopt, BS_MAX_ATTRS, &bad);
+		      &m->nopt, BS_MAX_ATTRS, &bad, &arena);
 	if (w)
 		return refuse(e, BS_ECORRUPT, "optional attributes: %s", w, opos + os.hdr + bad,
 			      bad_rel, why);
@@ -328,9 +346,7 @@ int bs__entry_parse(const uint8_t *head, const uint8_t *tail, const struct entry
 		if (t.len > BS_MAX_NAME_LEN || !der_valid_utf8(nm, t.len) || memchr(nm, 0, t.len))
 			return refuse(e, BS_ECORRUPT, "name is too long, not UTF-8 or holds NUL",
 				      NULL, lay->data_rel + lay->data_len, bad_rel, why);
-		m->name = dupn(nm, t.len);
-		if (!m->name)
-			return BS_ENOMEM;
+		m->name = arena_dup(&arena, nm, t.len);
 	}
 	/* The library's own attributes.  An unknown mandatory one refuses the
 	 * entry, but only after the loop: bs.slots and bs.supersedes must be
