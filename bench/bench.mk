@@ -19,6 +19,15 @@ $(BENCH_CRYPT_BIN): bench/bench_crypt.c $(STATIC) $(wildcard include/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(STATIC) $(LDFLAGS) $(LIBS)
 
-bench: $(BENCH_BIN) $(BENCH_CRYPT_BIN)
+# Per-operation costs on each storage backend (docs/SCALING.md).
+BENCH_BACKENDS_BIN := $(O)/bench/bench_backends
+
+$(BENCH_BACKENDS_BIN): bench/bench_backends.c $(STATIC) $(wildcard include/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(STATIC) $(LDFLAGS) $(LIBS)
+
+bench: $(BENCH_BIN) $(BENCH_CRYPT_BIN) $(BENCH_BACKENDS_BIN)
 	BENCH_DIR=$${BENCH_DIR:-$(O)/bench} $(BENCH_BIN) $(BENCH_ARGS)
 	$(BENCH_CRYPT_BIN)
+	BENCH_DIR=$${BENCH_DIR:-$(O)/bench} $(BENCH_BACKENDS_BIN)
+

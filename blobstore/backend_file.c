@@ -1,4 +1,4 @@
-/* backend_file.c - images in regular files (and, fixed-size, block devices).
+/* backend_file.c - images in regular files (block devices: backend_blk.c).
  *
  * Writers hold an exclusive open-file-description lock (F_OFD_SETLK) on the
  * image for as long as it is open.  Compaction and format replace the file
@@ -7,11 +7,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
-#include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -23,8 +21,6 @@ struct file_be {
 	int fd;
 	char *path;
 	unsigned flags;
-	bool blockdev;
-	uint64_t devsize;
 };
 
 static int f_read(void *ctx, void *buf, size_t len, uint64_t off)
@@ -52,10 +48,6 @@ static int f_write(void *ctx, const void *buf, size_t len, uint64_t off)
 {
 	struct file_be *f = ctx;
 	const uint8_t *p = buf;
-	if (f->blockdev && (off > f->devsize || len > f->devsize - off))
-		return bs__err_key(f->path, NULL, NULL, BS_ENOSPC,
-				   "write past the end of the %llu-octet device",
-				   (unsigned long long)f->devsize);
 	while (len) {
 		ssize_t n = pwrite(f->fd, p, len, (off_t)off);
 		if (n < 0 && errno == EINTR)
@@ -65,6 +57,36 @@ static int f_write(void *ctx, const void *buf, size_t len, uint64_t off)
 		p += n;
 		len -= (size_t)n;
 		off += (uint64_t)n;
+	}
+	return BS_OK;
+}
+
+static int f_writev(void *ctx, const struct iovec *iov, int iovcnt, uint64_t off)
+{
+	struct file_be *f = ctx;
+	struct iovec v[8];
+	if (iovcnt < 1 || iovcnt > 8)
+		return bs__err_key(f->path, NULL, NULL, BS_EINVAL, "bad vector");
+	memcpy(v, iov, (size_t)iovcnt * sizeof *v);
+	struct iovec *p = v;
+	int n = iovcnt;
+	while (n) {
+		ssize_t k = pwritev(f->fd, p, n, (off_t)off);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return bs__errno(f->path, errno, off, "write");
+		off += (uint64_t)k;
+		/* Short write: skip what went, go on with the rest. */
+		while (n && (size_t)k >= p->iov_len) {
+			k -= (ssize_t)p->iov_len;
+			p++;
+			n--;
+		}
+		if (n) {
+			p->iov_base = (uint8_t *)p->iov_base + k;
+			p->iov_len -= (size_t)k;
+		}
 	}
 	return BS_OK;
 }
@@ -82,10 +104,6 @@ static int f_sync(void *ctx)
 static int f_size(void *ctx, uint64_t *out)
 {
 	struct file_be *f = ctx;
-	if (f->blockdev) {
-		*out = f->devsize;
-		return BS_OK;
-	}
 	struct stat st;
 	if (fstat(f->fd, &st))
 		return bs__errno(f->path, errno, BS_NO_OFFSET, "fstat");
@@ -133,8 +151,6 @@ static int f_lock(void *ctx, int how)
 						   "locked by another writer");
 			return bs__errno(f->path, errno, BS_NO_OFFSET, "lock");
 		}
-		if (f->blockdev)
-			return BS_OK;
 		/* The lock we waited for may be on a file that a compaction
 		 * replaced meanwhile: then lock the new one. */
 		struct stat a, b;
@@ -253,20 +269,15 @@ static const struct bs_backend_ops file_ops = {
 	.lock = f_lock,
 	.replace = f_replace,
 	.close = f_close,
-};
-
-static const struct bs_backend_ops blockdev_ops = {
-	.read_at = f_read,
-	.write_at = f_write,
-	.sync = f_sync,
-	.size = f_size,
-	.lock = f_lock,
-	.close = f_close,
+	.writev_at = f_writev,
 };
 
 int bs_backend_file(const char *path, unsigned flags, struct bs_backend **out)
 {
 	*out = NULL;
+	struct stat pst;
+	if (path && stat(path, &pst) == 0 && S_ISBLK(pst.st_mode))
+		return bs_backend_blk(path, path, flags, NULL, out);
 	struct file_be *f = calloc(1, sizeof *f);
 	if (!f || !(f->path = strdup(path))) {
 		free(f);
@@ -290,23 +301,14 @@ int bs_backend_file(const char *path, unsigned flags, struct bs_backend **out)
 		f_close(f);
 		return rc;
 	}
-	if (S_ISBLK(st.st_mode)) {
-		uint64_t sz;
-		if (ioctl(f->fd, BLKGETSIZE64, &sz)) {
-			int rc = bs__errno(path, errno, BS_NO_OFFSET, "BLKGETSIZE64");
-			f_close(f);
-			return rc;
-		}
-		f->blockdev = true;
-		f->devsize = sz;
-	} else if (!S_ISREG(st.st_mode)) {
+	if (!S_ISREG(st.st_mode)) {
 		f_close(f);
 		return bs__err_key(path, NULL, NULL, BS_EINVAL,
 				   "neither a regular file nor a block device");
 	}
-	f->be.ops = f->blockdev ? &blockdev_ops : &file_ops;
+	f->be.ops = &file_ops;
 	f->be.ctx = f;
-	f->be.block_size = f->blockdev ? 512 : 1;
+	f->be.block_size = 1;
 	*out = &f->be;
 	return BS_OK;
 }

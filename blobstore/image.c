@@ -36,7 +36,7 @@ static const char *backend_msg(const bs_image *img)
 
 int bs__read(bs_image *img, const bs_entry *e, void *buf, size_t len, uint64_t off)
 {
-	int rc = img->be->ops->read_at(img->be->ctx, buf, len, off);
+	int rc = img->be->ops->read_at(img->be->ctx, buf, len, off + img->base);
 	if (rc) {
 		char msg[512];
 		snprintf(msg, sizeof msg, "%s", backend_msg(img));
@@ -47,6 +47,12 @@ int bs__read(bs_image *img, const bs_entry *e, void *buf, size_t len, uint64_t o
 
 int bs__write(bs_image *img, const bs_entry *e, const void *buf, size_t len, uint64_t off)
 {
+	/* Fixed-size storage: the image stops where the recovery area starts. */
+	if (img->fixed && (off > img->size || len > img->size - off))
+		return bs__err(img, e, off, BS_ENOSPC,
+			       "the image would outgrow its fixed-size storage (%llu octets for "
+			       "the image, storage does not grow): delete or compact entries",
+			       (unsigned long long)img->size);
 	int rc = img->be->ops->write_at(img->be->ctx, buf, len, off);
 	if (rc) {
 		char msg[512];
@@ -55,6 +61,32 @@ int bs__write(bs_image *img, const bs_entry *e, const void *buf, size_t len, uin
 	}
 	if (off + len > img->size)
 		img->size = off + len;
+	return BS_OK;
+}
+
+int bs__write2(bs_image *img, const bs_entry *e, const void *a, size_t alen, const void *b,
+	       size_t blen, uint64_t off)
+{
+	if (!img->be->ops->writev_at) {
+		uint8_t *buf = malloc(alen + blen ? alen + blen : 1);
+		if (!buf)
+			return bs__err(img, e, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+		memcpy(buf, a, alen);
+		if (blen)
+			memcpy(buf + alen, b, blen);
+		int rc = bs__write(img, e, buf, alen + blen, off);
+		free(buf);
+		return rc;
+	}
+	struct iovec iov[2] = {{(void *)a, alen}, {(void *)b, blen}};
+	int rc = img->be->ops->writev_at(img->be->ctx, iov, blen ? 2 : 1, off);
+	if (rc) {
+		char msg[512];
+		snprintf(msg, sizeof msg, "%s", backend_msg(img));
+		return bs__err(img, e, off, rc, "write of %zu octets failed: %s", alen + blen, msg);
+	}
+	if (off + alen + blen > img->size)
+		img->size = off + alen + blen;
 	return BS_OK;
 }
 
@@ -542,9 +574,12 @@ static int format(bs_image *img)
 		if (rc)
 			rc = bs__err(img, NULL, BS_NO_OFFSET, rc, "format failed: %s", backend_msg(img));
 	} else {
-		/* Fixed storage: everything but the two identifying octets first,
-		 * so an interrupted format never looks like an image. */
-		rc = bs__write(img, NULL, b + 2, n - 2, 2);
+		/* Fixed storage: a clean recovery area and everything but the two
+		 * identifying octets first, so an interrupted format never looks
+		 * like an image. */
+		rc = bs__recovery_clear(img);
+		if (!rc)
+			rc = bs__write(img, NULL, b + 2, n - 2, 2);
 		if (!rc)
 			rc = bs__sync(img);
 		if (!rc)
@@ -553,7 +588,7 @@ static int format(bs_image *img)
 			rc = bs__sync(img);
 	}
 	free(b);
-	if (!rc)
+	if (!rc && !img->fixed)
 		rc = ops->size(img->be->ctx, &img->size);
 	return rc;
 }
@@ -593,6 +628,10 @@ int bs_open_backend(struct bs_backend *be, const char *label, unsigned flags, bs
 		rc = bs__err(img, NULL, BS_NO_OFFSET, BS_ELIMIT, "storage larger than the limit");
 		goto fail;
 	}
+	/* Fixed-size storage keeps a recovery area at its end, and may hold an
+	 * interrupted compaction to finish (or, read-only, to read around). */
+	if (!be->ops->resize && (rc = bs__recovery_open(img)))
+		goto fail;
 	uint8_t start[16] = {0};
 	size_t sl = img->size < sizeof start ? (size_t)img->size : sizeof start;
 	if (sl && (rc = bs__read(img, NULL, start, sl, 0)))
@@ -648,7 +687,7 @@ int bs_open(const char *path, unsigned flags, bs_image **out)
 	*out = NULL;
 	if (!path)
 		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL, "no image path");
-	int rc = bs_backend_file(path, flags, &be);
+	int rc = bs_backend_open(path, flags, &be);
 	if (rc)
 		return rc;
 	return bs_open_backend(be, path, flags, out);
@@ -1556,7 +1595,7 @@ int bs_compact(bs_image *img)
 	int rc = writable(img, NULL);
 	if (rc)
 		return rc;
-	if (!img->be->ops->replace)
+	if (!img->be->ops->replace && !img->fixed)
 		return bs__err(img, NULL, BS_NO_OFFSET, BS_EUNSUPPORTED,
 			       "this storage cannot replace the image atomically");
 	uint64_t total = 4;
@@ -1614,8 +1653,13 @@ int bs_compact(bs_image *img)
 	}
 	b[pos++] = 0;
 	b[pos++] = 0;
-	rc = img->be->ops->replace(img->be->ctx, b, pos);
-	if (rc) {
+	if (img->fixed) {
+		/* In place, through a copy and a recovery record (recovery.c);
+		 * it marks the handle broken itself once storage may differ. */
+		rc = bs__compact_fixed(img, b, pos);
+		if (rc)
+			goto out;
+	} else if ((rc = img->be->ops->replace(img->be->ctx, b, pos))) {
 		/* A file may have been renamed into place before the failure
 		 * (directory fsync): the offsets this handle knows are then wrong. */
 		img->broken = true;
@@ -1649,7 +1693,8 @@ int bs_compact(bs_image *img)
 		for (size_t i = 0; i < tmp.count; i++)
 			entry_free(tmp.list[i]);
 		free(tmp.list);
-		img->size = pos;
+		if (!img->fixed)
+			img->size = pos;
 		img->dir_end = pos;
 		img->holes = 0;
 	}

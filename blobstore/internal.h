@@ -211,9 +211,20 @@ struct bs_image {
 	 * reopened, which reads the truth back. */
 	bool broken;
 	struct bs_crypt *crypt;      /* loaded data key (crypt.c), or NULL */
+	/* Fixed-size storage (no resize): the last BS_RECOVERY_AREA octets
+	 * hold the compaction recovery record (recovery.c), the image lives
+	 * in [0, size) with size = storage size - BS_RECOVERY_AREA. */
+	bool fixed;
+	/* Read-only view of an interrupted compaction's copy: every read is
+	 * shifted by BASE octets (0 normally). */
+	uint64_t base;
 };
 
 int bs__sync(bs_image *img);
+/* Writes A then B back to back at OFF in one storage write (writev when the
+ * backend has it, else through a copy). */
+int bs__write2(bs_image *img, const bs_entry *e, const void *a, size_t alen, const void *b,
+	       size_t blen, uint64_t off);
 int bs__read(bs_image *img, const bs_entry *e, void *buf, size_t len, uint64_t off);
 int bs__write(bs_image *img, const bs_entry *e, const void *buf, size_t len, uint64_t off);
 
@@ -283,6 +294,38 @@ int bs__entry_create_lib(bs_image *img, const char *type, const char *name,
  * (added or replaced; "bs." names allowed).  Crash-safe like every rewrite. */
 int bs__entry_rewrite_lib(bs_image *img, bs_entry *e, const struct bs_attr *attrs,
 			  size_t nattrs, const void *data, size_t len);
+
+/* ---- fixed-size storage (recovery.c) -------------------------------------- */
+/* Octets at the end of fixed-size storage reserved for the compaction
+ * recovery record (docs/FORMAT.md, "Fixed-size storage"). */
+#define BS_RECOVERY_AREA 4096u
+/* At open of fixed-size storage (IMG->size is the storage size): shrinks
+ * IMG->size to the image's room and, when a compaction was interrupted,
+ * finishes its copy (writers) or points IMG->base at the copy (readers). */
+int bs__recovery_open(bs_image *img);
+/* Zeroes the recovery area (format). */
+int bs__recovery_clear(bs_image *img);
+/* Crash-safe in-place compaction: makes the LEN-octet image C the image at
+ * offset 0 through a copy in free space and a recovery record. */
+int bs__compact_fixed(bs_image *img, const uint8_t *c, size_t len);
+
+/* ---- block-aligned I/O (blockio.c) ----------------------------------------- */
+/* Storage that reads and writes only whole, aligned blocks of BSZ octets:
+ * unaligned writes become read-modify-write of the partial blocks, done in
+ * one aligned write per chunk (so a write inside one block stays one block
+ * write).  BOUNCE is CAP octets aligned for O_DIRECT. */
+struct bs__blockio {
+	void *ctx;
+	int (*pread)(void *ctx, void *buf, size_t len, uint64_t off);
+	int (*pwrite)(void *ctx, const void *buf, size_t len, uint64_t off);
+	uint32_t bsz;
+	uint8_t *bounce;
+	size_t cap;
+};
+int bs__blockio_init(struct bs__blockio *io, uint32_t bsz);
+void bs__blockio_free(struct bs__blockio *io);
+int bs__blockio_read(struct bs__blockio *io, void *buf, size_t len, uint64_t off);
+int bs__blockio_write(struct bs__blockio *io, const void *buf, size_t len, uint64_t off);
 
 /* ---- schema (schema.c) --------------------------------------------------- */
 /* Decodes one entry encoding against the module's Entry type with libtasn1. */

@@ -319,6 +319,23 @@ int bs__slot_write(bs_image *img, bs_entry *e, const void *data, size_t len)
 		return bs__err(img, e, BS_NO_OFFSET, BS_ELIMIT, "slot generation exhausted");
 	int target = 1 - e->active;
 	size_t plen = e->aead ? len + BS_AEAD_OVERHEAD : len;
+	if (!e->aead) {
+		/* Plain data goes out as it is: header and caller's buffer in one
+		 * vectored write, no copy of a possibly large value. */
+		uint8_t hdr[44];
+		bs__slot_put_header(e->alg, hdr, e->gen + 1, data, len);
+		int rc = bs__write2(img, e, hdr, h, data, len, slot_off(e, target));
+		if (!rc)
+			rc = bs__sync(img);
+		if (rc) {
+			e->active = -1;
+			img->broken = true;
+			return rc;
+		}
+		e->active = target;
+		e->gen++;
+		return BS_OK;
+	}
 	uint8_t *buf = malloc(h + plen);
 	if (!buf)
 		return bs__err(img, e, BS_NO_OFFSET, BS_ENOMEM, "out of memory");

@@ -85,11 +85,18 @@ const char *bs_errmsg(void);
  * mandatory attribute", ...).  Never NULL. */
 const char *bs_strerror(int code);
 
-/* Opens the image at PATH (a file).  Writers take an exclusive lock held
- * until bs_close(); with BS_OPEN_CREATE a missing or empty file is formatted.
- * A file that is not a blobstore image is refused, never re-formatted.
+/* Opens the image at PATH: a file or block device path, or a URI
+ * ("file:///path", "blk:///path?size=N", "nbd://host:port/export",
+ * "nbd+unix:///export?socket=PATH"; see bs_backend_open()).  Writers take an
+ * exclusive lock held until bs_close() where the storage has one (files,
+ * block devices: this host only; NBD: none).  With BS_OPEN_CREATE a missing
+ * or empty file, or all-zero fixed-size storage, is formatted.  Storage that
+ * is not a blobstore image is refused, never re-formatted.
  * On success *OUT owns the handle.
- * Errors: BS_ENOENT, BS_EEXIST, BS_ELOCKED, BS_ECORRUPT, BS_EIO, BS_ENOMEM. */
+ * Errors: BS_ENOENT, BS_EEXIST, BS_ELOCKED, BS_ECORRUPT, BS_EIO, BS_ENOMEM,
+ * BS_EINVAL (unknown URI scheme), BS_EUNSUPPORTED (an NBD export that
+ * cannot flush, without BS_OPEN_NOSYNC), BS_ENOSPC (fixed-size storage too
+ * small to format). */
 int bs_open(const char *path, unsigned flags, bs_image **out);
 
 /* Like bs_open() over any storage backend.  On success the image owns BE
@@ -261,7 +268,9 @@ int bs_attr_remove(bs_image *img, bs_entry *e, const char *name);
 int bs_image_reserve(bs_image *img, uint64_t total);
 
 /* Rewrites the directory without free elements.  Crash-safe: interrupted,
- * the image is the old one or the new one.  Entries keep their handles. */
+ * the image is the old one or the new one.  Entries keep their handles.
+ * On fixed-size storage the new directory is first written after the old
+ * one's end, so it needs that much free room (BS_ENOSPC otherwise). */
 int bs_compact(bs_image *img);
 
 /* Verifies every entry: structure, strict DER, slot checksums.  Reports each

@@ -1,9 +1,14 @@
 /* common.c - helpers shared by the unit tests (see common.h).  Builders
  * here encode by hand, independently of the library's encoder, so that the
  * tests can also produce what the library never would. */
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -272,4 +277,288 @@ void t_count_cb(void *ctx, const bs_entry *e, uint64_t offset, int code, const c
 	(void)msg;
 	if (code)
 		++*(int *)ctx;
+}
+
+/* ---- stores over every backend ----------------------------------------- */
+
+struct t_store {
+	enum t_kind kind;
+	char *label;       /* what bs_open() gets */
+	char *file;        /* backing file, or NULL */
+	char *sock;        /* nbdkit's socket, or NULL */
+	char loopdev[64];  /* attached loop device, or "" */
+	pid_t nbdkit;
+	struct bs_backend *mem; /* T_MEM: the open image's backend */
+};
+
+static const char *const kind_names[T_KINDS] = {
+	[T_MEM] = "memory",
+	[T_FILE] = "file",
+	[T_FIXED] = "fixed-size file (blk://, 4 KiB blocks)",
+	[T_LOOP] = "loop device (O_DIRECT)",
+	[T_NBD_MEM] = "NBD (nbdkit memory)",
+	[T_NBD_FILE] = "NBD (nbdkit file)",
+	[T_NBD_BLOCK] = "NBD (nbdkit memory, 512-octet blocks)",
+};
+
+const char *t_kind_name(enum t_kind k)
+{
+	return k < T_KINDS ? kind_names[k] : "?";
+}
+
+static char *xstrdup(const char *s)
+{
+	char *p = strdup(s);
+	assert_non_null(p);
+	return p;
+}
+
+static char *xprintf(const char *fmt, const char *a, const char *b)
+{
+	size_t n = strlen(fmt) + strlen(a) + (b ? strlen(b) : 0) + 1;
+	char *p = malloc(n);
+	assert_non_null(p);
+	snprintf(p, n, fmt, a, b);
+	return p;
+}
+
+static bool make_file(const char *path, off_t size)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	bool ok = fd >= 0 && ftruncate(fd, size) == 0;
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+/* Starts nbdkit on a UNIX socket with ARGV (after the common options). */
+static bool start_nbdkit(struct t_store *s, const char *const *args)
+{
+	s->sock = t_tmppath(s->kind == T_NBD_FILE ? "nbdf.sock" : "nbdm.sock");
+	unlink(s->sock);
+	const char *argv[16] = {"nbdkit", "--unix", s->sock, "--foreground", "--exit-with-parent"};
+	size_t n = 5;
+	for (size_t i = 0; args[i] && n < 15; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		if (null >= 0)
+			dup2(null, 1);
+		execvp("nbdkit", (char *const *)argv);
+		_exit(127);
+	}
+	s->nbdkit = pid;
+	for (int i = 0; i < 500; i++) {
+		struct stat st;
+		if (stat(s->sock, &st) == 0)
+			return true;
+		int status;
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			s->nbdkit = 0;
+			return false;
+		}
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	return false;
+}
+
+struct t_store *t_store_new(enum t_kind k)
+{
+	struct t_store *s = calloc(1, sizeof *s);
+	assert_non_null(s);
+	s->kind = k;
+	const char *why = NULL;
+	switch (k) {
+	case T_MEM:
+		s->label = xstrdup("mem.img");
+		break;
+	case T_FILE:
+		s->file = t_tmppath("store.img");
+		s->label = xstrdup(s->file);
+		break;
+	case T_FIXED:
+		s->file = t_tmppath("fixed.img");
+		s->label = xprintf("blk://%s?size=4M&bs=4096", s->file, NULL);
+		break;
+	case T_LOOP: {
+		if (geteuid() != 0) {
+			why = "not root";
+			break;
+		}
+		s->file = t_tmppath("loop.img");
+		if (!make_file(s->file, 8 << 20)) {
+			why = "cannot create the backing file";
+			break;
+		}
+		char *cmd = xprintf("losetup -f --show '%s' 2>/dev/null", s->file, NULL);
+		FILE *p = popen(cmd, "r");
+		free(cmd);
+		if (!p || !fgets(s->loopdev, sizeof s->loopdev, p))
+			s->loopdev[0] = 0;
+		if (p && pclose(p) != 0)
+			s->loopdev[0] = 0;
+		s->loopdev[strcspn(s->loopdev, "\n")] = 0;
+		if (strncmp(s->loopdev, "/dev/loop", 9)) {
+			s->loopdev[0] = 0;
+			why = "losetup -f --show failed";
+			break;
+		}
+		s->label = xprintf("blk://%s?direct=1", s->loopdev, NULL);
+		break;
+	}
+	case T_NBD_MEM:
+	case T_NBD_BLOCK: {
+		const char *mem[] = {"memory", "size=64M", NULL};
+		const char *blk[] = {"--filter=blocksize-policy", "memory", "size=64M",
+				     "blocksize-minimum=512", "blocksize-preferred=4096",
+				     "blocksize-maximum=1M", "blocksize-error-policy=error", NULL};
+		if (!start_nbdkit(s, k == T_NBD_MEM ? mem : blk)) {
+			why = "nbdkit did not start";
+			break;
+		}
+		s->label = xprintf("nbd+unix:///?socket=%s", s->sock, NULL);
+		break;
+	}
+	case T_NBD_FILE: {
+		s->file = t_tmppath("nbd-file.img");
+		char *arg = xprintf("file=%s", s->file, NULL);
+		const char *args[] = {"file", arg, NULL};
+		bool ok = make_file(s->file, 16 << 20) && start_nbdkit(s, args);
+		free(arg);
+		if (!ok) {
+			why = "nbdkit did not start";
+			break;
+		}
+		s->label = xprintf("nbd+unix:///?socket=%s", s->sock, NULL);
+		break;
+	}
+	default:
+		why = "unknown kind";
+	}
+	if (why) {
+		print_message("skipping %s: %s\n", t_kind_name(k), why);
+		t_store_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+void t_store_free(struct t_store *s)
+{
+	if (!s)
+		return;
+	if (s->nbdkit > 0) {
+		kill(s->nbdkit, SIGTERM);
+		waitpid(s->nbdkit, NULL, 0);
+	}
+	if (s->loopdev[0]) {
+		char *cmd = xprintf("losetup -d '%s'", s->loopdev, NULL);
+		if (system(cmd) != 0)
+			print_error("cannot detach %s\n", s->loopdev);
+		free(cmd);
+	}
+	if (s->sock)
+		unlink(s->sock);
+	if (s->file)
+		unlink(s->file);
+	free(s->sock);
+	free(s->file);
+	free(s->label);
+	free(s);
+}
+
+const char *t_store_label(const struct t_store *s)
+{
+	return s->label;
+}
+
+static void must(int rc, const char *what)
+{
+	if (rc)
+		fail_msg("%s: %s", what, bs_errmsg());
+}
+
+bs_image *t_store_fresh(struct t_store *s)
+{
+	bs_image *im;
+	if (s->kind == T_MEM) {
+		must(t_open_mem(NULL, 0, BS_OPEN_CREATE, &im, &s->mem), "fresh memory image");
+		return im;
+	}
+	if (s->kind == T_FILE) {
+		unlink(s->file);
+	} else {
+		/* Blank: the first octets zero (the recovery area is cleared by
+		 * the format itself). */
+		static const uint8_t zeros[4096];
+		struct bs_backend *be;
+		must(bs_backend_open(s->label, BS_OPEN_CREATE, &be), "blank the storage");
+		must(be->ops->write_at(be->ctx, zeros, sizeof zeros, 0), "blank the storage");
+		must(be->ops->sync(be->ctx), "blank the storage");
+		bs_backend_free(be);
+	}
+	must(bs_open(s->label, BS_OPEN_CREATE, &im), "format");
+	return im;
+}
+
+void t_store_reopen(struct t_store *s, bs_image **im, unsigned flags)
+{
+	if (s->kind == T_MEM) {
+		size_t l;
+		uint8_t *c = t_mem_copy(s->mem, &l);
+		bs_close(*im);
+		must(t_open_mem(c, l, flags, im, &s->mem), "reopen");
+		free(c);
+		return;
+	}
+	bs_close(*im);
+	*im = NULL;
+	must(bs_open(s->label, flags, im), "reopen");
+}
+
+uint8_t *t_store_copy(struct t_store *s, bs_image *im, size_t *len)
+{
+	if (s->kind == T_MEM)
+		return t_mem_copy(s->mem, len);
+	struct bs_stat st;
+	must(bs_stat(im, &st), "stat");
+	size_t n = (size_t)st.dir_end;
+	uint8_t *c = malloc(n ? n : 1);
+	assert_non_null(c);
+	struct bs_backend *be;
+	/* Read-only: takes no lock, so it works beside the open writer. */
+	must(bs_backend_open(s->label, BS_OPEN_RDONLY, &be), "open for a raw copy");
+	must(be->ops->read_at(be->ctx, c, n, 0), "raw copy");
+	bs_backend_free(be);
+	*len = n;
+	return c;
+}
+
+void t_store_damage(struct t_store *s, bs_image **im, uint64_t off, uint8_t xor)
+{
+	if (s->kind == T_MEM) {
+		size_t l;
+		uint8_t *c = t_mem_copy(s->mem, &l);
+		bs_close(*im);
+		assert_true(off < l);
+		c[off] ^= xor;
+		must(t_open_mem(c, l, 0, im, &s->mem), "reopen after damage");
+		free(c);
+		return;
+	}
+	bs_close(*im);
+	*im = NULL;
+	struct bs_backend *be;
+	uint8_t b;
+	must(bs_backend_open(s->label, 0, &be), "open to damage");
+	must(be->ops->read_at(be->ctx, &b, 1, off), "read to damage");
+	b ^= xor;
+	must(be->ops->write_at(be->ctx, &b, 1, off), "damage");
+	must(be->ops->sync(be->ctx), "damage");
+	bs_backend_free(be);
+	must(bs_open(s->label, 0, im), "reopen after damage");
 }

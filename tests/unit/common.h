@@ -83,6 +83,39 @@ char *t_tmppath(const char *what);
 void t_fill(void *p, size_t n, uint64_t seed);
 uint64_t t_rand(uint64_t *state);
 
+/* ---- one test suite over every storage backend ---------------------------
+ * A store is a place images live: memory, a file, a regular file played as
+ * a fixed-size block device, a loop device (root with losetup), or an NBD
+ * export of nbdkit (memory or file plugin, on a UNIX socket in $TMPDIR,
+ * started here and killed by t_store_free()). */
+enum t_kind {
+	T_MEM,
+	T_FILE,
+	T_FIXED,      /* blk:///file?size=4M&bs=4096: read-modify-write of 4 KiB blocks */
+	T_LOOP,       /* blk:///dev/loopN?direct=1 (O_DIRECT) */
+	T_NBD_MEM,    /* nbdkit memory plugin, with FUA and flush */
+	T_NBD_FILE,   /* nbdkit file plugin */
+	T_NBD_BLOCK,  /* nbdkit memory behind a 512-octet minimum block size */
+	T_KINDS
+};
+struct t_store;
+const char *t_kind_name(enum t_kind k);
+/* A new store of kind K, or NULL (the reason printed) when this host cannot
+ * provide it (no nbdkit, not root, losetup fails). */
+struct t_store *t_store_new(enum t_kind k);
+void t_store_free(struct t_store *s);
+/* The name images of S are opened by (a path or URI; "mem.img"). */
+const char *t_store_label(const struct t_store *s);
+/* Blanks S, then formats and opens an empty image on it read-write. */
+bs_image *t_store_fresh(struct t_store *s);
+/* Closes *IM and opens the same storage again with FLAGS. */
+void t_store_reopen(struct t_store *s, bs_image **im, unsigned flags);
+/* The first octets of S's storage (up to the image's directory end) while
+ * *IM is open; free() it. */
+uint8_t *t_store_copy(struct t_store *s, bs_image *im, size_t *len);
+/* Closes *IM, flips the bits XOR of the storage octet at OFF, reopens. */
+void t_store_damage(struct t_store *s, bs_image **im, uint64_t off, uint8_t xor);
+
 /* bs_check callback that counts problems. */
 void t_count_cb(void *ctx, const bs_entry *e, uint64_t offset, int code, const char *msg);
 

@@ -6,7 +6,8 @@
  * old or new, never a mix; recovery itself is crashed the same way; and
  * I/O errors (EIO, ENOSPC) injected at every write and sync must leave the
  * image old or new, and a success must be durable.  Runs on growable
- * storage and on fixed-size storage (no resize, no atomic replace). */
+ * storage and on fixed-size storage (no resize, no atomic replace), where
+ * compaction goes through a copy and a recovery record (recovery.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -411,7 +412,7 @@ static const struct op ops[] = {
 	{"attr remove", op_attr_remove, ap_attr_remove, true},
 	{"delete", op_delete, ap_delete, true},
 	{"resize", op_resize, ap_resize, true},
-	{"compact", op_compact, ap_none, false},
+	{"compact", op_compact, ap_none, true},
 };
 
 /* ---- the base image -------------------------------------------------------- */
@@ -784,8 +785,59 @@ static void test_ops_fixed_size(void **state)
 	for (size_t i = 0; i < sizeof ops / sizeof *ops; i++)
 		if (ops[i].fixed_ok)
 			run_op(&ops[i], true);
-	/* Fixed storage cannot replace atomically: compaction is refused and
-	 * changes nothing. */
+	assert_int_equal(fig.violations, v0);
+}
+
+/* Opens STORAGE (fixed-size) with FLAGS over a plain memory backend. */
+static int open_fixed_copy(const uint8_t *st, size_t len, unsigned flags, bs_image **im,
+			   struct wrap **w)
+{
+	struct bs_backend *mb;
+	assert_int_equal(bs_backend_mem(st, len, &mb), BS_OK);
+	*w = wrap(mb, true);
+	return bs_open_backend(&(*w)->be, "crash.img", flags, im);
+}
+
+/* Fixed storage without room for the copy past the directory end: the
+ * compaction is refused with a message that says why, and changes nothing. */
+static void test_fixed_compact_needs_room(void **state)
+{
+	(void)state;
+	size_t slen = base_len + 4096 + 512;
+	uint8_t *st = calloc(1, slen);
+	assert_non_null(st);
+	memcpy(st, base_img, base_len);
+	bs_image *im;
+	struct wrap *w;
+	assert_int_equal(open_fixed_copy(st, slen, 0, &im, &w), BS_OK);
+	assert_int_equal(bs_compact(im), BS_ENOSPC);
+	assert_non_null(strstr(bs_errmsg(), "free"));
+	/* Refused before anything was written: the handle still works. */
+	bs_entry *e = must_find(im, "cfg", NULL);
+	assert_int_equal(bs_entry_write(im, e, "z", 1), BS_OK);
+	bs_close(im);
+	size_t cl;
+	uint8_t *c = wrap_copy(w, &cl);
+	wrap_free(w);
+	assert_int_equal(cl, slen);
+	struct state s = base_state;
+	find_exp(&s, "cfg", NULL)->data = (const uint8_t *)"z";
+	char why[256];
+	assert_int_equal(open_fixed_copy(c, cl, BS_OPEN_RDONLY, &im, &w), BS_OK);
+	if (!matches(im, &s, why, sizeof why))
+		fail_msg("%s", why);
+	bs_close(im);
+	wrap_free(w);
+	free(c);
+	free(st);
+}
+
+/* A compaction interrupted while copying over the directory: a read-only
+ * opener reads the finished copy and writes nothing; a writer finishes the
+ * copy; afterwards the record is done and the image is compact. */
+static void test_fixed_compact_interrupted_readers(void **state)
+{
+	(void)state;
 	size_t slen;
 	uint8_t *st = storage(base_img, base_len, true, &slen);
 	struct bs_fault_plan none = {.tear_at = SIZE_MAX};
@@ -793,16 +845,48 @@ static void test_ops_fixed_size(void **state)
 	struct wrap *w;
 	struct bs_backend *fb;
 	assert_int_equal(open_fault(st, slen, true, &none, 0, &im, &w, &fb), BS_OK);
-	assert_int_equal(bs_compact(im), BS_EUNSUPPORTED);
+	size_t w0 = w->n;
+	assert_int_equal(bs_compact(im), BS_OK);
+	/* The copy past the end, two records, the copy to 0, two records. */
+	assert_int_equal(w->n - w0, 6);
+	size_t copy_len = w->lens[w0 + 3];
+	bs_close(im);
+	wrap_free(w);
+	struct bs_fault_plan p = {.crash_after = w0 + 4, .tear_at = copy_len / 2};
+	assert_int_equal(open_fault(st, slen, true, &p, 0, &im, &w, &fb), BS_OK);
+	assert_int_equal(bs_compact(im), BS_EIO);
+	assert_non_null(strstr(bs_errmsg(), "compact failed"));
 	bs_close(im);
 	size_t cl;
 	uint8_t *c = wrap_copy(w, &cl);
 	wrap_free(w);
-	assert_int_equal(cl, slen);
-	assert_memory_equal(c, st, slen);
+	/* Offset 0 holds the start of the new directory over the old one. */
+	assert_memory_not_equal(c, st, base_len);
+	char why[256];
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(open_fixed_copy(c, cl, BS_OPEN_RDONLY, &im, &w), BS_OK);
+		if (!matches(im, &base_state, why, sizeof why))
+			fail_msg("read-only during recovery: %s", why);
+		assert_int_equal(bs_check(im, 1, NULL, NULL), BS_OK);
+		bs_close(im);
+		size_t al;
+		uint8_t *a = wrap_copy(w, &al);
+		wrap_free(w);
+		assert_int_equal(al, cl);
+		assert_memory_equal(a, c, cl); /* the reader wrote nothing */
+		free(a);
+	}
+	assert_int_equal(open_fixed_copy(c, cl, 0, &im, &w), BS_OK);
+	struct bs_stat bst;
+	assert_int_equal(bs_stat(im, &bst), BS_OK);
+	assert_true(bst.free_holes == 0);
+	assert_true(bst.size == slen - 4096);
+	if (!matches(im, &base_state, why, sizeof why))
+		fail_msg("after recovery: %s", why);
+	bs_close(im);
+	wrap_free(w);
 	free(c);
 	free(st);
-	assert_int_equal(fig.violations, v0);
 }
 
 /* Formatting: interrupted, the storage is either empty (and then refused
@@ -952,6 +1036,8 @@ int main(void)
 		cmocka_unit_test(test_failed_commit_stops_writes),
 		cmocka_unit_test(test_ops_growable),
 		cmocka_unit_test(test_ops_fixed_size),
+		cmocka_unit_test(test_fixed_compact_needs_room),
+		cmocka_unit_test(test_fixed_compact_interrupted_readers),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,6 +1,8 @@
-/* test_store.c - the public API on real files and in memory: entries,
- * attributes, errors, locking, statistics, compaction, and a bulk round
- * trip of thousands of entries up to several MiB. */
+/* test_store.c - the public API on every storage backend: entries,
+ * attributes, errors, statistics and compaction run over memory, a file, a
+ * fixed-size file through the block backend, a loop device and NBD exports
+ * (tests/unit/common.c starts what each needs); locking and a bulk round
+ * trip of thousands of entries up to several MiB run on files. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,13 +39,30 @@ static void assert_stat_consistent(bs_image *im)
 	assert_true(st.refused <= st.entries);
 }
 
-static void reopen_mem(bs_image **im, struct bs_backend **be, unsigned flags)
+/* The store the current group runs on (NULL: unavailable here, skip). */
+static struct t_store *S;
+static enum t_kind group_kind;
+
+static int store_setup(void **state)
 {
-	size_t l;
-	uint8_t *c = t_mem_copy(*be, &l);
-	bs_close(*im);
-	assert_int_equal(t_open_mem(c, l, flags, im, be), BS_OK);
-	free(c);
+	(void)state;
+	S = t_store_new(group_kind);
+	return 0;
+}
+
+static int store_teardown(void **state)
+{
+	(void)state;
+	t_store_free(S);
+	S = NULL;
+	return 0;
+}
+
+static bs_image *fresh_store(void)
+{
+	if (!S)
+		skip();
+	return t_store_fresh(S);
 }
 
 /* ---- entries ------------------------------------------------------------ */
@@ -51,8 +70,7 @@ static void reopen_mem(bs_image **im, struct bs_backend **be, unsigned flags)
 static void test_create_find_read(void **state)
 {
 	(void)state;
-	struct bs_backend *be;
-	bs_image *im = fresh_mem(&be);
+	bs_image *im = fresh_store();
 	assert_int_equal(bs_count(im), 1);
 	assert_string_equal(bs_entry_type(bs_entry_at(im, 0)), "bs.image");
 	assert_null(bs_entry_at(im, 1));
@@ -90,7 +108,7 @@ static void test_create_find_read(void **state)
 		assert_int_equal(bs_count(im), 6);
 		assert_stat_consistent(im);
 		assert_int_equal(bs_check(im, 1, NULL, NULL), BS_OK);
-		reopen_mem(&im, &be, 0);
+		t_store_reopen(S, &im, 0);
 	}
 	bs_close(im);
 }
@@ -98,13 +116,12 @@ static void test_create_find_read(void **state)
 static void test_errors(void **state)
 {
 	(void)state;
-	struct bs_backend *be;
-	bs_image *im = fresh_mem(&be);
+	bs_image *im = fresh_store();
 	bs_entry *e;
 	assert_int_equal(bs_entry_create(im, "t", "n", 16, NULL, 0, "0123456789", 10, &e), BS_OK);
 	/* EEXIST, ENOENT with messages naming the entry. */
 	assert_int_equal(bs_entry_create(im, "t", "n", 16, NULL, 0, NULL, 0, NULL), BS_EEXIST);
-	assert_msg_has("mem.img");
+	assert_msg_has(t_store_label(S));
 	assert_msg_has("'t'/'n'");
 	bs_entry *f = (bs_entry *)1;
 	assert_int_equal(bs_find(im, "t", "other", &f), BS_ENOENT);
@@ -173,8 +190,7 @@ static void test_errors(void **state)
 static void test_write_sizes(void **state)
 {
 	(void)state;
-	struct bs_backend *be;
-	bs_image *im = fresh_mem(&be);
+	bs_image *im = fresh_store();
 	bs_entry *e;
 	assert_int_equal(bs_entry_create(im, "t", NULL, 64, NULL, 0, "a", 1, &e), BS_OK);
 	uint8_t d[1000];
@@ -205,7 +221,7 @@ static void test_write_sizes(void **state)
 	assert_true(bs_entry_capacity(e) >= 5000);
 	t_assert_data(im, "t", NULL, d, 10);
 	assert_stat_consistent(im);
-	reopen_mem(&im, &be, 0);
+	t_store_reopen(S, &im, 0);
 	assert_int_equal(bs_find(im, "t", NULL, &e), BS_OK);
 	assert_true(bs_entry_capacity(e) >= 5000);
 	t_assert_data(im, "t", NULL, d, 10);
@@ -216,8 +232,7 @@ static void test_write_sizes(void **state)
 static void test_delete(void **state)
 {
 	(void)state;
-	struct bs_backend *be;
-	bs_image *im = fresh_mem(&be);
+	bs_image *im = fresh_store();
 	bs_entry *a, *b;
 	assert_int_equal(bs_entry_create(im, "a", NULL, 32, NULL, 0, "secret-a", 8, &a), BS_OK);
 	assert_int_equal(bs_entry_create(im, "b", NULL, 8, NULL, 0, "bb", 2, &b), BS_OK);
@@ -233,11 +248,12 @@ static void test_delete(void **state)
 	assert_int_equal(bs_find(im, "a", NULL, &f), BS_ENOENT);
 	/* The deleted contents are wiped from storage. */
 	size_t l;
-	const uint8_t *d = bs_backend_mem_data(be, &l);
+	uint8_t *d = t_store_copy(S, im, &l);
 	assert_null(memmem(d, l, "secret-a", 8));
+	free(d);
 	/* The name can be used again. */
 	assert_int_equal(bs_entry_create(im, "a", NULL, 8, NULL, 0, "new", 3, &a), BS_OK);
-	reopen_mem(&im, &be, 0);
+	t_store_reopen(S, &im, 0);
 	t_assert_data(im, "a", NULL, "new", 3);
 	t_assert_data(im, "b", NULL, "bb", 2);
 	assert_int_equal(bs_count(im), 3);
@@ -261,8 +277,7 @@ static size_t user_attrs(const bs_entry *e)
 static void test_attributes(void **state)
 {
 	(void)state;
-	struct bs_backend *be;
-	bs_image *im = fresh_mem(&be);
+	bs_image *im = fresh_store();
 	uint8_t iv[BS_DER_MAX_INT], bv[3], sv[32], ov[32], isv[8];
 	size_t il = bs_der_int(-1234567, iv, sizeof iv);
 	size_t bl = bs_der_bool(1, bv, sizeof bv);
@@ -323,7 +338,7 @@ static void test_attributes(void **state)
 		const char *nm;
 		assert_int_equal(bs_attr_at(e, 0, bs_attr_count(e, 0), &nm, &o, &n), BS_ENOENT);
 		if (pass == 0) {
-			reopen_mem(&im, &be, 0);
+			t_store_reopen(S, &im, 0);
 			assert_int_equal(bs_find(im, "t", "n", &e), BS_OK);
 		} else if (pass == 1) {
 			assert_int_equal(bs_compact(im), BS_OK);
@@ -352,7 +367,7 @@ static void test_attributes(void **state)
 	const uint8_t big[] = {0x02, 0x09, 0x01, 0, 0, 0, 0, 0, 0, 0, 0};
 	assert_int_equal(bs_attr_set(im, e, "huge", 0, big, sizeof big), BS_OK);
 	assert_int_equal(bs_attr_get_int(e, "huge", &i), BS_ETYPE);
-	reopen_mem(&im, &be, 0);
+	t_store_reopen(S, &im, 0);
 	assert_int_equal(bs_find(im, "t", "n", &e), BS_OK);
 	assert_int_equal(bs_attr_get_int(e, "int", &i), BS_OK);
 	assert_true(i == INT64_MIN);
@@ -365,8 +380,7 @@ static void test_attributes(void **state)
 static void test_raw_and_sha256_entries(void **state)
 {
 	(void)state;
-	struct bs_backend *be;
-	bs_image *im = fresh_mem(&be);
+	bs_image *im = fresh_store();
 	bs_entry *r, *s;
 	struct bs_entry_opts ro = {.flags = BS_ENTRY_RAW};
 	assert_int_equal(bs_entry_create2(im, "raw", NULL, &ro, "raw data", 8, &r), BS_OK);
@@ -397,7 +411,7 @@ static void test_raw_and_sha256_entries(void **state)
 	assert_int_equal(bs_entry_write(im, s, d, 100), BS_OK);
 	assert_int_equal(bs_entry_write(im, s, d, 101), BS_OK); /* grows, keeps sha256 */
 	assert_string_equal(bs_entry_check(s), "sha256");
-	reopen_mem(&im, &be, 0);
+	t_store_reopen(S, &im, 0);
 	t_assert_data(im, "raw", NULL, d, 17);
 	t_assert_data(im, "sha", NULL, d, 101);
 	assert_int_equal(bs_find(im, "sha", NULL, &s), BS_OK);
@@ -405,12 +419,8 @@ static void test_raw_and_sha256_entries(void **state)
 	assert_int_equal(bs_check(im, 1, NULL, NULL), BS_OK);
 	/* A damaged octet in the current sha256 slot: the previous value (the
 	 * other slot) or an error, never damaged data. */
-	size_t l;
-	uint8_t *c = t_mem_copy(be, &l);
 	uint64_t doff = bs_entry_offset(s) + bs_entry_size(s) - 60;
-	bs_close(im);
-	c[doff] ^= 0x40;
-	assert_int_equal(t_open_mem(c, l, 0, &im, &be), BS_OK);
+	t_store_damage(S, &im, doff, 0x40);
 	assert_int_equal(bs_find(im, "sha", NULL, &s), BS_OK);
 	void *p;
 	size_t pl;
@@ -422,14 +432,12 @@ static void test_raw_and_sha256_entries(void **state)
 		assert_int_equal(rc, BS_ECORRUPT);
 	}
 	bs_close(im);
-	free(c);
 }
 
 static void test_handles_stay_valid(void **state)
 {
 	(void)state;
-	struct bs_backend *be;
-	bs_image *im = fresh_mem(&be);
+	bs_image *im = fresh_store();
 	bs_entry *e[5];
 	char nm[32];
 	for (int i = 0; i < 5; i++) {
@@ -465,7 +473,7 @@ static void test_handles_stay_valid(void **state)
 		snprintf(nm, sizeof nm, "E%d", i);
 		assert_int_equal(bs_entry_write(im, e[i], nm, 2), BS_OK);
 	}
-	reopen_mem(&im, &be, 0);
+	t_store_reopen(S, &im, 0);
 	for (int i = 0; i < 5; i++) {
 		if (i == 1)
 			continue;
@@ -696,7 +704,9 @@ static void test_durable_file_writes(void **state)
 
 int main(void)
 {
-	const struct CMUnitTest tests[] = {
+	/* Every operation (create, read, write in place and by growing,
+	 * resize, delete, attributes, compact, check, reopen) on every store. */
+	const struct CMUnitTest per_backend[] = {
 		cmocka_unit_test(test_create_find_read),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_write_sizes),
@@ -704,10 +714,20 @@ int main(void)
 		cmocka_unit_test(test_attributes),
 		cmocka_unit_test(test_raw_and_sha256_entries),
 		cmocka_unit_test(test_handles_stay_valid),
+	};
+	int failed = 0;
+	for (int k = 0; k < T_KINDS; k++) {
+		group_kind = (enum t_kind)k;
+		print_message("store suite on %s\n", t_kind_name(group_kind));
+		failed += _cmocka_run_group_tests(t_kind_name(group_kind), per_backend,
+						  sizeof per_backend / sizeof *per_backend,
+						  store_setup, store_teardown);
+	}
+	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_read_only_and_locks),
 		cmocka_unit_test(test_image_identity),
 		cmocka_unit_test(test_bulk_file_round_trip),
 		cmocka_unit_test(test_durable_file_writes),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return failed + cmocka_run_group_tests_name("files", tests, NULL, NULL);
 }

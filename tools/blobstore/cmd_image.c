@@ -402,9 +402,11 @@ static int run_compact(const struct cli_command *cmd, int argc, char **argv)
 	bs_close(img);
 	if (!cli.quiet) {
 		cli_put_clean(stdout, path);
-		printf(": reclaimed %" PRIu64 " octets (%" PRIu64 " -> %" PRIu64 ")\n",
-		       before.size > after.size ? before.size - after.size : 0, before.size,
-		       after.size);
+		/* The directory's end, not the storage size: fixed-size storage
+		 * (block devices, NBD) keeps its size, the directory shrinks. */
+		printf(": reclaimed %" PRIu64 " octets (directory %" PRIu64 " -> %" PRIu64 ")\n",
+		       before.dir_end > after.dir_end ? before.dir_end - after.dir_end : 0,
+		       before.dir_end, after.dir_end);
 	}
 	return CLI_EXIT_OK;
 }

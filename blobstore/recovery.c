@@ -1,0 +1,257 @@
+/* recovery.c - crash-safe compaction on fixed-size storage (block devices,
+ * NBD exports), which cannot replace an image atomically by renaming.
+ *
+ * The last BS_RECOVERY_AREA octets of fixed-size storage belong to the
+ * library: two copies of a 64-octet recovery record, at the area's start
+ * and 2048 octets in.  Compaction of image C (built in memory):
+ *   1. write C into free space past the directory end (at SRC), sync;
+ *   2. write the record "pending: C is at SRC, LEN octets, checksum X" to
+ *      both copies, sync;                                   <- commit point
+ *   3. copy C to offset 0, sync;
+ *   4. write the record "done" to both copies, sync.
+ * A crash before 2 leaves the old image (C sits in unused space); after it,
+ * the next writer finds the pending record and redoes 3 and 4 (idempotent:
+ * C at SRC is intact and verified by its checksum), and a read-only opener
+ * reads the directory at SRC without writing.  The record's copies are
+ * self-validating (CRC-32C), so a torn record write leaves the other copy
+ * or the previous state; the highest generation wins, "done" over "pending"
+ * at equal generation.  See docs/FORMAT.md, "Fixed-size storage". */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define REC_MAGIC "BSRECOV1"
+#define REC_LEN 64u
+#define REC_COPY2 2048u
+#define STATE_PENDING 1u
+#define STATE_DONE 2u
+
+struct record {
+	uint32_t state;
+	uint64_t gen, src, len;
+	uint32_t crc;      /* CRC-32C of C */
+	uint32_t head_len; /* C's framing and image entry, identical in old and new */
+	uint32_t head_crc;
+};
+
+/* Prefixes the current message (a backend's or a nested call's) with WHAT;
+ * the message is copied first, as bs__err() rewrites it. */
+static int fail(bs_image *img, uint64_t off, int rc, const char *what)
+{
+	char msg[512];
+	snprintf(msg, sizeof msg, "%s", bs_errmsg());
+	return bs__err(img, NULL, off, rc, "%s: %s", what, msg);
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (24 - 8 * i));
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	return (uint64_t)get32(p) << 32 | get32(p + 4);
+}
+
+static void encode(const struct record *r, uint8_t *p)
+{
+	memset(p, 0, REC_LEN);
+	memcpy(p, REC_MAGIC, 8);
+	put32(p + 8, r->state);
+	put64(p + 16, r->gen);
+	put64(p + 24, r->src);
+	put64(p + 32, r->len);
+	put32(p + 40, r->crc);
+	put32(p + 44, r->head_len);
+	put32(p + 48, r->head_crc);
+	put32(p + 52, bs_crc32c(0, p, 52));
+}
+
+static bool decode(const uint8_t *p, uint64_t room, struct record *r)
+{
+	if (memcmp(p, REC_MAGIC, 8) || get32(p + 52) != bs_crc32c(0, p, 52))
+		return false;
+	r->state = get32(p + 8);
+	r->gen = get64(p + 16);
+	r->src = get64(p + 24);
+	r->len = get64(p + 32);
+	r->crc = get32(p + 40);
+	r->head_len = get32(p + 44);
+	r->head_crc = get32(p + 48);
+	return (r->state == STATE_PENDING || r->state == STATE_DONE) && r->len >= 4 &&
+	       r->src <= room && r->len <= room - r->src && r->head_len <= r->len &&
+	       r->len <= SIZE_MAX / 2;
+}
+
+/* The record in force: *HAVE false when neither copy is valid. */
+static int read_record(bs_image *img, struct record *out, bool *have)
+{
+	uint8_t area[REC_COPY2 + REC_LEN];
+	uint64_t at = img->size; /* the room: the area starts here */
+	int rc = img->be->ops->read_at(img->be->ctx, area, sizeof area, at);
+	if (rc)
+		return fail(img, at, rc, "cannot read the recovery area");
+	struct record r[2];
+	bool ok[2] = {decode(area, img->size, &r[0]), decode(area + REC_COPY2, img->size, &r[1])};
+	*have = ok[0] || ok[1];
+	int pick = ok[0] ? 0 : 1;
+	if (ok[0] && ok[1] &&
+	    (r[1].gen > r[0].gen || (r[1].gen == r[0].gen && r[1].state == STATE_DONE)))
+		pick = 1;
+	if (*have)
+		*out = r[pick];
+	return BS_OK;
+}
+
+/* Writes REC to both copies (separate writes: a tear hits one), then syncs. */
+static int write_record(bs_image *img, const struct record *rec)
+{
+	uint8_t p[REC_LEN];
+	encode(rec, p);
+	uint64_t at[2] = {img->size, img->size + REC_COPY2};
+	for (int i = 0; i < 2; i++) {
+		int rc = img->be->ops->write_at(img->be->ctx, p, sizeof p, at[i]);
+		if (rc)
+			return fail(img, at[i], rc, "recovery record write failed");
+	}
+	return bs__sync(img);
+}
+
+int bs__recovery_clear(bs_image *img)
+{
+	static const uint8_t zeros[BS_RECOVERY_AREA];
+	int rc = img->be->ops->write_at(img->be->ctx, zeros, sizeof zeros, img->size);
+	if (rc)
+		return fail(img, img->size, rc, "cannot clear the recovery area");
+	return BS_OK;
+}
+
+/* Reads C (REC) from its source and checks it; *OUT is malloc()ed. */
+static int load_copy(bs_image *img, const struct record *rec, uint8_t **out)
+{
+	uint8_t *c = malloc((size_t)rec->len);
+	if (!c)
+		return bs__err(img, NULL, rec->src, BS_ENOMEM, "out of memory");
+	int rc = bs__read(img, NULL, c, (size_t)rec->len, rec->src);
+	if (!rc && bs_crc32c(0, c, (size_t)rec->len) != rec->crc)
+		rc = bs__err(img, NULL, rec->src, BS_ECORRUPT,
+			     "an interrupted compaction cannot be finished: its copy of the "
+			     "image (%llu octets at offset %llu) fails its checksum",
+			     (unsigned long long)rec->len, (unsigned long long)rec->src);
+	if (rc) {
+		free(c);
+		return rc;
+	}
+	*out = c;
+	return BS_OK;
+}
+
+int bs__recovery_open(bs_image *img)
+{
+	if (img->size < 2u * BS_RECOVERY_AREA)
+		return bs__err(img, NULL, BS_NO_OFFSET, BS_ENOSPC,
+			       "fixed-size storage of %llu octets is too small: it needs at least "
+			       "%u (the last %u hold the recovery area)",
+			       (unsigned long long)img->size, 2u * BS_RECOVERY_AREA,
+			       BS_RECOVERY_AREA);
+	img->fixed = true;
+	img->size -= BS_RECOVERY_AREA;
+	struct record rec;
+	bool have;
+	int rc = read_record(img, &rec, &have);
+	if (rc || !have || rec.state != STATE_PENDING)
+		return rc;
+	/* The record must belong to this image: its head (framing and image
+	 * entry, with the image id) is the same in the old and the new image,
+	 * so it reads the same at offset 0 however far the copy got. */
+	uint8_t *head = malloc(rec.head_len ? rec.head_len : 1);
+	if (!head)
+		return bs__err(img, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+	rc = bs__read(img, NULL, head, rec.head_len, 0);
+	bool ours = !rc && bs_crc32c(0, head, rec.head_len) == rec.head_crc;
+	free(head);
+	if (rc || !ours)
+		return rc;
+	uint8_t *c = NULL;
+	if ((rc = load_copy(img, &rec, &c)))
+		return rc;
+	if (img->flags & BS_OPEN_RDONLY) {
+		/* Read the finished copy where it is; write nothing. */
+		free(c);
+		img->base = rec.src;
+		img->size = rec.len;
+		return BS_OK;
+	}
+	rc = bs__write(img, NULL, c, (size_t)rec.len, 0);
+	free(c);
+	if (!rc)
+		rc = bs__sync(img);
+	if (!rc) {
+		rec.state = STATE_DONE;
+		rc = write_record(img, &rec);
+	}
+	if (rc)
+		return fail(img, BS_NO_OFFSET, rc, "cannot finish an interrupted compaction");
+	return BS_OK;
+}
+
+int bs__compact_fixed(bs_image *img, const uint8_t *c, size_t len)
+{
+	uint64_t bsz = img->be->block_size > 1 ? img->be->block_size : 1;
+	uint64_t src = (img->dir_end + bsz - 1) / bsz * bsz;
+	if (src > img->size || len > img->size - src)
+		return bs__err(img, NULL, BS_NO_OFFSET, BS_ENOSPC,
+			       "compaction of fixed-size storage writes the new directory (%zu "
+			       "octets) after the old one's end first, and only %llu octets are "
+			       "free there: delete entries, or copy the image to larger storage",
+			       len, (unsigned long long)(img->size > src ? img->size - src : 0));
+	struct der_tlv t;
+	if (len < 4 || der_header_prefix(c + 2, len - 2, &t) || t.hdr + t.len > len - 2)
+		return bs__err(img, NULL, BS_NO_OFFSET, BS_ECORRUPT,
+			       "internal: compacted image has no image entry");
+	struct record rec = {.state = STATE_PENDING, .src = src, .len = len,
+			     .crc = bs_crc32c(0, c, len), .head_len = (uint32_t)(2 + t.hdr + t.len)};
+	rec.head_crc = bs_crc32c(0, c, rec.head_len);
+	struct record old;
+	bool have;
+	int rc = read_record(img, &old, &have);
+	if (rc)
+		return rc;
+	rec.gen = have ? old.gen + 1 : 1;
+	/* 1. The copy, in space no reader looks at. */
+	rc = bs__write(img, NULL, c, len, src);
+	if (!rc)
+		rc = bs__sync(img);
+	if (rc)
+		return fail(img, BS_NO_OFFSET, rc, "compact failed");
+	/* 2.-4. From the first record write on, storage may hold either. */
+	img->broken = true;
+	rc = write_record(img, &rec);
+	if (!rc)
+		rc = bs__write(img, NULL, c, len, 0);
+	if (!rc)
+		rc = bs__sync(img);
+	if (!rc) {
+		rec.state = STATE_DONE;
+		rc = write_record(img, &rec);
+	}
+	if (rc)
+		return fail(img, BS_NO_OFFSET, rc,
+			    "compact failed (the next writer's open finishes it)");
+	img->broken = false;
+	return BS_OK;
+}
