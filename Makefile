@@ -18,7 +18,7 @@ SOMAJOR := 0
 
 CC ?= cc
 PKG_CONFIG ?= pkg-config
-PKGS := libtasn1 libcrypto
+PKGS := libtasn1 libcrypto libtpms libnbd
 
 BUILD ?= release
 ifeq ($(BUILD),release)
@@ -95,6 +95,7 @@ include examples/examples.mk
 include tests/tests.mk
 include bench/bench.mk
 include fuzz/fuzz.mk
+include tests/reliability.mk
 
 demo: DEPS_FOR := demo
 demo: deps all
@@ -108,7 +109,7 @@ install: all
 	ln -sf libblobstore.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libblobstore.so
 	install -m 644 include/*.h $(DESTDIR)$(INCLUDEDIR)/
-	install -m 755 $(TOOL) $(DESTDIR)$(BINDIR)/
+	install -m 755 $(TOOL) $(VTPM) $(DESTDIR)$(BINDIR)/
 	install -m 644 docs/blobstore.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 blobstore/blobstore.asn $(DESTDIR)$(DATADIR)/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \

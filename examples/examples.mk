@@ -11,3 +11,13 @@ $(O)/examples/versioned-v%: examples/versioned/device.c $(STATIC) $(wildcard inc
 	$(CC) $(CFLAGS) -DDEVICE_VERSION=$* -o $@ $< $(STATIC) $(LDFLAGS) $(LIBS)
 
 all: $(EXAMPLE_BINS)
+
+# blobstore-vtpm: a TPM 2.0 server (libtpms + the bridge in nvram/tpm.c)
+# speaking swtpm's socket protocol (docs/VTPM.md); installed by make install.
+VTPM := $(O)/blobstore-vtpm
+VTPM_SRC := examples/vtpm/main.c examples/vtpm/proto.c
+$(VTPM): $(VTPM_SRC) examples/vtpm/proto.h $(STATIC) $(wildcard include/*.h)
+	$(CC) $(CFLAGS) -o $@ $(VTPM_SRC) $(STATIC) $(LDFLAGS) $(LIBS)
+
+EXAMPLE_BINS += $(VTPM)
+all: $(VTPM)

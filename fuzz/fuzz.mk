@@ -15,13 +15,17 @@ FUZZ_MAX_LEN ?= 8192
 FUZZ_TARGETS := $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_O)/%)
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) -Iinclude -Iblobstore $(PKG_CFLAGS) $(FUZZ_SAN)
-FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ_O)/%.o,$(wildcard blobstore/*.c)) \
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) -Iinclude -Iblobstore -Invram $(PKG_CFLAGS) $(FUZZ_SAN)
+FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ_O)/%.o,$(wildcard blobstore/*.c nvram/*.c)) \
                 $(FUZZ_O)/gen/asn1tab.o $(FUZZ_O)/gen/asn1text.o
 
 .PHONY: fuzz-smoke fuzz-build
 
 $(FUZZ_O)/blobstore/%.o: blobstore/%.c $(wildcard include/*.h blobstore/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_O)/nvram/%.o: nvram/%.c $(wildcard include/*.h blobstore/*.h nvram/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
@@ -45,7 +49,7 @@ fuzz-build: $(FUZZ_BINS) $(FUZZ_O)/mkseeds
 fuzz: fuzz-build
 	@set -e; rm -rf $(FUZZ_O)/seeds; $(FUZZ_O)/mkseeds $(FUZZ_O)/seeds; \
 	for t in $(FUZZ_TARGETS); do \
-	  mkdir -p $(FUZZ_O)/corpus/$$t $(FUZZ_O)/artifacts; \
+	  mkdir -p $(FUZZ_O)/corpus/$$t $(FUZZ_O)/seeds/$$t $(FUZZ_O)/artifacts; \
 	  log=$(FUZZ_O)/$$t.log; \
 	  if [ -n "$$(ls fuzz/regressions/$$t 2>/dev/null)" ]; then \
 	    echo "== $$t: replaying fuzz/regressions/$$t"; \

@@ -170,5 +170,20 @@ int main(int argc, char **argv)
 	crashed(r, len, OP_WRITE, 1, 20, "crash-torn-slot");
 	crashed(r, len, OP_CREATE, 1, SIZE_MAX, "crash-append");
 	free(r);
+
+	/* fuzz_vtpm_proto: swtpm control messages as QEMU and tpm2-tss send
+	 * them (first octet of the input selects the parser). */
+	static const uint8_t init[] = {0, 0, 0, 0, 2, 0, 0, 0, 1};
+	static const uint8_t loc[] = {0, 0, 0, 0, 5, 3, 0, 0, 0};
+	static const uint8_t hash[] = {0, 0, 0, 0, 7, 0, 0, 0, 3, 'a', 'b', 'c'};
+	static const uint8_t setst[] = {0, 0, 0, 0, 13, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 2, 0xaa, 0xbb};
+	static const uint8_t getst[] = {0, 0, 0, 0, 12, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0};
+	static const uint8_t startup[] = {1, 0x80, 1, 0, 0, 0, 12, 0, 0, 1, 0x44, 0, 0};
+	put("fuzz_vtpm_proto", "init", init, sizeof init);
+	put("fuzz_vtpm_proto", "locality", loc, sizeof loc);
+	put("fuzz_vtpm_proto", "hash-data", hash, sizeof hash);
+	put("fuzz_vtpm_proto", "set-stateblob", setst, sizeof setst);
+	put("fuzz_vtpm_proto", "get-stateblob", getst, sizeof getst);
+	put("fuzz_vtpm_proto", "tpm-startup", startup, sizeof startup);
 	return 0;
 }

@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
 # tools/demo.sh BUILD_DIR - the main job behind `make demo`.
 #
-# Stores a few device blobs in ./demo-image/demo.img (created on the first
-# run, reused afterwards), sets attributes, lists them, reads them back and
-# compares, compacts the image, and checks it with our checker and with three
-# independent ASN.1 readers (dumpasn1, openssl asn1parse, asn1Decoding).
+# Part 1, the headline: a virtual TPM whose state lives in a blobstore image.
+# Starts blobstore-vtpm on a fresh ./demo-image/vtpm.img, runs a tpm2-tools
+# session against it (startup, getrandom, createprimary, a persistent key,
+# NV define/write, a PCR extend), restarts the server and shows the state
+# survived (nvread, the PCR, the persistent handle), kills it with -9 and
+# shows the NV data survived that too, then lists, checks and dumps the image.
+# Part 2, the format: stores a few device blobs in ./demo-image/demo.img
+# (created on the first run, reused afterwards), sets attributes, lists them,
+# reads them back and compares, compacts the image, and checks it with our
+# checker and with three independent ASN.1 readers (dumpasn1, openssl
+# asn1parse, asn1Decoding).
 # Prints every command before running it; stops at the first failure.
 set -Eeuo pipefail
 
 build=${1:-build}
 case $build in /*) ;; *) build=$PWD/$build ;; esac
 bs=$build/blobstore
+vtpm_bin=$build/blobstore-vtpm
 [ -x "$bs" ] || { echo "demo: $bs is missing; run make first" >&2; exit 1; }
+[ -x "$vtpm_bin" ] || { echo "demo: $vtpm_bin is missing; run make first" >&2; exit 1; }
 srcdir=$(cd "$(dirname "$0")/.." && pwd)
 asn=$srcdir/blobstore/blobstore.asn
 
@@ -35,7 +44,86 @@ excerpt() {
 }
 blobstore() { "$bs" "$@"; }
 
-step "image $img"
+# ---- part 1: the vTPM ------------------------------------------------------
+vimg=$dir/vtpm.img
+vlog=$dir/vtpm.log
+vpid=
+stop_server() { # SIGNAL
+	[ -n "$vpid" ] || return 0
+	kill -"$1" "$vpid" 2>/dev/null || true
+	wait "$vpid" 2>/dev/null || true
+	vpid=
+}
+trap 'stop_server KILL' EXIT
+port=
+start_server() {
+	local try
+	for try in 1 2 3 4 5 6 7 8 9 10; do
+		[ -n "$port" ] || port=$((20000 + RANDOM % 20000))
+		rm -f "$work/vtpm.pid"
+		printf '$ blobstore-vtpm --image %s --port %s --flags not-need-init --log %s &\n' \
+			"$vimg" "$port" "$vlog"
+		"$vtpm_bin" --image "$vimg" --port "$port" --flags not-need-init --log "$vlog" \
+			--pid-file "$work/vtpm.pid" 2>"$work/vtpm.err" &
+		vpid=$!
+		while kill -0 "$vpid" 2>/dev/null && [ ! -s "$work/vtpm.pid" ]; do sleep 0.05; done
+		[ -s "$work/vtpm.pid" ] && return 0
+		wait "$vpid" 2>/dev/null || true
+		vpid=
+		grep -q 'Address already in use' "$work/vtpm.err" || { cat "$work/vtpm.err" >&2; return 1; }
+		port= # taken: another one
+	done
+	return 1
+}
+tpm() { run "$@"; }
+
+step "vTPM: a TPM 2.0 (libtpms) whose state lives in $vimg"
+rm -f "$vimg" "$vlog"
+start_server
+export TPM2TOOLS_TCTI="swtpm:host=127.0.0.1,port=$port"
+echo "(tpm2-tools talk to it through tpm2-tss's swtpm TCTI: TPM2TOOLS_TCTI=$TPM2TOOLS_TCTI)"
+tpm tpm2_startup -c
+tpm tpm2_getrandom --hex 16; echo
+tpm tpm2_createprimary -Q -C o -g sha256 -G ecc -c "$work/primary.ctx"
+tpm tpm2_evictcontrol -C o -c "$work/primary.ctx" 0x81000001
+tpm tpm2_nvdefine 0x1500016 -C o -s 64 -a "ownerread|ownerwrite"
+printf 'written by make demo at %s' "$(date -u +%FT%TZ)" >"$work/nv.in"
+tpm tpm2_nvwrite 0x1500016 -C o -i "$work/nv.in"
+tpm tpm2_pcrextend "16:sha256=$(printf demo | sha256sum | cut -d' ' -f1)"
+tpm tpm2_pcrread sha256:16
+echo "every NV change was stored in the image before the TPM answered:"
+grep 'state: store' "$vlog" | sed 's/^[0-9.]* /   /' | tail -n 3
+
+step "vTPM: stop the server (SIGTERM saves the volatile state) and start it again"
+stop_server TERM
+grep -E 'volatile state|stopped' "$vlog" | sed 's/^[0-9.]* /   /' | tail -n 2
+start_server
+grep 'resumed' "$vlog" | sed 's/^[0-9.]* /   /' | tail -n 1
+echo "no TPM2_Startup needed: the TPM resumed where it stopped"
+tpm tpm2_nvread 0x1500016 -C o -s "$(wc -c <"$work/nv.in")" -o "$work/nv.out"
+cat "$work/nv.out"; echo
+run cmp "$work/nv.in" "$work/nv.out"
+tpm tpm2_pcrread sha256:16
+tpm tpm2_getcap handles-persistent
+
+step "vTPM: kill -9 the server, start it again: a cold start, NV state intact"
+echo "$ kill -9 <server>"
+stop_server KILL
+start_server
+tpm tpm2_startup -c
+tpm tpm2_nvread 0x1500016 -C o -s "$(wc -c <"$work/nv.in")" -o "$work/nv.out"
+run cmp "$work/nv.in" "$work/nv.out"
+echo "NV data and the persistent key survived kill -9; the PCRs were reset (a cold boot):"
+tpm tpm2_pcrread sha256:16
+stop_server TERM
+
+step "vTPM: the image"
+run blobstore list "$vimg"
+run blobstore check --schema "$vimg"
+excerpt 16 blobstore dump "$vimg"
+
+# ---- part 2: the format ------------------------------------------------------
+step "format: device blobs in $img"
 if [ -s "$img" ]; then
 	echo "reusing the image of an earlier run (delete $dir/ to start afresh)"
 	run blobstore check "$img"
@@ -113,4 +201,4 @@ asn1Decoding "$asn" "$img" Blobstore.Image >"$work/asn1Decoding.out" 2>&1 || {
 }
 grep 'Decoding:' "$work/asn1Decoding.out"
 
-step "done: $img ($(wc -c <"$img") octets); run 'make demo' again to update it"
+step "done: $vimg ($(wc -c <"$vimg") octets, a fresh vTPM each run) and $img ($(wc -c <"$img") octets); run 'make demo' again to update them"

@@ -10,10 +10,10 @@
 set -eu
 
 # What each target needs, on top of the build set.
-build_pkgs="build-essential pkg-config libtasn1-6-dev libtasn1-bin libssl-dev"
-# make demo: the independent ASN.1 readers it runs over the image
-# (asn1Decoding comes with libtasn1-bin).
-demo_pkgs="$build_pkgs dumpasn1 openssl"
+build_pkgs="build-essential pkg-config libtasn1-6-dev libtasn1-bin libssl-dev libtpms-dev"
+# make demo: tpm2-tools for the vTPM session, the independent ASN.1 readers it
+# runs over the images (asn1Decoding comes with libtasn1-bin).
+demo_pkgs="$build_pkgs dumpasn1 openssl tpm2-tools"
 # make check: cmocka unit tests, python3 for test scripts, the interop
 # readers (unber/enber are in asn1c), clang with libFuzzer (the header tests
 # and the fuzz smoke test); and, so that setting up stays one step, valgrind

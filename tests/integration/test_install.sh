@@ -139,7 +139,7 @@ cc -std=c11 -Wall -Wextra -Werror $cflags -o "$tmp/prog-shared" "$tmp/prog.c" $l
 	fail "linking against the installed shared library"
 # shellcheck disable=SC2086,SC2046
 cc -std=c11 -Wall -Wextra -Werror $cflags -o "$tmp/prog-static" "$tmp/prog.c" \
-	"$lib/libblobstore.a" $(pkg-config --static --libs-only-other --libs-only-l libtasn1 libcrypto) -lpthread ||
+	"$lib/libblobstore.a" $(pkg-config --static --libs-only-other --libs-only-l libtasn1 libcrypto libnbd) -lpthread ||
 	fail "linking against the installed static library"
 
 LD_LIBRARY_PATH=$lib ldd "$tmp/prog-shared" | grep "libblobstore.so.$somajor => $lib/" >/dev/null ||
