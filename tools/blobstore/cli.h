@@ -40,6 +40,7 @@ extern const struct cli_command cmd_format, cmd_info, cmd_list, cmd_put, cmd_get
 	cmd_attr, cmd_check, cmd_dump, cmd_compact, cmd_grow, cmd_resize;
 extern const struct cli_command cmd_uefi; /* cmd_uefi.c */
 extern const struct cli_command cmd_encrypt_init, cmd_rekey; /* cmd_crypt.c */
+extern const struct cli_command cmd_import_swtpm, cmd_export_swtpm; /* cmd_swtpm.c */
 
 /* Keys (cmd_crypt.c): the global options --key-file, --passphrase-file and
  * --passphrase-fd; cli_open() loads the key into encrypted images with

@@ -22,6 +22,8 @@ static const struct cli_command *const commands[] = {
 	&cmd_grow,
 	&cmd_resize,
 	&cmd_uefi,
+	&cmd_import_swtpm,
+	&cmd_export_swtpm,
 	&cmd_encrypt_init,
 	&cmd_rekey,
 };

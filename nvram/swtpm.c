@@ -1,0 +1,671 @@
+/* swtpm.c - swtpm's state blobs and state keys (include/nvram_swtpm.h).
+ *
+ * Facts this codec follows, read from swtpm's sources (src/swtpm/
+ * swtpm_nvstore.c, swtpm_aes.c, tlv.c, key.c; releases 0.7 to 0.10):
+ *   header  version u8, min_version u8, hdrsize u16 (10), flags u16,
+ *           totlen u32 (header + body = the file's length); big-endian.
+ *           swtpm writes version 2, min_version 1.  Flags in state files:
+ *           0x01 encrypted, 0x08 the key has 256 bits (0x02, 0x04, 0x10
+ *           mark migration blobs, never files).
+ *   v2 body records: tag u16, length u32, value.  Tag 1 plain data; tag 2
+ *           ciphertext, tag 3 HMAC-SHA256, tag 6 IV (written in that
+ *           order; swtpm writes an IV as long as the key, uses its first 16
+ *           octets as the CBC IV, and runs the HMAC, keyed with the AES
+ *           key, over ciphertext || the whole IV record value; no IV record
+ *           means a zero IV and an HMAC over the ciphertext only).
+ *   padding PKCS#7-like but to a multiple of the KEY length: 1 to 16
+ *           octets for AES-128, 1 to 32 for AES-256, each holding the count.
+ *   v1 body plain data, or AES-CBC (zero IV) of SHA-256(data) || data with
+ *           the padding above; no header at all before 2018.
+ *   keys    key file: hex (optional "0x", 32 or 64 digits) or binary;
+ *           passphrase: the file's every octet, PBKDF2-HMAC-SHA512 with salt
+ *           "swtpm" and 1000 iterations, or SHA-512, cut to the key length.
+ * Offsets in messages are octets from the start of the file. */
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+#include <openssl/rand.h>
+
+#include "internal.h"
+#include "nvram_swtpm.h"
+
+#define TAG_DATA 1u
+#define TAG_ENCRYPTED_DATA 2u
+#define TAG_HMAC 3u
+#define TAG_MIGRATION_DATA 4u
+#define TAG_ENCRYPTED_MIGRATION_DATA 5u
+#define TAG_IVEC 6u
+#define TAG_IVEC_MIGRATION 7u
+#define TLV_HDR_LEN 6u
+#define AES_BLOCK 16u
+#define SHA256_LEN 32u
+#define HMAC_LEN 32u
+#define KNOWN_FLAGS (NVRAM_SWTPM_FLAG_ENCRYPTED | NVRAM_SWTPM_FLAG_256BIT_KEY)
+#define MIGRATION_FLAGS 0x16u
+
+static int blob_err(const char *label, uint64_t off, int code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int blob_err(const char *label, uint64_t off, int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	code = bs__verr(label ? label : "swtpm blob", NULL, NULL, off, code, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+static uint16_t be16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static uint32_t be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+void nvram_swtpm_free(void *p, size_t len)
+{
+	if (!p)
+		return;
+	OPENSSL_cleanse(p, len);
+	free(p);
+}
+
+void nvram_swtpm_key_wipe(struct nvram_swtpm_key *k)
+{
+	if (k)
+		OPENSSL_cleanse(k, sizeof *k);
+}
+
+/* ---- keys ---------------------------------------------------------------- */
+
+static int hexval(uint8_t c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static bool is_space(uint8_t c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+int nvram_swtpm_key_parse(const void *content, size_t len, int format, size_t keylen,
+			  struct nvram_swtpm_key *out)
+{
+	const uint8_t *p = content;
+	if (!out || (!p && len) || (keylen && keylen != 16 && keylen != 32))
+		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL, "swtpm key: invalid argument");
+	memset(out, 0, sizeof *out);
+	if (format == NVRAM_SWTPM_KEY_BINARY) {
+		if (len != 16 && len != 32)
+			return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL,
+				       "swtpm key: a binary key file holds 16 or 32 octets, not %zu",
+				       len);
+		if (keylen && len != keylen)
+			return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL,
+				       "swtpm key: the cipher needs a %zu-bit key, the file holds "
+				       "%zu bits", keylen * 8, len * 8);
+		memcpy(out->bytes, p, len);
+		out->len = len;
+		return BS_OK;
+	}
+	if (format != NVRAM_SWTPM_KEY_HEX)
+		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL, "swtpm key: unknown format %d",
+			       format);
+	size_t i = 0, digits = 0;
+	if (len >= 2 && p[0] == '0' && (p[1] == 'x' || p[1] == 'X'))
+		i = 2;
+	for (; i < len && !is_space(p[i]); i++, digits++) {
+		int v = hexval(p[i]);
+		if (v < 0 || digits >= 64) {
+			nvram_swtpm_key_wipe(out);
+			return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL,
+				       v < 0 ? "swtpm key: octet %zu of the key file is not a "
+					       "hexadecimal digit"
+				             : "swtpm key: more than 64 hexadecimal digits (at "
+					       "octet %zu)",
+				       i);
+		}
+		out->bytes[digits / 2] = (uint8_t)(out->bytes[digits / 2] << 4 | v);
+	}
+	for (; i < len; i++)
+		if (!is_space(p[i])) {
+			nvram_swtpm_key_wipe(out);
+			return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL,
+				       "swtpm key: text after the key at octet %zu", i);
+		}
+	if (digits != 32 && digits != 64) {
+		nvram_swtpm_key_wipe(out);
+		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL,
+			       "swtpm key: %zu hexadecimal digits; a key has 32 (AES-128) or 64 "
+			       "(AES-256)", digits);
+	}
+	out->len = digits / 2;
+	if (keylen && out->len != keylen) {
+		size_t have = out->len;
+		nvram_swtpm_key_wipe(out);
+		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL,
+			       "swtpm key: the cipher needs a %zu-bit key, the file holds %zu bits",
+			       keylen * 8, have * 8);
+	}
+	return BS_OK;
+}
+
+int nvram_swtpm_key_from_passphrase(const void *pw, size_t len, int kdf, size_t keylen,
+				    struct nvram_swtpm_key *out)
+{
+	static const uint8_t salt[] = {'s', 'w', 't', 'p', 'm'};
+	if (!out || (!pw && len) || (keylen != 16 && keylen != 32) || len > INT32_MAX)
+		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL,
+			       "swtpm passphrase: invalid argument");
+	memset(out, 0, sizeof *out);
+	const char *empty = "";
+	if (!pw)
+		pw = empty;
+	if (kdf == NVRAM_SWTPM_KDF_PBKDF2) {
+		if (PKCS5_PBKDF2_HMAC(pw, (int)len, salt, sizeof salt, 1000, EVP_sha512(),
+				      (int)keylen, out->bytes) != 1)
+			return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL,
+				       "swtpm passphrase: PBKDF2 failed");
+	} else if (kdf == NVRAM_SWTPM_KDF_SHA512) {
+		uint8_t md[64];
+		unsigned mdlen = 0;
+		if (EVP_Digest(pw, len, md, &mdlen, EVP_sha512(), NULL) != 1 || mdlen != 64) {
+			OPENSSL_cleanse(md, sizeof md);
+			return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL,
+				       "swtpm passphrase: SHA-512 failed");
+		}
+		memcpy(out->bytes, md, keylen);
+		OPENSSL_cleanse(md, sizeof md);
+	} else {
+		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL,
+			       "swtpm passphrase: unknown KDF %d", kdf);
+	}
+	out->len = keylen;
+	return BS_OK;
+}
+
+/* ---- crypto helpers ------------------------------------------------------ */
+
+static const EVP_CIPHER *cbc(size_t keylen)
+{
+	return keylen == 32 ? EVP_aes_256_cbc() : EVP_aes_128_cbc();
+}
+
+/* AES-CBC without OpenSSL's padding (swtpm pads itself) over LEN octets, a
+ * multiple of 16.  Returns false on an OpenSSL failure. */
+static bool cbc_run(bool enc, const struct nvram_swtpm_key *k, const uint8_t iv[AES_BLOCK],
+		    const uint8_t *in, size_t len, uint8_t *out)
+{
+	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+	bool ok = c && len <= INT32_MAX &&
+		  EVP_CipherInit_ex(c, cbc(k->len), NULL, k->bytes, iv, enc ? 1 : 0) == 1 &&
+		  EVP_CIPHER_CTX_set_padding(c, 0) == 1;
+	int ol = 0, fl = 0;
+	ok = ok && EVP_CipherUpdate(c, out, &ol, in, (int)len) == 1 &&
+	     EVP_CipherFinal_ex(c, out + ol, &fl) == 1 && (size_t)ol + (size_t)fl == len;
+	EVP_CIPHER_CTX_free(c);
+	return ok;
+}
+
+/* HMAC-SHA256 keyed with the AES key over A || B (B may be NULL). */
+static bool hmac_sha256(const struct nvram_swtpm_key *k, const uint8_t *a, size_t alen,
+			const uint8_t *b, size_t blen, uint8_t md[HMAC_LEN])
+{
+	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	EVP_MAC_CTX *c = mac ? EVP_MAC_CTX_new(mac) : NULL;
+	OSSL_PARAM ps[] = {
+		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+		OSSL_PARAM_construct_end(),
+	};
+	size_t ol = 0;
+	bool ok = c && EVP_MAC_init(c, k->bytes, k->len, ps) == 1 &&
+		  EVP_MAC_update(c, a, alen) == 1 && (!b || EVP_MAC_update(c, b, blen) == 1) &&
+		  EVP_MAC_final(c, md, &ol, HMAC_LEN) == 1 && ol == HMAC_LEN;
+	EVP_MAC_CTX_free(c);
+	EVP_MAC_free(mac);
+	return ok;
+}
+
+/* Length of swtpm's padding at the end of PLAIN/LEN, or 0 when invalid. */
+static size_t pad_len(const uint8_t *plain, size_t len, size_t keylen)
+{
+	if (!len)
+		return 0;
+	size_t pad = plain[len - 1];
+	if (pad == 0 || pad > keylen || pad > len)
+		return 0;
+	uint8_t diff = 0;
+	for (size_t i = len - pad; i < len; i++)
+		diff |= (uint8_t)(plain[i] ^ pad);
+	return diff ? 0 : pad;
+}
+
+/* ---- decoding ------------------------------------------------------------ */
+
+/* One blob being decoded. */
+struct blob {
+	const uint8_t *p;
+	size_t len;
+	const char *label;
+	struct nvram_swtpm_blob_info info;
+	size_t body; /* offset of the body */
+	/* version 2 records: offset of the value and its length; off 0 = absent */
+	size_t data_off, data_len, ct_off, ct_len, mac_off, mac_len, iv_off, iv_len;
+};
+
+/* Checks the 10-octet header.  BS_OK, or an error already reported. */
+static int check_header(struct blob *b)
+{
+	const uint8_t *p = b->p;
+	if (b->len < NVRAM_SWTPM_HDR_LEN)
+		return blob_err(b->label, 0, BS_ECORRUPT,
+				"%zu octets: too short for the 10-octet blob header", b->len);
+	uint32_t totlen = be32(p + 6);
+	if (totlen != b->len)
+		return blob_err(b->label, 6, BS_ECORRUPT,
+				"the header's total length is %lu, the file has %zu octets",
+				(unsigned long)totlen, b->len);
+	if (be16(p + 2) != NVRAM_SWTPM_HDR_LEN)
+		return blob_err(b->label, 2, BS_ECORRUPT, "header size %u, expected 10",
+				be16(p + 2));
+	unsigned version = p[0], min_version = p[1];
+	if (min_version > 2)
+		return blob_err(b->label, 1, BS_EUNSUPPORTED,
+				"the blob needs header version %u or later; versions 1 and 2 "
+				"are supported", min_version);
+	if (version == 0 || min_version == 0 || min_version > version)
+		return blob_err(b->label, 0, BS_ECORRUPT,
+				"impossible header versions (version %u, minimum version %u)",
+				version, min_version);
+	if (version > 2)
+		return blob_err(b->label, 0, BS_EUNSUPPORTED,
+				"header version %u; versions 1 and 2 are supported", version);
+	uint16_t flags = be16(p + 4);
+	if (flags & MIGRATION_FLAGS)
+		return blob_err(b->label, 4, BS_EUNSUPPORTED,
+				"flags 0x%04x mark a migration blob, not a state file", flags);
+	if (flags & ~KNOWN_FLAGS)
+		return blob_err(b->label, 4, BS_EUNSUPPORTED, "unknown header flags 0x%04x",
+				flags & ~KNOWN_FLAGS);
+	if ((flags & NVRAM_SWTPM_FLAG_256BIT_KEY) && !(flags & NVRAM_SWTPM_FLAG_ENCRYPTED))
+		return blob_err(b->label, 4, BS_ECORRUPT,
+				"flags 0x%04x: a key size without the encrypted flag", flags);
+	b->info.version = version;
+	b->info.has_header = 1;
+	b->info.flags = flags;
+	b->info.encrypted = !!(flags & NVRAM_SWTPM_FLAG_ENCRYPTED);
+	b->body = NVRAM_SWTPM_HDR_LEN;
+	return BS_OK;
+}
+
+static const char *tag_name(unsigned tag)
+{
+	switch (tag) {
+	case TAG_DATA: return "data";
+	case TAG_ENCRYPTED_DATA: return "encrypted data";
+	case TAG_HMAC: return "HMAC";
+	case TAG_IVEC: return "IV";
+	default: return "?";
+	}
+}
+
+/* Walks the version-2 records: every one complete, known, not repeated, and
+ * the ones the flags call for present. */
+static int check_records(struct blob *b)
+{
+	size_t off = b->body;
+	if (off == b->len)
+		return blob_err(b->label, off, BS_ECORRUPT, "no records after the header");
+	while (off < b->len) {
+		size_t left = b->len - off;
+		if (left < TLV_HDR_LEN)
+			return blob_err(b->label, off, BS_ECORRUPT,
+					"truncated record header (%zu of 6 octets)", left);
+		unsigned tag = be16(b->p + off);
+		uint32_t vlen = be32(b->p + off + 2);
+		if (vlen > left - TLV_HDR_LEN)
+			return blob_err(b->label, off + 2, BS_ECORRUPT,
+					"record length %lu runs past the end of the file (%zu "
+					"octets left)", (unsigned long)vlen, left - TLV_HDR_LEN);
+		size_t *voff, *vl;
+		switch (tag) {
+		case TAG_DATA: voff = &b->data_off; vl = &b->data_len; break;
+		case TAG_ENCRYPTED_DATA: voff = &b->ct_off; vl = &b->ct_len; break;
+		case TAG_HMAC: voff = &b->mac_off; vl = &b->mac_len; break;
+		case TAG_IVEC: voff = &b->iv_off; vl = &b->iv_len; break;
+		case TAG_MIGRATION_DATA:
+		case TAG_ENCRYPTED_MIGRATION_DATA:
+		case TAG_IVEC_MIGRATION:
+			return blob_err(b->label, off, BS_EUNSUPPORTED,
+					"migration record (tag %u) in a state file", tag);
+		default:
+			return blob_err(b->label, off, BS_EUNSUPPORTED, "unknown record tag %u",
+					tag);
+		}
+		if (*voff)
+			return blob_err(b->label, off, BS_ECORRUPT, "second %s record (tag %u)",
+					tag_name(tag), tag);
+		*voff = off + TLV_HDR_LEN;
+		*vl = vlen;
+		off += TLV_HDR_LEN + (size_t)vlen;
+	}
+	if (!b->info.encrypted) {
+		size_t bad = b->ct_off ? b->ct_off : b->mac_off ? b->mac_off : b->iv_off;
+		if (bad)
+			return blob_err(b->label, bad - TLV_HDR_LEN, BS_ECORRUPT,
+					"encryption record in a blob whose header says it is not "
+					"encrypted");
+		if (!b->data_off)
+			return blob_err(b->label, b->body, BS_ECORRUPT, "no data record (tag 1)");
+		b->info.data_len = b->data_len;
+		return BS_OK;
+	}
+	if (b->data_off)
+		return blob_err(b->label, b->data_off - TLV_HDR_LEN, BS_ECORRUPT,
+				"plain data record in a blob whose header says it is encrypted");
+	if (!b->ct_off || !b->mac_off)
+		return blob_err(b->label, b->body, BS_ECORRUPT,
+				"encrypted blob without its %s record",
+				!b->ct_off ? "encrypted data (tag 2)" : "HMAC (tag 3)");
+	if (b->mac_len != HMAC_LEN)
+		return blob_err(b->label, b->mac_off - 4, BS_ECORRUPT,
+				"HMAC record of %zu octets, expected 32", b->mac_len);
+	if (b->iv_off && (b->iv_len < AES_BLOCK || b->iv_len > 64))
+		return blob_err(b->label, b->iv_off - 4, BS_ECORRUPT,
+				"IV record of %zu octets, expected 16 to 64", b->iv_len);
+	if (!b->ct_len || b->ct_len % AES_BLOCK)
+		return blob_err(b->label, b->ct_off - 4, BS_ECORRUPT,
+				"ciphertext of %zu octets, not a whole number of AES blocks",
+				b->ct_len);
+	return BS_OK;
+}
+
+static int inspect(const void *blob, size_t len, unsigned flags, bool have_key, const char *label,
+		   struct blob *b)
+{
+	memset(b, 0, sizeof *b);
+	b->p = blob;
+	b->len = len;
+	b->label = label;
+	if (!blob && len)
+		return blob_err(label, BS_NO_OFFSET, BS_EINVAL, "no blob");
+	if (len > NVRAM_SWTPM_MAX_BLOB)
+		return blob_err(label, BS_NO_OFFSET, BS_ELIMIT,
+				"%zu octets, more than the limit of %u", len, NVRAM_SWTPM_MAX_BLOB);
+	int rc = check_header(b);
+	if (rc && (flags & NVRAM_SWTPM_HEADERLESS)) {
+		/* What swtpm up to 0.7 did with a file whose header does not
+		 * check: all of it is a version-1 payload, encrypted exactly
+		 * when a key is configured. */
+		memset(&b->info, 0, sizeof b->info);
+		b->info.version = 1;
+		b->info.encrypted = have_key;
+		b->body = 0;
+		return BS_OK;
+	}
+	if (rc)
+		return rc;
+	if (b->info.encrypted)
+		b->info.keylen = (b->info.flags & NVRAM_SWTPM_FLAG_256BIT_KEY) ? 32 : 16;
+	if (b->info.version == 2)
+		return check_records(b);
+	if (b->info.encrypted && (b->len - b->body == 0 || (b->len - b->body) % AES_BLOCK))
+		return blob_err(label, b->body, BS_ECORRUPT,
+				"encrypted version-1 body of %zu octets, not a whole number of "
+				"AES blocks", b->len - b->body);
+	/* A version-1 header never said the key size: the 128-bit default
+	 * is only a guess, so do not claim it. */
+	if (!(b->info.flags & NVRAM_SWTPM_FLAG_256BIT_KEY))
+		b->info.keylen = 0;
+	return BS_OK;
+}
+
+int nvram_swtpm_blob_inspect(const void *blob, size_t len, unsigned flags, const char *label,
+			     struct nvram_swtpm_blob_info *info)
+{
+	struct blob b;
+	int rc = inspect(blob, len, flags, false, label, &b);
+	if (!rc && info)
+		*info = b.info;
+	return rc;
+}
+
+static int dup_out(const uint8_t *p, size_t len, uint8_t **out, size_t *out_len)
+{
+	uint8_t *c = malloc(len ? len : 1);
+	if (!c)
+		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+	if (len)
+		memcpy(c, p, len);
+	*out = c;
+	*out_len = len;
+	return BS_OK;
+}
+
+static int decrypt_v2(const struct blob *b, const struct nvram_swtpm_key *k, uint8_t **out,
+		      size_t *out_len)
+{
+	const uint8_t *ct = b->p + b->ct_off;
+	const uint8_t *iv = b->iv_off ? b->p + b->iv_off : NULL;
+	uint8_t md[HMAC_LEN], iv0[AES_BLOCK] = {0};
+	if (!hmac_sha256(k, ct, b->ct_len, iv, b->iv_len, md))
+		return blob_err(b->label, BS_NO_OFFSET, BS_ENOMEM, "HMAC-SHA256 failed");
+	if (CRYPTO_memcmp(md, b->p + b->mac_off, HMAC_LEN))
+		return blob_err(b->label, b->mac_off, BS_EKEY,
+				"HMAC mismatch: wrong key, or the blob was altered");
+	if (iv)
+		memcpy(iv0, iv, AES_BLOCK);
+	uint8_t *plain = malloc(b->ct_len);
+	if (!plain)
+		return blob_err(b->label, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+	if (!cbc_run(false, k, iv0, ct, b->ct_len, plain)) {
+		nvram_swtpm_free(plain, b->ct_len);
+		return blob_err(b->label, BS_NO_OFFSET, BS_ENOMEM, "AES-CBC failed");
+	}
+	size_t pad = pad_len(plain, b->ct_len, k->len);
+	if (!pad) {
+		nvram_swtpm_free(plain, b->ct_len);
+		/* The HMAC matched, so the key is right: the writer was broken. */
+		return blob_err(b->label, b->ct_off + b->ct_len - 1, BS_ECORRUPT,
+				"invalid padding after decryption");
+	}
+	OPENSSL_cleanse(plain + b->ct_len - pad, pad);
+	*out = plain;
+	*out_len = b->ct_len - pad;
+	return BS_OK;
+}
+
+static int decrypt_v1(const struct blob *b, const struct nvram_swtpm_key *k, uint8_t **out,
+		      size_t *out_len)
+{
+	const uint8_t *ct = b->p + b->body;
+	size_t len = b->len - b->body;
+	if (!len || len % AES_BLOCK)
+		return blob_err(b->label, b->body, BS_ECORRUPT,
+				"encrypted version-1 body of %zu octets, not a whole number of AES "
+				"blocks", len);
+	static const uint8_t iv0[AES_BLOCK];
+	uint8_t *plain = malloc(len);
+	if (!plain)
+		return blob_err(b->label, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+	if (!cbc_run(false, k, iv0, ct, len, plain)) {
+		nvram_swtpm_free(plain, len);
+		return blob_err(b->label, BS_NO_OFFSET, BS_ENOMEM, "AES-CBC failed");
+	}
+	/* Version 1 has no MAC: a wrong key shows as bad padding or a hash
+	 * mismatch, and either way nothing decrypted leaves this function. */
+	size_t pad = pad_len(plain, len, k->len);
+	uint8_t md[SHA256_LEN];
+	unsigned mdlen = 0;
+	bool ok = pad && len - pad >= SHA256_LEN &&
+		  EVP_Digest(plain + SHA256_LEN, len - pad - SHA256_LEN, md, &mdlen, EVP_sha256(),
+			     NULL) == 1 && mdlen == SHA256_LEN &&
+		  !CRYPTO_memcmp(md, plain, SHA256_LEN);
+	if (!ok) {
+		nvram_swtpm_free(plain, len);
+		return blob_err(b->label, b->body, BS_EKEY,
+				"decryption failed (%s): wrong key, or the blob was altered",
+				pad ? "SHA-256 mismatch" : "invalid padding");
+	}
+	size_t n = len - pad - SHA256_LEN;
+	memmove(plain, plain + SHA256_LEN, n);
+	OPENSSL_cleanse(plain + n, len - n);
+	*out = plain;
+	*out_len = n;
+	return BS_OK;
+}
+
+int nvram_swtpm_blob_decode(const void *blob, size_t len, const struct nvram_swtpm_key *key,
+			    unsigned flags, const char *label, uint8_t **out, size_t *out_len,
+			    struct nvram_swtpm_blob_info *info)
+{
+	if (!out || !out_len)
+		return blob_err(label, BS_NO_OFFSET, BS_EINVAL, "no output");
+	*out = NULL;
+	*out_len = 0;
+	if (key && key->len != 16 && key->len != 32)
+		return blob_err(label, BS_NO_OFFSET, BS_EINVAL, "a key has 16 or 32 octets, not %zu",
+				key->len);
+	struct blob b;
+	int rc = inspect(blob, len, flags, key != NULL, label, &b);
+	if (rc)
+		return rc;
+	if (info)
+		*info = b.info;
+	if (!b.info.encrypted) {
+		if (b.info.version == 2)
+			return dup_out(b.p + b.data_off, b.data_len, out, out_len);
+		return dup_out(b.p + b.body, b.len - b.body, out, out_len);
+	}
+	if (!key)
+		return blob_err(label, b.info.has_header ? 4 : BS_NO_OFFSET, BS_EKEY,
+				"the blob is encrypted%s: give its swtpm key",
+				b.info.keylen == 32 ? " (aes-256-cbc)"
+				: b.info.keylen == 16 ? " (aes-128-cbc)" : "");
+	if (b.info.keylen && key->len != b.info.keylen)
+		return blob_err(label, 4, BS_EKEY,
+				"the blob was encrypted with a %zu-bit key (aes-%zu-cbc), the key "
+				"given has %zu bits", b.info.keylen * 8, b.info.keylen * 8,
+				key->len * 8);
+	if (b.info.version == 2)
+		return decrypt_v2(&b, key, out, out_len);
+	return decrypt_v1(&b, key, out, out_len);
+}
+
+/* ---- encoding ------------------------------------------------------------ */
+
+static uint8_t *put_tlv(uint8_t *p, unsigned tag, const void *v, size_t len)
+{
+	put16(p, (uint16_t)tag);
+	put32(p + 2, (uint32_t)len);
+	if (len)
+		memcpy(p + TLV_HDR_LEN, v, len);
+	return p + TLV_HDR_LEN + len;
+}
+
+int nvram_swtpm_blob_encode(const void *data, size_t len, const struct nvram_swtpm_key *key,
+			    uint8_t **out, size_t *out_len)
+{
+	if (!out || !out_len || (!data && len) || (key && key->len != 16 && key->len != 32))
+		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL, "swtpm blob: invalid argument");
+	*out = NULL;
+	*out_len = 0;
+	/* Room for the header, three records, an IV of 32 and 32 octets of
+	 * padding, all under the limit. */
+	if (len > NVRAM_SWTPM_MAX_BLOB - 256)
+		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_ELIMIT,
+			       "swtpm blob: %zu octets of data, more than the limit", len);
+	uint16_t flags = 0;
+	size_t total;
+	if (!key) {
+		total = NVRAM_SWTPM_HDR_LEN + TLV_HDR_LEN + len;
+	} else {
+		flags = NVRAM_SWTPM_FLAG_ENCRYPTED |
+			(key->len == 32 ? NVRAM_SWTPM_FLAG_256BIT_KEY : 0);
+		size_t ct_len = len + (key->len - len % key->len);
+		total = NVRAM_SWTPM_HDR_LEN + 3 * TLV_HDR_LEN + ct_len + HMAC_LEN + key->len;
+	}
+	uint8_t *b = malloc(total);
+	if (!b)
+		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+	b[0] = 2; /* version */
+	b[1] = 1; /* minimum version: swtpm writes 1, and so do we */
+	put16(b + 2, NVRAM_SWTPM_HDR_LEN);
+	put16(b + 4, flags);
+	put32(b + 6, (uint32_t)total);
+	if (!key) {
+		put_tlv(b + NVRAM_SWTPM_HDR_LEN, TAG_DATA, data, len);
+		*out = b;
+		*out_len = total;
+		return BS_OK;
+	}
+	/* swtpm's order: ciphertext, HMAC, IV (IV as long as the key). */
+	size_t pad = key->len - len % key->len, ct_len = len + pad;
+	uint8_t *ct_rec = b + NVRAM_SWTPM_HDR_LEN;
+	uint8_t *ct = ct_rec + TLV_HDR_LEN;
+	uint8_t *mac_rec = ct + ct_len;
+	uint8_t *iv_rec = mac_rec + TLV_HDR_LEN + HMAC_LEN;
+	uint8_t *iv = iv_rec + TLV_HDR_LEN;
+	uint8_t *plain = malloc(ct_len);
+	int rc = BS_OK;
+	if (!plain) {
+		rc = bs__err(NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (len)
+		memcpy(plain, data, len);
+	memset(plain + len, (int)pad, pad);
+	if (RAND_bytes(iv, (int)key->len) != 1) {
+		rc = bs__err(NULL, NULL, BS_NO_OFFSET, BS_EIO, "swtpm blob: no random octets for the IV");
+		goto out;
+	}
+	put16(ct_rec, TAG_ENCRYPTED_DATA);
+	put32(ct_rec + 2, (uint32_t)ct_len);
+	put16(iv_rec, TAG_IVEC);
+	put32(iv_rec + 2, (uint32_t)key->len);
+	put16(mac_rec, TAG_HMAC);
+	put32(mac_rec + 2, HMAC_LEN);
+	if (!cbc_run(true, key, iv, plain, ct_len, ct) ||
+	    !hmac_sha256(key, ct, ct_len, iv, key->len, mac_rec + TLV_HDR_LEN)) {
+		rc = bs__err(NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, "swtpm blob: encryption failed");
+		goto out;
+	}
+out:
+	nvram_swtpm_free(plain, ct_len);
+	if (rc) {
+		free(b);
+		return rc;
+	}
+	*out = b;
+	*out_len = total;
+	return BS_OK;
+}
