@@ -41,7 +41,7 @@ CFLAGS ?=
 override CFLAGS += -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -fPIC -Iinclude -Iblobstore -Invram $(PKG_CFLAGS)
 LDFLAGS ?=
 override LDFLAGS += $(filter -fsanitize=%,$(OPT))
-LIBS := $(PKG_LIBS) -lpthread
+LIBS = $(PKG_LIBS) -lpthread
 
 LIB_SRC := $(wildcard blobstore/*.c) $(wildcard nvram/*.c)
 # Objects under obj/: $(O)/blobstore is the tool, not a folder.
@@ -97,8 +97,11 @@ include bench/bench.mk
 include fuzz/fuzz.mk
 include tests/reliability.mk
 
+# The build runs in a sub-make, after deps: with -j, a prerequisite list
+# would build while packages are still being installed.
 demo: DEPS_FOR := demo
-demo: deps all
+demo: deps
+	@$(MAKE) --no-print-directory all
 	@tools/demo.sh $(O)
 
 install: all

@@ -10,7 +10,7 @@
 set -eu
 
 # What each target needs, on top of the build set.
-build_pkgs="build-essential pkg-config libtasn1-6-dev libtasn1-bin libssl-dev libtpms-dev"
+build_pkgs="build-essential pkg-config libtasn1-6-dev libtasn1-bin libssl-dev libtpms-dev libnbd-dev"
 # make demo: tpm2-tools for the vTPM session, the independent ASN.1 readers it
 # runs over the images (asn1Decoding comes with libtasn1-bin).
 demo_pkgs="$build_pkgs dumpasn1 openssl tpm2-tools"
