@@ -648,13 +648,31 @@ int bs_open_backend(struct bs_backend *be, const char *label, unsigned flags, bs
 	} else if ((flags & BS_OPEN_CREATE) && (flags & BS_OPEN_EXCL)) {
 		rc = bs__err(img, NULL, BS_NO_OFFSET, BS_EEXIST, "image already exists");
 		goto fail;
-	} else if (sl < 4 || start[0] != DER_SET || start[1] != 0x80) {
+	} else if (sl < 4) {
+		rc = bs__err(img, NULL, 0, BS_ECORRUPT,
+			     "not a blobstore image: %u octets are too short to be one", (unsigned)sl);
+		goto fail;
+	} else if (start[0] != DER_SET || start[1] != 0x80) {
 		rc = bs__err(img, NULL, 0, BS_ECORRUPT,
 			     "not a blobstore image (starts %02x %02x, not 31 80: an indefinite-length SET)",
 			     sl > 0 ? start[0] : 0, sl > 1 ? start[1] : 0);
 		goto fail;
 	}
-	if ((rc = scan(img, NULL)))
+	/* A reader holds no lock: a writer may append while it scans, and the
+	 * new entry then looks like one running past the end.  When the storage
+	 * grew meanwhile, scan again. */
+	for (int tries = 0;; tries++) {
+		rc = scan(img, NULL);
+		uint64_t now;
+		if (!rc || !(flags & BS_OPEN_RDONLY) || tries == 8 ||
+		    be->ops->size(be->ctx, &now) || now == img->size)
+			break;
+		for (size_t i = 0; i < img->count; i++)
+			entry_free(img->list[i]);
+		img->count = 0;
+		img->size = now;
+	}
+	if (rc)
 		goto fail;
 	if (!img->count || img->list[0]->status || !img->list[0]->m->type ||
 	    strcmp(img->list[0]->m->type, BS_TYPE_IMAGE)) {
@@ -1409,6 +1427,21 @@ int bs__entry_rewrite_lib(bs_image *img, bs_entry *e, const struct bs_attr *attr
 	struct rewrite rw = {.data = data ? data : "", .len = len, .capacity = len,
 			     .set = attrs, .nset = nattrs};
 	return rewrite(img, e, &rw);
+}
+
+int bs_entry_update(bs_image *img, bs_entry *e, const struct bs_attr *attrs, size_t nattrs,
+		    const void *data, size_t len)
+{
+	int rc = writable(img, e);
+	if (rc)
+		return rc;
+	if ((len && !data) || (nattrs && !attrs))
+		return bs__err(img, e, BS_NO_OFFSET, BS_EINVAL, "invalid argument");
+	for (size_t i = 0; i < nattrs; i++)
+		if (!attrs[i].name || !strncmp(attrs[i].name, BS_RESERVED_PREFIX, 3))
+			return bs__err(img, e, BS_NO_OFFSET, BS_EINVAL,
+				       "attribute names starting with 'bs.' are reserved");
+	return bs__entry_rewrite_lib(img, e, attrs, nattrs, data, len);
 }
 
 int bs_entry_delete(bs_image *img, bs_entry *e)

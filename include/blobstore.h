@@ -262,6 +262,14 @@ int bs_attr_set(bs_image *img, bs_entry *e, const char *name, unsigned flags,
 /* Removes attribute NAME.  Errors: BS_ENOENT and those of bs_attr_set(). */
 int bs_attr_remove(bs_image *img, bs_entry *e, const char *name);
 
+/* Replaces the entry's data with DATA/LEN and sets the NATTRS attributes
+ * (added or replaced, in the set each one's flags choose) in ONE crash-safe
+ * rewrite: interrupted, the entry reads entirely old or entirely new.  Costs
+ * a rewrite of the entry (bs_entry_write() alone is cheaper when only data
+ * changes).  Errors: those of bs_attr_set() and bs_entry_write(). */
+int bs_entry_update(bs_image *img, bs_entry *e, const struct bs_attr *attrs, size_t nattrs,
+		    const void *data, size_t len);
+
 /* Reserves room so that the image can grow to TOTAL octets without the
  * storage running out (files: fallocate; fixed-size devices: BS_ENOSPC when
  * TOTAL exceeds them). */

@@ -77,8 +77,10 @@ int nvram_uefi_build(const struct nvram_uefi_var *vars, size_t n, const uint8_t 
 		     size_t tlen, uint8_t **out, size_t *out_len);
 
 /* Replaces the image's UEFI variables and store layout with those of the
- * varstore file FD/LEN.  Each entry is durable when created; an interrupted
- * import leaves a partial set (import again).  *COUNT (may be NULL) gets the
+ * varstore file FD/LEN.  Each variable is replaced crash-safely as a whole
+ * (data and attributes), variables in both stores are never absent, and
+ * the ones the new store lacks are deleted last; an interrupted import
+ * leaves old and new variables side by side (import again).  *COUNT (may be NULL) gets the
  * number of variables.  Errors: those of parse and of bs_entry_create2(). */
 int nvram_uefi_import(bs_image *img, const uint8_t *fd, size_t len, size_t *count);
 

@@ -476,6 +476,34 @@ static char *var_key(const struct nvram_uefi_var *v)
 }
 
 /* Creates one uefi.var entry with all its attributes in one append. */
+/* Creates the entry TYPE/KEY, or brings an existing one to DATA and ATTRS
+ * crash-safely (old or new as a whole; the entry exists throughout): data
+ * alone replaced in place when the attributes are the same, else one
+ * rewrite of both. */
+static int put_entry(bs_image *img, const char *type, const char *key, const struct bs_attr *attrs,
+		     size_t nattrs, const void *data, size_t len)
+{
+	bs_entry *e;
+	int rc = bs_find(img, type, key, &e);
+	if (rc == BS_ENOENT) {
+		struct bs_entry_opts o = {.capacity = len, .attrs = attrs, .nattrs = nattrs};
+		return bs_entry_create2(img, type, key, &o, data, len, NULL);
+	}
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < nattrs; i++) {
+		const uint8_t *v;
+		size_t vl;
+		unsigned fl;
+		if (bs_attr_get(e, attrs[i].name, &fl, &v, &vl) != BS_OK || fl ||
+		    vl != attrs[i].value_len || memcmp(v, attrs[i].value, vl))
+			/* Attributes change: data and attributes in one rewrite, so a
+			 * crash never pairs new attributes with old data. */
+			return bs_entry_update(img, e, attrs, nattrs, data, len);
+	}
+	return bs_entry_write(img, e, data, len);
+}
+
 static int create_var(bs_image *img, const struct nvram_uefi_var *v)
 {
 	struct nv_value vals[4] = {
@@ -497,24 +525,31 @@ static int create_var(bs_image *img, const struct nvram_uefi_var *v)
 		rc = der_of(&vals[i], &der[i], &dl);
 		attrs[i] = (struct bs_attr){.name = names[i], .value = der[i], .value_len = dl};
 	}
-	if (!rc) {
-		struct bs_entry_opts o = {.capacity = v->data_len, .attrs = attrs, .nattrs = 4};
-		rc = bs_entry_create2(img, NVRAM_UEFI_VAR_TYPE, key, &o, v->data, v->data_len, NULL);
-	}
+	if (!rc)
+		rc = put_entry(img, NVRAM_UEFI_VAR_TYPE, key, attrs, 4, v->data, v->data_len);
 	for (int i = 0; i < 4; i++)
 		free(der[i]);
 	free(key);
 	return rc;
 }
 
-/* Deletes every entry of TYPE. */
-static int delete_type(bs_image *img, const char *type)
+/* Deletes the variables that the imported store ST does not hold. */
+static int delete_stale_vars(bs_image *img, const struct nvram_uefi_store *st)
 {
 	for (size_t i = bs_count(img); i-- > 0;) {
 		bs_entry *e = bs_entry_at(img, i);
-		if (strcmp(bs_entry_type(e), type))
+		if (strcmp(bs_entry_type(e), NVRAM_UEFI_VAR_TYPE))
 			continue;
-		int rc = bs_entry_delete(img, e);
+		const char *name = bs_entry_name(e);
+		bool keep = false;
+		for (size_t k = 0; name && !keep && k < st->nvars; k++) {
+			char *key = var_key(&st->vars[k]);
+			if (!key)
+				return bs__err(img, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+			keep = !strcmp(key, name);
+			free(key);
+		}
+		int rc = keep ? BS_OK : bs_entry_delete(img, e);
 		if (rc)
 			return rc;
 	}
@@ -529,9 +564,10 @@ int nvram_uefi_import(bs_image *img, const uint8_t *fd, size_t len, size_t *coun
 	if (rc)
 		return rc;
 	parse_layout(fd, len, &lay); /* succeeded inside parse */
-	if ((rc = delete_type(img, NVRAM_UEFI_VAR_TYPE)) ||
-	    (rc = delete_type(img, NVRAM_UEFI_STORE_TYPE)))
-		goto out;
+	/* Order for crashes: variables present in both stores are replaced in
+	 * place (never absent), new ones added, and only then the ones the new
+	 * store lacks deleted.  Interrupted, the image holds every variable
+	 * of the old store or its new value, plus some of the new ones. */
 	/* The layout: headers up to the first variable, then the areas after
 	 * the store up to their last non-erased octet. */
 	size_t tail_end = len;
@@ -557,15 +593,15 @@ int nvram_uefi_import(bs_image *img, const uint8_t *fd, size_t len, size_t *coun
 		rc = der_of(&vals[i], &der[i], &dl);
 		attrs[i] = (struct bs_attr){.name = names[i], .value = der[i], .value_len = dl};
 	}
-	if (!rc) {
-		struct bs_entry_opts o = {.capacity = head + tail, .attrs = attrs, .nattrs = 3};
-		rc = bs_entry_create2(img, NVRAM_UEFI_STORE_TYPE, NULL, &o, blob, head + tail, NULL);
-	}
+	if (!rc)
+		rc = put_entry(img, NVRAM_UEFI_STORE_TYPE, NULL, attrs, 3, blob, head + tail);
 	for (int i = 0; i < 3; i++)
 		free(der[i]);
 	free(blob);
 	for (size_t i = 0; !rc && i < st->nvars; i++)
 		rc = create_var(img, &st->vars[i]);
+	if (!rc)
+		rc = delete_stale_vars(img, st);
 	if (!rc && count)
 		*count = st->nvars;
 out:
