@@ -1,0 +1,329 @@
+/* test_concurrency.c - several processes on one image file.  A second
+ * writer gets BS_ELOCKED "locked by another writer", or waits with
+ * BS_OPEN_WAIT; readers in other processes, while a writer replaces an
+ * entry's data in a loop (and, in the second phase, compacts the image
+ * between replaces), only ever read a complete value, old or new, never
+ * going back in time on one handle.  Values describe themselves: a counter,
+ * a length, a pattern derived from the counter and a checksum.
+ * Environment: BS_TEST_QUICK=1 (1 s per phase), BS_STRESS_SECONDS=N. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common.h"
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double phase_seconds(void)
+{
+	const char *s = getenv("BS_STRESS_SECONDS");
+	if (s && *s)
+		return atof(s);
+	return t_quick() ? 1.0 : 2.0;
+}
+
+/* ---- self-describing values ------------------------------------------------ */
+
+#define CAP 3000u
+
+static uint64_t fnv(const uint8_t *p, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 0x100000001b3ull;
+	return h;
+}
+
+/* Value number C: [C u64][len u32][pattern][fnv of all before, u64]. */
+static size_t make_value(uint64_t c, uint8_t *b)
+{
+	size_t body = 16 + (size_t)(c * 977 % (CAP - 32));
+	memcpy(b, &c, 8);
+	uint32_t l = (uint32_t)body;
+	memcpy(b + 8, &l, 4);
+	memset(b + 12, 0, 4);
+	for (size_t i = 16; i < body; i++)
+		b[i] = (uint8_t)(c * 31 + i);
+	uint64_t h = fnv(b, body);
+	memcpy(b + body, &h, 8);
+	return body + 8;
+}
+
+/* The counter of a valid value, or -1. */
+static int64_t check_value(const uint8_t *b, size_t n)
+{
+	if (n < 24)
+		return -1;
+	uint64_t c;
+	uint32_t l;
+	memcpy(&c, b, 8);
+	memcpy(&l, b + 8, 4);
+	if (l + 8u != n)
+		return -1;
+	for (size_t i = 16; i < l; i++)
+		if (b[i] != (uint8_t)(c * 31 + i))
+			return -1;
+	uint64_t h;
+	memcpy(&h, b + l, 8);
+	return h == fnv(b, l) ? (int64_t)c : -1;
+}
+
+/* ---- two writers ------------------------------------------------------------ */
+
+static char *make_image(const char *what)
+{
+	char *path = t_tmppath(what);
+	unlink(path);
+	bs_image *im;
+	assert_int_equal(bs_open(path, BS_OPEN_CREATE, &im), BS_OK);
+	uint8_t v[CAP];
+	size_t n = make_value(0, v);
+	assert_int_equal(bs_entry_create(im, "stress", "v", CAP, NULL, 0, v, n, NULL), BS_OK);
+	assert_int_equal(bs_entry_create(im, "junk", "j", 64, NULL, 0, "x", 1, NULL), BS_OK);
+	bs_close(im);
+	return path;
+}
+
+static void test_second_writer_locked(void **state)
+{
+	(void)state;
+	char *path = make_image("lock.img");
+	bs_image *im;
+	assert_int_equal(bs_open(path, 0, &im), BS_OK);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		bs_image *o;
+		int rc = bs_open(path, 0, &o);
+		int ok = rc == BS_ELOCKED && strstr(bs_errmsg(), path) &&
+			 strstr(bs_errmsg(), "locked by another writer");
+		if (!ok)
+			fprintf(stderr, "second writer: %d \"%s\"\n", rc, bs_errmsg());
+		/* Readers take no lock. */
+		int rr = bs_open(path, BS_OPEN_RDONLY, &o);
+		if (rr == BS_OK)
+			bs_close(o);
+		_exit(ok && rr == BS_OK ? 0 : 1);
+	}
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	bs_close(im);
+	/* Released on close: the next writer gets in. */
+	assert_int_equal(bs_open(path, 0, &im), BS_OK);
+	bs_close(im);
+	unlink(path);
+	free(path);
+}
+
+static void test_second_writer_waits(void **state)
+{
+	(void)state;
+	char *path = make_image("wait.img");
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(p[0]);
+		bs_image *im;
+		if (bs_open(path, 0, &im))
+			_exit(1);
+		if (write(p[1], "L", 1) != 1)
+			_exit(1);
+		usleep(400000);
+		bs_entry *e;
+		uint8_t v[CAP];
+		size_t n = make_value(7, v);
+		int rc = bs_find(im, "stress", "v", &e);
+		if (!rc)
+			rc = bs_entry_write(im, e, v, n);
+		bs_close(im);
+		_exit(rc ? 1 : 0);
+	}
+	close(p[1]);
+	char c;
+	assert_int_equal(read(p[0], &c, 1), 1);
+	close(p[0]);
+	bs_image *im;
+	double t0 = now();
+	assert_int_equal(bs_open(path, 0, &im), BS_ELOCKED);
+	assert_int_equal(bs_open(path, BS_OPEN_WAIT, &im), BS_OK);
+	double waited = now() - t0;
+	/* It waited for the holder, and sees what the holder wrote. */
+	assert_true(waited > 0.2);
+	uint8_t v[CAP];
+	size_t n = make_value(7, v);
+	t_assert_data(im, "stress", "v", v, n);
+	bs_close(im);
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	unlink(path);
+	free(path);
+}
+
+/* ---- readers during replaces ----------------------------------------------- */
+
+struct tally {
+	uint64_t reads, reopens, errors, rollbacks;
+};
+
+/* A reader process: reads until STOP_AT, reopening now and then (a new
+ * open must see the current file, an old handle its own consistent view). */
+static void reader(const char *path, double stop_at, int fd, int id)
+{
+	struct tally t = {0};
+	uint8_t buf[CAP + 64];
+	bs_image *im = NULL;
+	int64_t last = -1, last_open = -1;
+	unsigned n = 0;
+	while (now() < stop_at) {
+		if (!im || n++ % (50 + 10 * (unsigned)id) == 0) {
+			bs_close(im);
+			im = NULL;
+			/* An append landing during the scan is handled by the
+			 * library (it scans again when the storage grew): any
+			 * failure to open is an error. */
+			int rc = bs_open(path, BS_OPEN_RDONLY, &im);
+			if (rc) {
+				fprintf(stderr, "reader %d: open: %s\n", id, bs_errmsg());
+				t.errors++;
+				continue;
+			}
+			t.reopens++;
+			last_open = last;
+			last = -1;
+		}
+		bs_entry *e;
+		size_t len;
+		int rc = bs_find(im, "stress", "v", &e);
+		if (!rc)
+			rc = bs_entry_read(im, e, buf, sizeof buf, &len);
+		t.reads++;
+		if (rc) {
+			if (t.errors++ < 5)
+				fprintf(stderr, "reader %d: read: %s\n", id, bs_errmsg());
+			continue;
+		}
+		int64_t c = check_value(buf, len);
+		if (c < 0) {
+			if (t.errors++ < 5)
+				fprintf(stderr, "reader %d: a torn or mixed value (%zu octets)\n", id, len);
+			continue;
+		}
+		/* Never older than what this handle, or the previous one, saw. */
+		if (c < last || c < last_open) {
+			if (t.rollbacks++ < 5)
+				fprintf(stderr, "reader %d: value %lld after %lld\n", id, (long long)c,
+					(long long)(last > last_open ? last : last_open));
+		}
+		if (c > last)
+			last = c;
+	}
+	bs_close(im);
+	if (write(fd, &t, sizeof t) != (ssize_t)sizeof t)
+		_exit(2);
+	_exit(0);
+}
+
+static void stress(bool compact)
+{
+	char *path = make_image(compact ? "stress-compact.img" : "stress.img");
+	double secs = phase_seconds();
+	double stop_at = now() + secs;
+	enum { NREADERS = 4 };
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	pid_t pids[NREADERS];
+	for (int i = 0; i < NREADERS; i++) {
+		pids[i] = fork();
+		assert_true(pids[i] >= 0);
+		if (pids[i] == 0) {
+			close(p[0]);
+			reader(path, stop_at, p[1], i);
+		}
+	}
+	close(p[1]);
+	bs_image *im;
+	assert_int_equal(bs_open(path, 0, &im), BS_OK);
+	bs_entry *e, *j;
+	assert_int_equal(bs_find(im, "stress", "v", &e), BS_OK);
+	assert_int_equal(bs_find(im, "junk", "j", &j), BS_OK);
+	uint8_t v[CAP];
+	uint64_t c = 0, compactions = 0;
+	while (now() < stop_at) {
+		c++;
+		size_t n = make_value(c, v);
+		if (bs_entry_write(im, e, v, n))
+			fail_msg("writer: %s", bs_errmsg());
+		if (compact && c % 25 == 0) {
+			/* Leave a hole, then compact it away: the file is replaced. */
+			assert_int_equal(bs_entry_delete(im, j), BS_OK);
+			assert_int_equal(bs_entry_create(im, "junk", "j", 64, NULL, 0, "x", 1, &j), 0);
+			assert_int_equal(bs_compact(im), BS_OK);
+			compactions++;
+		}
+	}
+	bs_close(im);
+	struct tally sum = {0};
+	for (int i = 0; i < NREADERS; i++) {
+		struct tally t;
+		assert_int_equal(read(p[0], &t, sizeof t), (ssize_t)sizeof t);
+		sum.reads += t.reads;
+		sum.reopens += t.reopens;
+		sum.errors += t.errors;
+		sum.rollbacks += t.rollbacks;
+	}
+	close(p[0]);
+	for (int i = 0; i < NREADERS; i++) {
+		int st;
+		assert_int_equal(waitpid(pids[i], &st, 0), pids[i]);
+		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	print_message("concurrency%s: %.1f s, 1 writer (%llu replaces, %llu compactions), %d "
+		      "reader processes (%llu reads, %llu opens): %llu bad reads, "
+		      "%llu rollbacks\n",
+		      compact ? " with compaction" : "", secs, (unsigned long long)c,
+		      (unsigned long long)compactions, NREADERS, (unsigned long long)sum.reads,
+		      (unsigned long long)sum.reopens, (unsigned long long)sum.errors,
+		      (unsigned long long)sum.rollbacks);
+	assert_true(c > 10 && sum.reads > 10);
+	assert_int_equal(sum.errors, 0);
+	assert_int_equal(sum.rollbacks, 0);
+	unlink(path);
+	free(path);
+}
+
+static void test_readers_during_replaces(void **state)
+{
+	(void)state;
+	stress(false);
+}
+
+static void test_readers_during_compaction(void **state)
+{
+	(void)state;
+	stress(true);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_second_writer_locked),
+		cmocka_unit_test(test_second_writer_waits),
+		cmocka_unit_test(test_readers_during_replaces),
+		cmocka_unit_test(test_readers_during_compaction),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
