@@ -18,8 +18,8 @@ STRESS_SECONDS ?= 10
 
 crashtest: tests
 	@set -u; log=$(O)/crashtest.log; : >$$log; rc=0; \
-	echo "== test_crash (every write, torn, recovery crashed, I/O errors)"; \
-	$(TEST_ENV) $(O)/tests/test_crash >>$$log 2>&1 || rc=1; \
+	echo "== test_crash (every write, torn, recovery crashed, I/O errors; blocks of 4096 and 512)"; \
+	BS_CRASH_LONG=1 $(TEST_ENV) $(O)/tests/test_crash >>$$log 2>&1 || rc=1; \
 	for s in $(CRASH_SEEDS); do \
 	  echo "== test_powerloss, long, seed $$s"; \
 	  BS_CRASH_LONG=1 BS_CRASH_SEED=$$s $(TEST_ENV) $(O)/tests/test_powerloss >>$$log 2>&1 || rc=1; \

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "internal.h" /* bs__blockio: the block layer of block and NBD backends */
 
 /* ---- the expected contents of an image ---------------------------------- */
 
@@ -133,6 +134,7 @@ struct wrap {
 	struct bs_backend *inner;
 	bool fixed;
 	uint64_t fixed_size;
+	struct bs__blockio io; /* io.bsz > 1: writes go through the block layer */
 	size_t *lens;
 	size_t n, cap;
 };
@@ -158,6 +160,25 @@ static int w_write(void *ctx, const void *buf, size_t len, uint64_t off)
 	struct wrap *w = ctx;
 	if (w->fixed && (off > w->fixed_size || len > w->fixed_size - off))
 		return BS_ENOSPC;
+	if (w->io.bsz > 1)
+		return bs__blockio_write(&w->io, buf, len, off);
+	int rc = w->inner->ops->write_at(w->inner->ctx, buf, len, off);
+	if (rc == BS_OK || rc == BS_EIO)
+		w_record(w, len);
+	return rc;
+}
+
+/* The block layer's storage calls: each aligned block write is one write
+ * of the fault backend, so crashes and tears land inside it. */
+static int w_blk_read(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	struct wrap *w = ctx;
+	return w->inner->ops->read_at(w->inner->ctx, buf, len, off);
+}
+
+static int w_blk_write(void *ctx, const void *buf, size_t len, uint64_t off)
+{
+	struct wrap *w = ctx;
 	int rc = w->inner->ops->write_at(w->inner->ctx, buf, len, off);
 	if (rc == BS_OK || rc == BS_EIO)
 		w_record(w, len);
@@ -199,6 +220,7 @@ static void w_close(void *ctx)
 
 static void wrap_free(struct wrap *w)
 {
+	bs__blockio_free(&w->io);
 	bs_backend_free(w->inner);
 	free(w->lens);
 	free(w);
@@ -213,12 +235,21 @@ static const struct bs_backend_ops fixed_ops = {
 	.close = w_close,
 };
 
+/* Block size of fixed-size storage (0 or 1: octet writes, like a file). */
+static uint32_t fixed_block_size;
+
 static struct wrap *wrap(struct bs_backend *inner, bool fixed)
 {
 	struct wrap *w = calloc(1, sizeof *w);
 	assert_non_null(w);
 	w->inner = inner;
 	w->fixed = fixed;
+	if (fixed && fixed_block_size > 1) {
+		assert_int_equal(bs__blockio_init(&w->io, fixed_block_size), BS_OK);
+		w->io.ctx = w;
+		w->io.pread = w_blk_read;
+		w->io.pwrite = w_blk_write;
+	}
 	assert_int_equal(inner->ops->size(inner->ctx, &w->fixed_size), BS_OK);
 	w->be.ops = fixed ? &fixed_ops : &grow_ops;
 	w->be.ctx = w;
@@ -788,6 +819,26 @@ static void test_ops_fixed_size(void **state)
 	assert_int_equal(fig.violations, v0);
 }
 
+/* The same on a block device or NBD export: every write goes through the
+ * block layer as whole aligned blocks (a read-merge-write of partial ones),
+ * each of which can be cut short, torn or lost. */
+static void test_ops_fixed_blocks(void **state)
+{
+	(void)state;
+	unsigned long v0 = fig.violations;
+	static const uint32_t sizes[] = {4096, 512};
+	const char *l = getenv("BS_CRASH_LONG"); /* make crashtest: both sizes */
+	bool both = l && *l && strcmp(l, "0");
+	for (size_t k = 0; k < (both ? 2u : 1u); k++) {
+		fixed_block_size = sizes[k];
+		for (size_t i = 0; i < sizeof ops / sizeof *ops; i++)
+			if (ops[i].fixed_ok)
+				run_op(&ops[i], true);
+	}
+	fixed_block_size = 0;
+	assert_int_equal(fig.violations, v0);
+}
+
 /* Opens STORAGE (fixed-size) with FLAGS over a plain memory backend. */
 static int open_fixed_copy(const uint8_t *st, size_t len, unsigned flags, bs_image **im,
 			   struct wrap **w)
@@ -1036,6 +1087,7 @@ int main(void)
 		cmocka_unit_test(test_failed_commit_stops_writes),
 		cmocka_unit_test(test_ops_growable),
 		cmocka_unit_test(test_ops_fixed_size),
+		cmocka_unit_test(test_ops_fixed_blocks),
 		cmocka_unit_test(test_fixed_compact_needs_room),
 		cmocka_unit_test(test_fixed_compact_interrupted_readers),
 	};
