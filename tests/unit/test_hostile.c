@@ -291,6 +291,7 @@ static const char *const damage_msgs[] = {
 	"directory has no end-of-contents (truncated image?)",
 	"entry runs past the end of the image",
 	"not a blobstore image (starts",
+	"octets are too short to be one",
 	"empty: not a formatted image",
 	"not a blobstore image: the first entry is not a valid bs.image entry",
 	"malformed end-of-contents",
