@@ -241,14 +241,22 @@ int bs__slot_read(bs_image *img, bs_entry *e, void **out, size_t *len, uint8_t *
 	int rc = BS_ECORRUPT, which = 0;
 	uint64_t gen = 0;
 	uint32_t l = 0;
+	uint8_t seen[2][2][44];
+	memset(seen, 0, sizeof seen);
 	for (int t = 0; t < tries; t++) {
 		rc = find_current(img, e, tmp, &which, &gen, &l);
 		if (rc != BS_ECORRUPT)
 			break;
-		if (t + 1 < tries) {
-			struct timespec ts = {0, 1000000L << (t < 5 ? t : 5)};
-			nanosleep(&ts, NULL);
-		}
+		if (t + 1 >= tries)
+			break;
+		/* Damage stays put, a writer moves on: stop once two failed looks
+		 * found the same slot headers, so reading a corrupt entry costs
+		 * one short pause, not the whole retry budget. */
+		if (read_headers(img, e, seen[t % 2]) ||
+		    (t > 0 && !memcmp(seen[0], seen[1], sizeof seen[0])))
+			break;
+		struct timespec ts = {0, 1000000L << (t < 5 ? t : 5)};
+		nanosleep(&ts, NULL);
 	}
 	if (rc) {
 		free(tmp);
