@@ -21,9 +21,9 @@ demo_pkgs="$build_pkgs dumpasn1 openssl tpm2-tools"
 # tpm2-tools, libnbd, nbdkit), and the UEFI tests' firmware and emulator
 # (ovmf, qemu-system-x86).
 check_pkgs="$demo_pkgs libcmocka-dev python3 asn1c clang libclang-rt-14-dev valgrind \
-libtpms-dev swtpm swtpm-tools tpm2-tools libnbd-dev nbdkit ovmf qemu-system-x86"
-# make bench: the benchmarks drive the tool and the library only.
-bench_pkgs="$build_pkgs"
+libtpms-dev swtpm swtpm-tools tpm2-tools libnbd-dev nbdkit ovmf qemu-system-x86 gnuplot-nox"
+# make bench: gnuplot draws the plots; swtpm is the vTPM baseline.
+bench_pkgs="$build_pkgs gnuplot-nox swtpm"
 # make fuzz: libFuzzer ships in clang's runtime package.
 fuzz_pkgs="$build_pkgs clang libclang-rt-14-dev"
 
