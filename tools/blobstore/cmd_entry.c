@@ -416,25 +416,35 @@ const struct cli_command cmd_get = {
 
 /* ---- rm ------------------------------------------------------------------ */
 
-static int run_rm(const struct cli_command *cmd, int argc, char **argv)
+/* Parses the arguments of a command whose only option is --name, with at
+ * most MAXPOS positional arguments.  Returns -1 to go on, else the exit
+ * status (usage error, or --help done). */
+static int parse_name_only(const struct cli_command *cmd, int argc, char **argv, int maxpos,
+			   struct entry_args *a)
 {
 	static const struct cli_option opts[] = {
 		{"name", 'n', true, OPT_NAME},
 		{NULL, 0, false, 0},
 	};
 	struct cli_parser p;
-	struct entry_args a = {0};
 	int st = 0;
 	cli_parser_init(&p, cmd, opts, argc, argv);
 	for (int o; !st && (o = cli_next(&p)) != CLI_END;) {
 		if (o == CLI_STOP)
 			return p.status;
 		if (o == CLI_ARG)
-			st = add_pos(&p, &a, 2);
+			st = add_pos(&p, a, maxpos);
 		else if (o == OPT_NAME)
-			a.name = p.arg;
+			a->name = p.arg;
 	}
-	if (st)
+	return st ? st : -1;
+}
+
+static int run_rm(const struct cli_command *cmd, int argc, char **argv)
+{
+	struct entry_args a = {0};
+	int st = parse_name_only(cmd, argc, argv, 2, &a);
+	if (st >= 0)
 		return st;
 	if (a.npos < 2)
 		return cli_usage(cmd, "missing %s", a.npos ? "TYPE" : "IMAGE and TYPE");
@@ -463,23 +473,9 @@ const struct cli_command cmd_rm = {
 
 static int run_resize(const struct cli_command *cmd, int argc, char **argv)
 {
-	static const struct cli_option opts[] = {
-		{"name", 'n', true, OPT_NAME},
-		{NULL, 0, false, 0},
-	};
-	struct cli_parser p;
 	struct entry_args a = {0};
-	int st = 0;
-	cli_parser_init(&p, cmd, opts, argc, argv);
-	for (int o; !st && (o = cli_next(&p)) != CLI_END;) {
-		if (o == CLI_STOP)
-			return p.status;
-		if (o == CLI_ARG)
-			st = add_pos(&p, &a, 3);
-		else if (o == OPT_NAME)
-			a.name = p.arg;
-	}
-	if (st)
+	int st = parse_name_only(cmd, argc, argv, 3, &a);
+	if (st >= 0)
 		return st;
 	if (a.npos < 3)
 		return cli_usage(cmd, "missing arguments");
