@@ -215,6 +215,8 @@ struct bs_image {
 	 * hold the compaction recovery record (recovery.c), the image lives
 	 * in [0, size) with size = storage size - BS_RECOVERY_AREA. */
 	bool fixed;
+	struct bs_entry_slab *slabs; /* where entries live (image.c) */
+	bs_entry *free_entries;      /* freed ones, chained by hnext */
 	/* Read-only view of an interrupted compaction's copy: every read is
 	 * shifted by BASE octets (0 normally). */
 	uint64_t base;
