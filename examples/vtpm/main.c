@@ -933,12 +933,15 @@ int main(int argc, char **argv)
 		srv.ctrl_listen = listen_tcp(ctrl_port);
 	if (srv.ctrl_path)
 		srv.ctrl_listen = listen_unix(srv.ctrl_path);
-	logmsg("listening: image %s%s; command channel %s%s; control channel %s%s", image,
-	       nosync ? " (no sync)" : "", port ? "tcp port " : "",
-	       port ? "" : srv.data_path ? srv.data_path : "none (CMD_SET_DATAFD)",
-	       ctrl_port ? "tcp port " : "", ctrl_port ? "" : srv.ctrl_path ? srv.ctrl_path : "none");
-	if (port || ctrl_port)
-		logmsg("tcp ports on 127.0.0.1: command %u, control %u", port, ctrl_port);
+	{
+		char dch[32], cch[32];
+		snprintf(dch, sizeof dch, "127.0.0.1:%u", port);
+		snprintf(cch, sizeof cch, "127.0.0.1:%u", ctrl_port);
+		logmsg("listening: image %s%s; command channel %s; control channel %s", image,
+		       nosync ? " (no sync)" : "",
+		       port ? dch : srv.data_path ? srv.data_path : "none (CMD_SET_DATAFD)",
+		       ctrl_port ? cch : srv.ctrl_path ? srv.ctrl_path : "none");
+	}
 	if (srv.pid_path)
 		write_pid_file(srv.pid_path);
 

@@ -2,8 +2,9 @@
 # test_vtpm_tools.sh - blobstore-vtpm against tpm2-tools (tpm2-tss's swtpm
 # TCTI over TCP on 127.0.0.1): startup, getrandom, createprimary and
 # evictcontrol, NV define/write/read, PCR extend/read; the state survives a
-# clean restart (a resume: PCRs too) and a kill -9 (a cold start: NV and
-# persistent handles stay, PCRs reset); kill -9 in the middle of a loop of
+# clean restart (a resume: PCRs too, even after a session of only NV
+# define and write) and a kill -9 (a cold start: NV and persistent handles
+# stay, PCRs reset, TPM_RC_INITIALIZE until TPM2_Startup); kill -9 in the middle of a loop of
 # NV writes leaves one of the written values, never a torn one, and never
 # loses a write that was acknowledged; the control channel answers as
 # swtpm's protocol says, and refuses malformed input.
@@ -59,6 +60,9 @@ echo "== kill -9: a cold start; NV and persistent handles stay, PCRs reset"
 vtpm_stop KILL
 $BLOBSTORE check "$img"
 start
+# No volatile state left (the resume consumed it): the TPM waits for
+# TPM2_Startup, as swtpm does after a crash.
+tpm2_getrandom 8 >/dev/null 2>&1 && fail "a cold start answered before TPM2_Startup"
 tpm2_startup -c
 [ "$(pcr16)" = "0x0000000000000000000000000000000000000000000000000000000000000000" ] ||
 	fail "PCR 16 not reset by a cold start"
@@ -179,4 +183,19 @@ vtpm_pid=
 $BLOBSTORE get "$img" tpm2.libtpms --name volatilestate -o "$tmp/vol"
 [ -s "$tmp/vol" ] || fail "no volatile state after CMD_SHUTDOWN"
 $BLOBSTORE check "$img"
+
+echo "== the shortest session: startup, NV define and write, SIGTERM, resume, read"
+img=$tmp/short.img
+start
+tpm2_startup -c
+tpm2_nvdefine -Q 0x1500018 -C o -s 16 -a "ownerread|ownerwrite"
+printf 'short session 16' >"$tmp/short.in"
+tpm2_nvwrite -Q 0x1500018 -C o -i "$tmp/short.in"
+vtpm_stop TERM
+: >"$tmp/vtpm.log"
+start
+grep -q 'resumed from the volatile state' "$tmp/vtpm.log" || fail "short session not resumed"
+tpm2_nvread -Q 0x1500018 -C o -s 16 -o "$tmp/short.out" || fail "nvread after the resume"
+cmp "$tmp/short.in" "$tmp/short.out" || fail "NV data lost across the short session's restart"
+vtpm_stop TERM
 echo OK
