@@ -15,17 +15,6 @@
 
 #include "internal.h"
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decodes S[0..N) into a new string; NULL on a bad escape. */
 static char *decode(const char *s, size_t n)
 {
@@ -34,8 +23,8 @@ static char *decode(const char *s, size_t n)
 		return NULL;
 	for (size_t i = 0; i < n; i++) {
 		if (s[i] == '%') {
-			int h = i + 2 < n ? hexval(s[i + 1]) : -1;
-			int l = h >= 0 ? hexval(s[i + 2]) : -1;
+			int h = i + 2 < n ? bs__hexval(s[i + 1]) : -1;
+			int l = h >= 0 ? bs__hexval(s[i + 2]) : -1;
 			if (h < 0 || l < 0 || (h == 0 && l == 0)) {
 				free(o);
 				return NULL;

@@ -199,17 +199,6 @@ static int read_file(const char *path, size_t max, uint8_t **out, size_t *len)
 	return rc;
 }
 
-static int hexval(uint8_t c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int bs_key_from_file(const char *path, bs_key **out)
 {
 	*out = NULL;
@@ -228,7 +217,7 @@ int bs_key_from_file(const char *path, bs_key **out)
 		memcpy(key, b, KEY_LEN);
 	} else if (hexlen == 2 * KEY_LEN) {
 		for (size_t i = 0; i < KEY_LEN; i++) {
-			int hi = hexval(b[2 * i]), lo = hexval(b[2 * i + 1]);
+			int hi = bs__hexval(b[2 * i]), lo = bs__hexval(b[2 * i + 1]);
 			if (hi < 0 || lo < 0) {
 				rc = BS_EINVAL;
 				break;

@@ -74,6 +74,17 @@ const char *der_header(const uint8_t *p, size_t avail, struct der_tlv *t)
 	return NULL;
 }
 
+int bs__hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 bool der_valid_ia5(const uint8_t *p, size_t len)
 {
 	for (size_t i = 0; i < len; i++)

@@ -70,6 +70,8 @@ int der_set_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
 size_t der_put_header(uint8_t *out, uint8_t tag, size_t len);
 size_t der_header_len(size_t len);
 bool der_valid_utf8(const uint8_t *p, size_t len);
+/* The value of one hexadecimal digit (either case), or -1. */
+int bs__hexval(int c);
 bool der_valid_ia5(const uint8_t *p, size_t len);
 /* INTEGER contents to int64; false when it does not fit or is not minimal. */
 bool der_int_value(const uint8_t *p, size_t len, int64_t *out);

@@ -101,17 +101,6 @@ void nvram_swtpm_key_wipe(struct nvram_swtpm_key *k)
 
 /* ---- keys ---------------------------------------------------------------- */
 
-static int hexval(uint8_t c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static bool is_space(uint8_t c)
 {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
@@ -144,7 +133,7 @@ int nvram_swtpm_key_parse(const void *content, size_t len, int format, size_t ke
 	if (len >= 2 && p[0] == '0' && (p[1] == 'x' || p[1] == 'X'))
 		i = 2;
 	for (; i < len && !is_space(p[i]); i++, digits++) {
-		int v = hexval(p[i]);
+		int v = bs__hexval(p[i]);
 		if (v < 0 || digits >= 64) {
 			nvram_swtpm_key_wipe(out);
 			return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL,

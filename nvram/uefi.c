@@ -70,14 +70,6 @@ void nvram_uefi_guid_str(const uint8_t guid[16], char out[37])
 	out[n] = 0;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9') return c - '0';
-	if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-	return -1;
-}
-
 int nvram_uefi_guid_parse(const char *s, uint8_t guid[16])
 {
 	size_t pos = 0;
@@ -86,7 +78,7 @@ int nvram_uefi_guid_parse(const char *s, uint8_t guid[16])
 			if (s[pos++] != '-')
 				return BS_EINVAL;
 		}
-		int h = hexval(s[pos]), l = h < 0 ? -1 : hexval(s[pos + 1]);
+		int h = bs__hexval(s[pos]), l = h < 0 ? -1 : bs__hexval(s[pos + 1]);
 		if (h < 0 || l < 0)
 			return BS_EINVAL;
 		guid[guid_order[i]] = (uint8_t)(h << 4 | l);
