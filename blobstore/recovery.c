@@ -160,6 +160,21 @@ static int load_copy(bs_image *img, const struct record *rec, uint8_t **out)
 	return BS_OK;
 }
 
+/* The last steps of a compaction, also what a writer's open redoes: the
+ * new directory C over the start of the storage, synced, then the record
+ * marked done.  Idempotent. */
+static int copy_and_finish(bs_image *img, struct record *rec, const uint8_t *c)
+{
+	int rc = bs__write(img, NULL, c, (size_t)rec->len, 0);
+	if (!rc)
+		rc = bs__sync(img);
+	if (!rc) {
+		rec->state = STATE_DONE;
+		rc = write_record(img, rec);
+	}
+	return rc;
+}
+
 int bs__recovery_open(bs_image *img)
 {
 	if (img->size < 2u * BS_RECOVERY_AREA)
@@ -196,14 +211,8 @@ int bs__recovery_open(bs_image *img)
 		img->size = rec.len;
 		return BS_OK;
 	}
-	rc = bs__write(img, NULL, c, (size_t)rec.len, 0);
+	rc = copy_and_finish(img, &rec, c);
 	free(c);
-	if (!rc)
-		rc = bs__sync(img);
-	if (!rc) {
-		rec.state = STATE_DONE;
-		rc = write_record(img, &rec);
-	}
 	if (rc)
 		return fail(img, BS_NO_OFFSET, rc, "cannot finish an interrupted compaction");
 	return BS_OK;
@@ -242,13 +251,7 @@ int bs__compact_fixed(bs_image *img, const uint8_t *c, size_t len)
 	img->broken = true;
 	rc = write_record(img, &rec);
 	if (!rc)
-		rc = bs__write(img, NULL, c, len, 0);
-	if (!rc)
-		rc = bs__sync(img);
-	if (!rc) {
-		rec.state = STATE_DONE;
-		rc = write_record(img, &rec);
-	}
+		rc = copy_and_finish(img, &rec, c);
 	if (rc)
 		return fail(img, BS_NO_OFFSET, rc,
 			    "compact failed (the next writer's open finishes it)");

@@ -39,7 +39,7 @@ static int prim(uint8_t tag, const void *p, size_t len, uint8_t **out, size_t *o
 	return BS_OK;
 }
 
-static void be64(uint8_t *p, uint64_t v)
+static void put_be64(uint8_t *p, uint64_t v)
 {
 	for (int i = 7; i >= 0; i--, v >>= 8)
 		p[i] = (uint8_t)v;
@@ -53,7 +53,7 @@ int nv_value_encode(const struct nv_value *v, uint8_t **out, size_t *out_len)
 	case NV_INT:
 	case NV_UINT:
 		if (v->rw) {
-			be64(tmp, v->kind == NV_INT ? (uint64_t)v->i : v->u);
+			put_be64(tmp, v->kind == NV_INT ? (uint64_t)v->i : v->u);
 			return prim(DER_OCTET_STRING, tmp, 8, out, out_len);
 		}
 		if (v->kind == NV_INT) {
@@ -61,7 +61,7 @@ int nv_value_encode(const struct nv_value *v, uint8_t **out, size_t *out_len)
 			return prim(DER_INTEGER, tmp + 2, n - 2, out, out_len);
 		}
 		/* Non-negative INTEGER: minimal, a leading 00 when the top bit is set. */
-		be64(tmp + 1, v->u);
+		put_be64(tmp + 1, v->u);
 		tmp[0] = 0;
 		size_t z = 0;
 		while (z < 8 && tmp[z] == 0 && !(tmp[z + 1] & 0x80))
@@ -120,6 +120,15 @@ static void set_rw(bool *rw, bool v)
 		*rw = v;
 }
 
+/* A read-write integer: a fixed 8-octet OCTET STRING, big-endian. */
+static uint64_t get_be64(const uint8_t *c)
+{
+	uint64_t u = 0;
+	for (int i = 0; i < 8; i++)
+		u = (u << 8) | c[i];
+	return u;
+}
+
 int nv_value_int(const uint8_t *v, size_t vl, int64_t *out, bool *rw)
 {
 	struct der_tlv t;
@@ -133,10 +142,7 @@ int nv_value_int(const uint8_t *v, size_t vl, int64_t *out, bool *rw)
 		return BS_OK;
 	}
 	if (t.tag == DER_OCTET_STRING && t.len == 8) {
-		uint64_t u = 0;
-		for (int i = 0; i < 8; i++)
-			u = (u << 8) | c[i];
-		*out = (int64_t)u;
+		*out = (int64_t)get_be64(c);
 		set_rw(rw, true);
 		return BS_OK;
 	}
@@ -161,10 +167,7 @@ int nv_value_uint(const uint8_t *v, size_t vl, uint64_t *out, bool *rw)
 		return BS_OK;
 	}
 	if (t.tag == DER_OCTET_STRING && t.len == 8) {
-		uint64_t u = 0;
-		for (int i = 0; i < 8; i++)
-			u = (u << 8) | c[i];
-		*out = u;
+		*out = get_be64(c);
 		set_rw(rw, true);
 		return BS_OK;
 	}
