@@ -452,8 +452,19 @@ void t_store_free(struct t_store *s)
 	if (!s)
 		return;
 	if (s->nbdkit > 0) {
+		/* nbdkit waits for open connections on SIGTERM, and a failed
+		 * test may leave one open: give it 5 s, then kill it, so a
+		 * failure is reported instead of hanging the run. */
 		kill(s->nbdkit, SIGTERM);
-		waitpid(s->nbdkit, NULL, 0);
+		int tries = 0;
+		while (waitpid(s->nbdkit, NULL, WNOHANG) == 0) {
+			if (++tries == 500) {
+				kill(s->nbdkit, SIGKILL);
+				waitpid(s->nbdkit, NULL, 0);
+				break;
+			}
+			usleep(10000);
+		}
 	}
 	if (s->loopdev[0]) {
 		char *cmd = xprintf("losetup -d '%s'", s->loopdev, NULL);
