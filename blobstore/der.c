@@ -9,7 +9,7 @@
 
 #include "internal.h"
 
-const char *der_header_prefix(const uint8_t *p, size_t avail, struct der_tlv *t)
+const char *der_header_prefix_any(const uint8_t *p, size_t avail, struct der_tlv *t)
 {
 	size_t i = 0;
 	if (avail < 2)
@@ -97,6 +97,15 @@ bool der_valid_utf8(const uint8_t *p, size_t len)
 {
 	size_t i = 0;
 	while (i < len) {
+		/* ASCII eight octets at a time: names usually are. */
+		if (len - i >= 8) {
+			uint64_t w;
+			memcpy(&w, p + i, 8);
+			if (!(w & 0x8080808080808080ull)) {
+				i += 8;
+				continue;
+			}
+		}
 		uint8_t c = p[i];
 		uint32_t cp;
 		size_t n;

@@ -103,12 +103,13 @@ int bs__entry_layout(const uint8_t *head, size_t head_len, uint64_t avail,
 	return BS_OK;
 }
 
-/* A meta built by bs__entry_parse is one allocation (struct, attribute
- * refs, the sets' octets, type, name, attribute names): open keeps one per
- * entry, and one malloc instead of seven is most of its cost. */
+/* A meta built by bs__entry_parse is one block (struct, attribute refs,
+ * the sets' octets, type, name, attribute names): open keeps one per entry,
+ * in the image's pool, and one block instead of seven is most of its cost. */
 void bs__meta_free(struct bs_meta *m)
 {
-	free(m);
+	if (m && !m->pooled)
+		free(m);
 }
 
 /* Bump allocation inside a meta's block. */
@@ -256,11 +257,65 @@ static int refuse(bs_entry *e, int code, const char *why, const char *what, uint
 	return BS_OK;
 }
 
+/* The optional name after the data, then the entry's end.  Returns NULL,
+ * or why the entry is refused (a format for WHAT) at entry offset *AT. */
+static const char *parse_name(const uint8_t *tail, const struct entry_layout *lay,
+			      struct arena *arena, struct bs_meta *m, const char **what,
+			      uint64_t *at)
+{
+	struct der_tlv t;
+	*what = NULL;
+	*at = lay->data_rel + lay->data_len;
+	if (!lay->tail_len)
+		return NULL;
+	const char *w = der_header(tail, lay->tail_len, &t);
+	if (w) {
+		*what = w;
+		return "name: %s";
+	}
+	if (t.tag != DER_UTF8STRING)
+		return "element after data is not a UTF8String name";
+	if (t.hdr + t.len != lay->tail_len) {
+		*at += t.hdr + t.len;
+		return "trailing octets after the name";
+	}
+	const uint8_t *nm = tail + t.hdr;
+	if (t.len > BS_MAX_NAME_LEN || !der_valid_utf8(nm, t.len) || memchr(nm, 0, t.len))
+		return "name is too long, not UTF-8 or holds NUL";
+	m->name = arena_dup(arena, nm, t.len);
+	return NULL;
+}
+
+/* A slotted entry's data area must hold two slots. */
+static const char *check_slots(const bs_entry *e, const struct entry_layout *lay)
+{
+	if (!e->slotted)
+		return NULL;
+	size_t h = bs__slot_hdr_len(e->alg);
+	if (lay->data_len < 2 * h || lay->data_len % 2)
+		return "data area too small or odd for two slots";
+	if ((lay->data_len / 2 - h) > UINT32_MAX)
+		return "slot larger than 2^32";
+	return NULL;
+}
+
+/* Memory for a meta of BLOCK octets: MEMO's pool when there is one. */
+static struct bs_meta *meta_alloc(struct bs_parse_memo *memo, size_t block)
+{
+	struct bs_meta *m = memo ? bs__pool_alloc(memo->pool, block) : NULL;
+	if (m)
+		m->pooled = true;
+	else
+		m = calloc(1, block);
+	return m;
+}
+
 int bs__entry_parse(const uint8_t *head, const uint8_t *tail, const struct entry_layout *lay,
-		    bs_entry *e, const char **why, uint64_t *bad_rel)
+		    bs_entry *e, const char **why, uint64_t *bad_rel, struct bs_parse_memo *memo)
 {
 	struct der_tlv t;
 	e->size = lay->size;
+	e->data_len = lay->data_len;
 	e->supersedes = UINT64_MAX;
 	e->active = -1;
 	e->status = BS_OK;
@@ -287,27 +342,62 @@ int bs__entry_parse(const uint8_t *head, const uint8_t *tail, const struct entry
 	size_t opos = pos;
 	pos += os.hdr + os.len;
 	size_t sets_len = pos - sets_start;
-	/* Exactly as many refs as parse_set can fill. */
-	size_t cap = count_attrs(head + mpos + ms.hdr, ms.len) +
-		     count_attrs(head + opos + os.hdr, os.len);
-	/* One block: struct, refs, sets, type, name, and the attribute names
-	 * (each shorter than its encoding, so sets_len + cap bounds them). */
 	size_t name_max = lay->tail_len;
-	size_t block = sizeof(struct bs_meta) + cap * sizeof(struct bs_attr_ref) + sets_len +
-		       (type_len + 1) + (name_max + 1) + (sets_len + cap);
-	struct bs_meta *m = calloc(1, block);
-	if (!m)
-		return BS_ENOMEM;
+	/* The same type and attribute sets, octet for octet, as the last entry
+	 * parsed without complaint (entries of one kind usually are): share
+	 * its parse, and keep only the name. */
+	const struct bs_meta *prev = memo ? memo->meta : NULL;
+	bool same = prev && memo->type_len == type_len && prev->sets_len == sets_len &&
+		    !memcmp(prev->type, type, type_len) &&
+		    !memcmp(prev->sets, head + sets_start, sets_len);
+	struct bs_meta *m;
+	struct arena arena;
+	if (same) {
+		size_t block = sizeof *m + name_max + 1;
+		m = bs__pool_alloc(memo->pool, block);
+		if (m) {
+			*m = *prev; /* pooled, like PREV: never freed alone */
+			m->name = NULL;
+			arena = (struct arena){(char *)(m + 1), (char *)m + block};
+		} else {
+			same = false; /* a separate block below */
+		}
+	}
+	if (!same) {
+		/* Exactly as many refs as parse_set can fill. */
+		size_t cap = count_attrs(head + mpos + ms.hdr, ms.len) +
+		      count_attrs(head + opos + os.hdr, os.len);
+		/* One block: struct, refs, sets, type, name, and the attribute
+		 * names (each shorter than its encoding, so sets_len + cap
+		 * bounds them). */
+		size_t block = sizeof(struct bs_meta) + cap * sizeof(struct bs_attr_ref) +
+			       sets_len + (type_len + 1) + (name_max + 1) + (sets_len + cap);
+		if (!(m = meta_alloc(memo, block)))
+			return BS_ENOMEM;
+		m->attrs = (struct bs_attr_ref *)(m + 1);
+		m->sets = (uint8_t *)(m->attrs + cap);
+		m->sets_len = sets_len;
+		memcpy(m->sets, head + sets_start, sets_len);
+		arena = (struct arena){(char *)m->sets + sets_len, (char *)m + block};
+		m->type = arena_dup(&arena, type, type_len);
+	}
 	e->m = m;
-	m->attrs = (struct bs_attr_ref *)(m + 1);
-	m->sets = (uint8_t *)(m->attrs + cap);
-	m->sets_len = sets_len;
-	memcpy(m->sets, head + sets_start, sets_len);
-	struct arena arena = {(char *)m->sets + sets_len, (char *)m + block};
-	m->type = arena_dup(&arena, type, type_len);
 	if (nvram_end != lay->data_rel + lay->data_len)
 		return refuse(e, BS_ECORRUPT, "NVRAM does not end with its data", NULL, nvram_pos,
 			      bad_rel, why);
+	if (same) {
+		e->slotted = memo->slotted;
+		e->alg = memo->alg;
+		e->aead = memo->aead;
+		e->supersedes = memo->supersedes;
+		const char *what, *w;
+		uint64_t at;
+		if ((w = parse_name(tail, lay, &arena, m, &what, &at)))
+			return refuse(e, BS_ECORRUPT, w, what, at, bad_rel, why);
+		if ((w = check_slots(e, lay)))
+			return refuse(e, BS_ECORRUPT, w, NULL, lay->data_rel, bad_rel, why);
+		return BS_OK;
+	}
 	if (!valid_ident(type, type_len, BS_MAX_TYPE_LEN, true))
 		return refuse(e, BS_ECORRUPT, "type is empty, too long or not printable ASCII",
 			      NULL, type_pos, bad_rel, why);
@@ -330,24 +420,10 @@ int bs__entry_parse(const uint8_t *head, const uint8_t *tail, const struct entry
 			if (!strcmp(m->attrs[i].cname, m->attrs[j].cname))
 				return refuse(e, BS_ECORRUPT, "attribute '%s' appears twice",
 					      m->attrs[i].cname, sets_start, bad_rel, why);
-	/* Tail: optional name, then the entry must end. */
-	if (lay->tail_len) {
-		w = der_header(tail, lay->tail_len, &t);
-		if (w)
-			return refuse(e, BS_ECORRUPT, "name: %s", w, lay->data_rel + lay->data_len,
-				      bad_rel, why);
-		if (t.tag != DER_UTF8STRING)
-			return refuse(e, BS_ECORRUPT, "element after data is not a UTF8String name",
-				      NULL, lay->data_rel + lay->data_len, bad_rel, why);
-		if (t.hdr + t.len != lay->tail_len)
-			return refuse(e, BS_ECORRUPT, "trailing octets after the name", NULL,
-				      lay->data_rel + lay->data_len + t.hdr + t.len, bad_rel, why);
-		const uint8_t *nm = tail + t.hdr;
-		if (t.len > BS_MAX_NAME_LEN || !der_valid_utf8(nm, t.len) || memchr(nm, 0, t.len))
-			return refuse(e, BS_ECORRUPT, "name is too long, not UTF-8 or holds NUL",
-				      NULL, lay->data_rel + lay->data_len, bad_rel, why);
-		m->name = arena_dup(&arena, nm, t.len);
-	}
+	const char *what;
+	uint64_t at;
+	if ((w = parse_name(tail, lay, &arena, m, &what, &at)))
+		return refuse(e, BS_ECORRUPT, w, what, at, bad_rel, why);
 	/* The library's own attributes.  An unknown mandatory one refuses the
 	 * entry, but only after the loop: bs.slots and bs.supersedes must be
 	 * understood even then (a crash during a rewrite of such an entry). */
@@ -413,23 +489,23 @@ int bs__entry_parse(const uint8_t *head, const uint8_t *tail, const struct entry
 			unknown = a->cname;
 		}
 	}
-	e->data_len = lay->data_len;
 	if (e->aead && !e->slotted)
 		return refuse(e, BS_ECORRUPT, "bs.aead on an entry without slots", NULL,
 			      sets_start, bad_rel, why);
-	if (e->slotted) {
-		size_t h = bs__slot_hdr_len(e->alg);
-		if (lay->data_len < 2 * h || lay->data_len % 2)
-			return refuse(e, BS_ECORRUPT, "data area too small or odd for two slots",
-				      NULL, lay->data_rel, bad_rel, why);
-		if ((lay->data_len / 2 - h) > UINT32_MAX)
-			return refuse(e, BS_ECORRUPT, "slot larger than 2^32", NULL, lay->data_rel,
-				      bad_rel, why);
-	}
+	if ((w = check_slots(e, lay)))
+		return refuse(e, BS_ECORRUPT, w, NULL, lay->data_rel, bad_rel, why);
 	if (unknown) {
 		m->unknown_mandatory = true;
 		return refuse(e, BS_EUNSUPPORTED, "unknown mandatory attribute '%s'", unknown,
 			      sets_start, bad_rel, why);
+	}
+	if (memo && m->pooled) {
+		memo->meta = m;
+		memo->type_len = type_len;
+		memo->slotted = e->slotted;
+		memo->alg = e->alg;
+		memo->aead = e->aead;
+		memo->supersedes = e->supersedes;
 	}
 	return BS_OK;
 }

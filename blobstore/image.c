@@ -105,16 +105,46 @@ int bs__sync(bs_image *img)
 
 /* ---- the lookup table ---------------------------------------------------- */
 
+/* Eight octets at a time: open hashes every key, and a byte-at-a-time loop
+ * was a tenth of opening a big image. */
+static uint64_t hash_mix(uint64_t h, uint64_t v)
+{
+	h = (h ^ v) * 0x9e3779b97f4a7c15ull;
+	return h ^ (h >> 32);
+}
+
+static uint64_t hash_str(uint64_t h, const char *s)
+{
+	size_t n = strlen(s), i = 0;
+	uint64_t v;
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&v, s + i, 8);
+		h = hash_mix(h, v);
+	}
+	if (n >= 8) {
+		memcpy(&v, s + n - 8, 8); /* the rest, in the last 8 octets */
+	} else {
+		v = 0;
+		for (; i < n; i++)
+			v |= (uint64_t)(uint8_t)s[i] << (8 * i);
+	}
+	return hash_mix(h, v ^ n);
+}
+
+/* Never 0: an entry's khash is 0 while it has no key.  The final mix
+ * spreads every input bit over the low bits the table indexes by: keys
+ * that differ only in their last octets ("entry-0001", "entry-0002") land
+ * in the high bits of the last multiply, and without it they cluster. */
 static uint64_t key_hash(const char *type, const char *name)
 {
-	uint64_t h = 1469598103934665603ull;
-	for (const char *p = type; *p; p++)
-		h = (h ^ (uint8_t)*p) * 1099511628211ull;
-	h = (h ^ (name ? 1u : 2u)) * 1099511628211ull;
-	if (name)
-		for (const char *p = name; *p; p++)
-			h = (h ^ (uint8_t)*p) * 1099511628211ull;
-	return h ^ (h >> 29);
+	uint64_t h = hash_str(0x6a09e667f3bcc909ull, type);
+	h = name ? hash_str(hash_mix(h, 1), name) : hash_mix(h, 2);
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ull;
+	h ^= h >> 33;
+	return h ? h : 1;
 }
 
 static bool same_key(const bs_entry *e, const char *type, const char *name)
@@ -126,16 +156,24 @@ static bool same_key(const bs_entry *e, const char *type, const char *name)
 	return !strcmp(e->m->name, name);
 }
 
+/* The lookup table: open addressing with linear probing over slots that
+ * keep each key's hash beside its entry, so that probing, inserting and
+ * growing touch no entry (a cache miss each in a big image) until two
+ * hashes match.  At most half the slots are used. */
+struct bs_hslot {
+	uint64_t h;
+	bs_entry *e; /* NULL: empty */
+};
+
 static bs_entry *hash_find_h(const bs_image *img, uint64_t h, const char *type,
 			     const char *name)
 {
 	if (!img->hash_size)
 		return NULL;
-	bs_entry *e = img->hash[h & (img->hash_size - 1)];
-	/* The stored hash first: it saves a cache miss per chained entry. */
-	for (; e; e = e->hnext)
-		if (e->khash == h && same_key(e, type, name))
-			return e;
+	size_t mask = img->hash_size - 1;
+	for (size_t i = h & mask; img->hash[i].e; i = (i + 1) & mask)
+		if (img->hash[i].h == h && same_key(img->hash[i].e, type, name))
+			return img->hash[i].e;
 	return NULL;
 }
 
@@ -144,6 +182,16 @@ static bs_entry *hash_find(const bs_image *img, const char *type, const char *na
 	return hash_find_h(img, key_hash(type, name), type, name);
 }
 
+static void hash_put(struct bs_hslot *t, size_t mask, uint64_t h, bs_entry *e)
+{
+	size_t i = h & mask;
+	while (t[i].e)
+		i = (i + 1) & mask;
+	t[i].h = h;
+	t[i].e = e;
+}
+
+/* Room for WANT entries at half load. */
 static int hash_grow(bs_image *img, size_t want)
 {
 	size_t n = img->hash_size ? img->hash_size : 64;
@@ -151,33 +199,25 @@ static int hash_grow(bs_image *img, size_t want)
 		n *= 2;
 	if (n == img->hash_size)
 		return BS_OK;
-	bs_entry **t = calloc(n, sizeof *t);
+	struct bs_hslot *t = bs__big_calloc(n * sizeof *t);
 	if (!t)
 		return BS_ENOMEM;
-	for (size_t i = 0; i < img->hash_size; i++) {
-		bs_entry *e = img->hash[i];
-		while (e) {
-			bs_entry *next = e->hnext;
-			size_t b = e->khash & (n - 1);
-			e->hnext = t[b];
-			t[b] = e;
-			e = next;
-		}
-	}
-	free(img->hash);
+	for (size_t i = 0; i < img->hash_size; i++)
+		if (img->hash[i].e)
+			hash_put(t, n - 1, img->hash[i].h, img->hash[i].e);
+	bs__big_free(img->hash, img->hash_size * sizeof *img->hash);
 	img->hash = t;
 	img->hash_size = n;
 	return BS_OK;
 }
 
-/* Links E under its khash (already set). */
+/* Adds E under its khash (already set). */
 static int hash_link(bs_image *img, bs_entry *e)
 {
-	if (img->count * 2 > img->hash_size && hash_grow(img, img->count + 1))
+	if ((img->hash_used + 1) * 2 > img->hash_size && hash_grow(img, img->hash_used + 1))
 		return BS_ENOMEM;
-	size_t b = e->khash & (img->hash_size - 1);
-	e->hnext = img->hash[b];
-	img->hash[b] = e;
+	hash_put(img->hash, img->hash_size - 1, e->khash, e);
+	img->hash_used++;
 	return BS_OK;
 }
 
@@ -187,17 +227,33 @@ static int hash_insert(bs_image *img, bs_entry *e)
 	return hash_link(img, e);
 }
 
+/* Takes E out (if it is in), under the khash it was added with, whatever
+ * its meta is now. */
 static void hash_remove(bs_image *img, bs_entry *e)
 {
-	if (!img->hash_size || !e->m || !e->m->type)
+	if (!img->hash_size)
 		return;
-	/* The bucket it was inserted in, whatever its meta is now. */
-	bs_entry **pp = &img->hash[e->khash & (img->hash_size - 1)];
-	for (; *pp; pp = &(*pp)->hnext)
-		if (*pp == e) {
-			*pp = e->hnext;
+	size_t mask = img->hash_size - 1, i = e->khash & mask;
+	while (img->hash[i].e != e) {
+		if (!img->hash[i].e)
 			return;
-		}
+		i = (i + 1) & mask;
+	}
+	/* Backward shift: move up each later slot of the run that may not
+	 * sit before its home slot, so no lookup meets an early empty slot. */
+	for (size_t j = i;;) {
+		j = (j + 1) & mask;
+		if (!img->hash[j].e)
+			break;
+		size_t home = img->hash[j].h & mask;
+		bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+		if (stays)
+			continue;
+		img->hash[i] = img->hash[j];
+		i = j;
+	}
+	img->hash[i].e = NULL;
+	img->hash_used--;
 }
 
 static int list_push(bs_image *img, bs_entry *e)
@@ -224,36 +280,17 @@ static void list_remove(bs_image *img, bs_entry *e)
 		img->list[i]->index = i;
 }
 
-/* Entries come from slabs owned by the image: open allocates one per entry,
- * and one malloc per entry (with its scattered placement) was a large part
- * of opening big images.  A freed entry goes on the image's free list. */
-struct bs_entry_slab {
-	struct bs_entry_slab *next;
-	size_t used, cap;
-	bs_entry e[];
-};
-
+/* Entries come from the image's pool (pool.c); a freed entry goes on the
+ * image's free list for the next one. */
 static bs_entry *entry_new(bs_image *img)
 {
 	bs_entry *e = img->free_entries;
 	if (e) {
 		img->free_entries = e->hnext;
-	} else {
-		struct bs_entry_slab *sl = img->slabs;
-		if (!sl || sl->used == sl->cap) {
-			size_t cap = sl ? (sl->cap < 16384 ? 2 * sl->cap : 16384) : 16;
-			sl = malloc(sizeof *sl + cap * sizeof(bs_entry));
-			if (!sl)
-				return NULL;
-			sl->next = img->slabs;
-			sl->used = 0;
-			sl->cap = cap;
-			img->slabs = sl;
-		}
-		e = &sl->e[sl->used++];
+		memset(e, 0, sizeof *e);
+		return e;
 	}
-	memset(e, 0, sizeof *e);
-	return e;
+	return bs__pool_alloc(&img->pool, sizeof *e); /* zeroed */
 }
 
 static void entry_free(bs_image *img, bs_entry *e)
@@ -268,13 +305,10 @@ static void entry_free(bs_image *img, bs_entry *e)
 	img->free_entries = e;
 }
 
-static void slabs_free(bs_image *img)
+/* Releases every entry and pooled meta at once. */
+static void pool_free(bs_image *img)
 {
-	while (img->slabs) {
-		struct bs_entry_slab *next = img->slabs->next;
-		free(img->slabs);
-		img->slabs = next;
-	}
+	bs__pool_destroy(&img->pool);
 	img->free_entries = NULL;
 }
 
@@ -284,6 +318,7 @@ static void slabs_free(bs_image *img)
 struct reader {
 	bs_image *img;
 	const uint8_t *mem; /* whole image in memory, or NULL */
+	struct bs_parse_memo *memo; /* metas in the image's pool, or NULL */
 	uint8_t *buf;
 	size_t cap, len;
 	uint64_t start;
@@ -393,18 +428,52 @@ static int scan_entry(struct reader *r, uint64_t off, bs_entry **out)
 	if (rc)
 		return rc;
 	uint64_t bad_rel = 0;
-	rc = bs__entry_parse(p, tail, &lay, e, &why, &bad_rel);
+	rc = bs__entry_parse(p, tail, &lay, e, &why, &bad_rel, r->memo);
 	e->size = lay.size;
 	e->data_off = off + lay.data_rel;
 	if (rc)
 		return bs__err(img, NULL, off, rc, "out of memory");
+	/* Hashed now, while type and name are in the cache. */
+	if (e->m->type)
+		e->khash = key_hash(e->m->type, e->m->name);
 	return BS_OK;
 }
 
-/* Reads the directory from storage (MEM NULL) or from a memory copy. */
-static int scan(bs_image *img, const uint8_t *mem)
+/* What a scan hands to index_entries: every keyed entry with its hash, in
+ * directory order, so that building the table touches no entry. */
+struct keylist {
+	struct bs_hslot *v;
+	size_t n, cap;
+	size_t nsupersedes; /* entries with a bs.supersedes */
+};
+
+static int keylist_push(struct keylist *k, bs_entry *e)
 {
-	struct reader r = {.img = img, .mem = mem};
+	if (k->n == k->cap) {
+		size_t cap = k->cap ? 2 * k->cap : 256;
+		struct bs_hslot *v = realloc(k->v, cap * sizeof *v);
+		if (!v)
+			return BS_ENOMEM;
+		k->v = v;
+		k->cap = cap;
+	}
+	k->v[k->n].h = e->khash;
+	k->v[k->n++].e = e;
+	if (e->supersedes != UINT64_MAX)
+		k->nsupersedes++;
+	return BS_OK;
+}
+
+/* Reads the directory from storage (MEM NULL) or from a memory copy.  KEYS
+ * (emptied first) is for the image's own scan: it gets the keys, and the
+ * metas go to the image's pool.  Without it (compact's copy, whose metas
+ * move to another image) metas are malloc'ed. */
+static int scan(bs_image *img, const uint8_t *mem, struct keylist *keys)
+{
+	struct bs_parse_memo memo = {.pool = &img->pool};
+	struct reader r = {.img = img, .mem = mem, .memo = keys ? &memo : NULL};
+	if (keys)
+		keys->n = keys->nsupersedes = 0;
 	const uint8_t *p;
 	int rc;
 	uint64_t pos = 2;
@@ -461,6 +530,10 @@ static int scan(bs_image *img, const uint8_t *mem)
 		rc = scan_entry(&r, pos, &e);
 		if (!rc)
 			rc = list_push(img, e);
+		if (!rc && keys && e->khash && keylist_push(keys, e)) {
+			e = NULL; /* listed: freed with the others */
+			rc = bs__err(img, NULL, pos, BS_ENOMEM, "out of memory");
+		}
 		if (rc) {
 			entry_free(img, e);
 			goto out;
@@ -492,9 +565,14 @@ static int delete_at(bs_image *img, bs_entry *e);
 
 /* After a scan: hide copies replaced by a rewrite that a crash interrupted,
  * refuse duplicates, fill the lookup table. */
-static int index_entries(bs_image *img)
+static int index_entries(bs_image *img, const struct keylist *keys)
 {
-	for (size_t i = 0; i < img->count; i++) {
+	bs_entry **hidden = NULL;
+	size_t nhidden = 0;
+	/* Only a rewrite that a crash interrupted leaves a superseded copy:
+	 * the two passes over every entry run only when the scan saw an entry
+	 * that supersedes another. */
+	for (size_t i = 0; keys->nsupersedes && i < img->count; i++) {
 		bs_entry *e = img->list[i];
 		/* An entry refused only for an unknown mandatory attribute is
 		 * sound: its bs.supersedes counts (it may be a device's entry). */
@@ -502,43 +580,41 @@ static int index_entries(bs_image *img)
 		    (e->status && !(e->m && e->m->unknown_mandatory)))
 			continue;
 		size_t j = find_offset(img, e->supersedes);
-		if (j != SIZE_MAX && j < i && same_key(img->list[j], e->m->type, e->m->name))
+		if (j != SIZE_MAX && j < i && same_key(img->list[j], e->m->type, e->m->name)) {
 			img->list[j]->superseded = true;
-	}
-	/* Drop superseded copies from the list (a writer deletes them below). */
-	bs_entry **hidden = NULL;
-	size_t nhidden = 0, k = 0;
-	for (size_t i = 0; i < img->count; i++) {
-		bs_entry *e = img->list[i];
-		if (e->superseded) {
-			bs_entry **h = realloc(hidden, (nhidden + 1) * sizeof *h);
-			if (!h) {
-				free(hidden);
-				return bs__err(img, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
-			}
-			hidden = h;
-			hidden[nhidden++] = e;
-			continue;
+			nhidden++;
 		}
-		e->index = k;
-		img->list[k++] = e;
 	}
-	img->count = k;
-	int rc = hash_grow(img, img->count + 1);
-	/* Hashes in one sequential pass, then the lookups with each bucket
-	 * fetched a few entries ahead: a big table is a cache miss per entry. */
-	for (size_t i = 0; i < img->count; i++) {
-		bs_entry *e = img->list[i];
-		if (e->m && e->m->type)
-			e->khash = key_hash(e->m->type, e->m->name);
+	if (nhidden) {
+		/* Drop superseded copies from the list (a writer deletes them below). */
+		if (!(hidden = malloc(nhidden * sizeof *hidden)))
+			return bs__err(img, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+		size_t k = 0, h = 0;
+		for (size_t i = 0; i < img->count; i++) {
+			bs_entry *e = img->list[i];
+			if (e->superseded) {
+				hidden[h++] = e;
+				continue;
+			}
+			e->index = k;
+			img->list[k++] = e;
+		}
+		img->count = k;
 	}
-	for (size_t i = 0; !rc && i < img->count; i++) {
-		bs_entry *e = img->list[i];
-		if (i + 8 < img->count)
-			__builtin_prefetch(&img->hash[img->list[i + 8]->khash & (img->hash_size - 1)]);
-		if (!e->m || !e->m->type)
+	/* The table from the keys the scan hashed, in directory order, each
+	 * slot fetched a few keys ahead: a big table is a cache miss per key. */
+	int rc = hash_grow(img, keys->n + 1);
+	size_t mask = img->hash_size - 1;
+	for (size_t i = 0; !rc && i < keys->n; i++) {
+		if (i + 8 < keys->n)
+			__builtin_prefetch(&img->hash[keys->v[i + 8].h & mask]);
+		bs_entry *e = keys->v[i].e, *d = NULL;
+		if (nhidden && e->superseded)
 			continue;
-		bs_entry *d = hash_find_h(img, e->khash, e->m->type, e->m->name);
+		for (size_t j = keys->v[i].h & mask; img->hash[j].e && !d; j = (j + 1) & mask)
+			if (img->hash[j].h == keys->v[i].h &&
+			    same_key(img->hash[j].e, e->m->type, e->m->name))
+				d = img->hash[j].e;
 		if (d) {
 			char msg[160];
 			snprintf(msg, sizeof msg, "duplicate entry (also at offset %llu)",
@@ -557,7 +633,8 @@ static int index_entries(bs_image *img)
 			e->status_msg = strdup(msg);
 			continue;
 		}
-		rc = hash_link(img, e);
+		hash_put(img->hash, mask, keys->v[i].h, e);
+		img->hash_used++;
 	}
 	if (rc)
 		rc = bs__err(img, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
@@ -660,6 +737,7 @@ int bs_open_backend(struct bs_backend *be, const char *label, unsigned flags, bs
 	img->be = be;
 	img->flags = flags;
 	int rc = BS_OK;
+	struct keylist keys = {0};
 	if (!(flags & BS_OPEN_RDONLY) && be->ops->lock) {
 		rc = be->ops->lock(be->ctx, BS_LOCK_EXCL | ((flags & BS_OPEN_WAIT) ? BS_LOCK_WAIT : 0));
 		if (rc)
@@ -707,7 +785,7 @@ int bs_open_backend(struct bs_backend *be, const char *label, unsigned flags, bs
 	 * new entry then looks like one running past the end.  When the storage
 	 * grew meanwhile, scan again. */
 	for (int tries = 0;; tries++) {
-		rc = scan(img, NULL);
+		rc = scan(img, NULL, &keys);
 		uint64_t now;
 		if (!rc || !(flags & BS_OPEN_RDONLY) || tries == 8 ||
 		    be->ops->size(be->ctx, &now) || now == img->size)
@@ -730,8 +808,9 @@ int bs_open_backend(struct bs_backend *be, const char *label, unsigned flags, bs
 	size_t idlen;
 	if (bs_attr_get_bytes(img->image_entry, BS_ATTR_ID, &id, &idlen) == BS_OK && idlen == 16)
 		memcpy(img->id, id, 16);
-	if ((rc = index_entries(img)))
+	if ((rc = index_entries(img, &keys)))
 		goto fail;
+	free(keys.v);
 	/* Octets past the end-of-contents of a file are normally an interrupted
 	 * append, never committed.  They are left alone all the same: damage
 	 * that forged an end-of-contents would look the same, and cutting would
@@ -740,6 +819,7 @@ int bs_open_backend(struct bs_backend *be, const char *label, unsigned flags, bs
 	*out = img;
 	return BS_OK;
 fail:
+	free(keys.v);
 	bs_close(img);
 	return rc;
 }
@@ -762,9 +842,9 @@ void bs_close(bs_image *img)
 		return;
 	for (size_t i = 0; i < img->count; i++)
 		entry_free(img, img->list[i]);
-	slabs_free(img);
+	pool_free(img);
 	free(img->list);
-	free(img->hash);
+	bs__big_free(img->hash, img->hash_size * sizeof *img->hash);
 	if (img->be) {
 		if (img->locked && img->be->ops->lock)
 			img->be->ops->lock(img->be->ctx, BS_LOCK_NONE);
@@ -1028,7 +1108,8 @@ static int adopt(bs_image *img, bs_entry *e, const uint8_t *buf, uint64_t off)
 	tmp.off = off;
 	int rc = bs__entry_layout(buf, SIZE_MAX, UINT64_MAX, &lay, &why);
 	if (!rc && !why)
-		rc = bs__entry_parse(buf, buf + lay.data_rel + lay.data_len, &lay, &tmp, &why, &bad);
+		rc = bs__entry_parse(buf, buf + lay.data_rel + lay.data_len, &lay, &tmp, &why, &bad,
+				     NULL);
 	/* A mandatory attribute this library does not know is stored as the
 	 * caller asked; the entry is then refused here just as on the next open. */
 	if (rc || (why && tmp.status != BS_EUNSUPPORTED)) {
@@ -1750,7 +1831,7 @@ int bs_compact(bs_image *img)
 	{
 		bs_image tmp = {.be = img->be, .label = img->label, .size = pos,
 				.flags = BS_OPEN_RDONLY};
-		rc = scan(&tmp, b);
+		rc = scan(&tmp, b, NULL); /* its metas move to IMG */
 		if (!rc && tmp.count != img->count)
 			rc = bs__err(img, NULL, BS_NO_OFFSET, BS_ECORRUPT,
 				     "internal: compacted directory differs");
@@ -1771,7 +1852,7 @@ int bs_compact(bs_image *img)
 		}
 		for (size_t i = 0; i < tmp.count; i++)
 			entry_free(&tmp, tmp.list[i]);
-		slabs_free(&tmp);
+		pool_free(&tmp);
 		free(tmp.list);
 		if (!img->fixed)
 			img->size = pos;

@@ -56,8 +56,34 @@ struct der_tlv {
  * a short static reason. */
 const char *der_header(const uint8_t *p, size_t avail, struct der_tlv *t);
 /* The same, but the content may extend past AVAIL (only the header must be
- * there); used when only a prefix of a large element is in memory. */
-const char *der_header_prefix(const uint8_t *p, size_t avail, struct der_tlv *t);
+ * there); used when only a prefix of a large element is in memory.  The
+ * common case (low tag number, short length) is inline: open decodes a
+ * dozen headers per entry. */
+const char *der_header_prefix_any(const uint8_t *p, size_t avail, struct der_tlv *t);
+static inline const char *der_header_prefix(const uint8_t *p, size_t avail, struct der_tlv *t)
+{
+	if (avail >= 4 && (p[0] & 0x1f) != 0x1f) {
+		size_t hdr = 0, len = 0;
+		if (p[1] < 0x80) {
+			hdr = 2;
+			len = p[1];
+		} else if (p[1] == 0x81 && p[2] >= 0x80) {
+			hdr = 3;
+			len = p[2];
+		} else if (p[1] == 0x82 && p[2] != 0) {
+			hdr = 4;
+			len = (size_t)p[2] << 8 | p[3];
+		}
+		if (hdr) { /* minimal: the rest (and every error) is the slow path's */
+			t->tag = p[0];
+			t->constructed = (p[0] & 0x20) != 0;
+			t->hdr = hdr;
+			t->len = len;
+			return NULL;
+		}
+	}
+	return der_header_prefix_any(p, avail, t);
+}
 /* Checks that P/LEN is exactly one strictly DER-encoded element (nested
  * depth limited to BS_MAX_DEPTH); constructed contents are walked. */
 const char *der_check_element(const uint8_t *p, size_t len);
@@ -75,6 +101,20 @@ int bs__hexval(int c);
 bool der_valid_ia5(const uint8_t *p, size_t len);
 /* INTEGER contents to int64; false when it does not fit or is not minimal. */
 bool der_int_value(const uint8_t *p, size_t len, int64_t *out);
+
+/* ---- memory (pool.c) ------------------------------------------------------ */
+
+/* Image-lifetime memory: zeroed, 16-aligned blocks of at most
+ * BS_POOL_MAX_BLOCK octets, released all together by bs__pool_destroy
+ * (never one by one).  NULL when out of memory or N is too large. */
+struct bs_pool;
+#define BS_POOL_MAX_BLOCK (8u << 10)
+void *bs__pool_alloc(struct bs_pool **pool, size_t n);
+void bs__pool_destroy(struct bs_pool **pool);
+/* Zeroed memory for big tables, in huge pages when it is 2 MiB or more;
+ * bs__big_free needs the size that was asked for. */
+void *bs__big_calloc(size_t n);
+void bs__big_free(void *p, size_t n);
 
 /* ---- CRC-32C (crc32c.c) -------------------------------------------------- */
 uint32_t bs_crc32c(uint32_t crc, const void *data, size_t len);
@@ -105,6 +145,7 @@ struct bs_meta {
 	 * the structure is sound, and an upper layer that knows them may
 	 * accept the entry (bs_entry_accept). */
 	bool unknown_mandatory;
+	bool pooled; /* lives in an image's pool: bs__meta_free leaves it */
 };
 
 enum bs_check_alg { BS_CHECK_NONE = 0, BS_CHECK_CRC32C, BS_CHECK_SHA256 };
@@ -150,9 +191,24 @@ struct entry_layout {
 };
 int bs__entry_layout(const uint8_t *head, size_t head_len, uint64_t avail,
 		     struct entry_layout *lay, const char **why);
+/* What a scan remembers between entries: its pool, and the last entry it
+ * parsed without complaint, whose parse the next entry with octet-identical
+ * type and attribute sets shares (entries of one kind usually have them).
+ * Pooled metas may share: none is freed alone. */
+struct bs_parse_memo {
+	struct bs_pool **pool;
+	const struct bs_meta *meta; /* NULL at first */
+	size_t type_len;
+	bool slotted;
+	enum bs_check_alg alg;
+	enum bs_aead aead;
+	uint64_t supersedes;
+};
+/* With MEMO the meta comes from MEMO's pool when it fits (and may share
+ * the memo's parse); without, from malloc. */
 int bs__entry_parse(const uint8_t *head, const uint8_t *tail,
 		    const struct entry_layout *lay, bs_entry *e, const char **why,
-		    uint64_t *bad_rel);
+		    uint64_t *bad_rel, struct bs_parse_memo *memo);
 void bs__meta_free(struct bs_meta *m);
 
 /* Encodes an entry: TYPE, NAME (may be NULL), the two attribute sets given
@@ -201,8 +257,8 @@ struct bs_image {
 	uint64_t holes;    /* octets in free elements */
 	bs_entry **list;   /* directory order, live and refused entries */
 	size_t count, cap;
-	bs_entry **hash;
-	size_t hash_size;
+	struct bs_hslot *hash; /* lookup by type and name (image.c) */
+	size_t hash_size, hash_used;
 	uint8_t id[16];
 	bs_entry *image_entry;
 	uint64_t superseded_pending; /* entries hidden by a later copy */
@@ -217,7 +273,7 @@ struct bs_image {
 	 * hold the compaction recovery record (recovery.c), the image lives
 	 * in [0, size) with size = storage size - BS_RECOVERY_AREA. */
 	bool fixed;
-	struct bs_entry_slab *slabs; /* where entries live (image.c) */
+	struct bs_pool *pool;        /* entries and open's metas (pool.c) */
 	bs_entry *free_entries;      /* freed ones, chained by hnext */
 	/* Read-only view of an interrupted compaction's copy: every read is
 	 * shifted by BASE octets (0 normally). */

@@ -93,7 +93,7 @@ static void entry(const uint8_t *data, size_t size)
 	bs_entry e;
 	memset(&e, 0, sizeof e);
 	uint64_t bad = 0;
-	rc = bs__entry_parse(head, tail, &lay, &e, &why, &bad);
+	rc = bs__entry_parse(head, tail, &lay, &e, &why, &bad, NULL);
 	MUST(rc == BS_OK || rc == BS_ENOMEM);
 	if (e.status) {
 		MUST(why != NULL && e.status_msg != NULL);

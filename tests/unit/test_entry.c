@@ -983,6 +983,132 @@ static void test_unknown_content_kept(void **state)
 	buf_free(&img);
 }
 
+/* Open shares one parse between consecutive entries whose type and
+ * attribute sets are the same octets (blobstore/entry.c): each entry must
+ * still get its own name, data and refusals, a rewrite of one must not
+ * touch the others, and an entry refused for its sets must not lend them. */
+static void shared_sets(struct buf *mand, struct buf *opt, const char *color, bool future)
+{
+	uint8_t v[32];
+	buf_reset(mand);
+	buf_reset(opt);
+	/* DER order: IA5String flags (16) before SEQUENCEs (30). */
+	if (future)
+		t_attr_flag(mand, "zz.future");
+	t_attr_slots(mand, "crc32c");
+	t_attr_flag(opt, "ro");
+	t_attr_val(opt, "color", v, bs_der_utf8(color, v, sizeof v));
+}
+
+static void shared_entry(struct buf *img, const char *type, const char *name, size_t name_len,
+			 const char *color, bool future, size_t area)
+{
+	struct buf mand = {0}, opt = {0};
+	shared_sets(&mand, &opt, color, future);
+	uint8_t d[2 * (16 + 8)] = {0};
+	assert_true(area <= sizeof d);
+	t_slot_put(d, 1, name, name_len < 8 ? name_len : 8);
+	struct t_entry te = {.type = type, .name = name, .name_len = name_len,
+			     .mand = mand.p, .mand_len = mand.len, .opt = opt.p,
+			     .opt_len = opt.len, .data = d, .data_len = area};
+	t_build_entry(img, &te);
+	buf_free(&mand);
+	buf_free(&opt);
+}
+
+static void assert_color(bs_image *im, const char *name, const char *color)
+{
+	bs_entry *e;
+	char *s = NULL;
+	unsigned flags = 99;
+	const uint8_t *v;
+	size_t vl = 99;
+	assert_int_equal(bs_find(im, "dev.var", name, &e), BS_OK);
+	assert_int_equal(bs_attr_get_str(e, "color", &s), BS_OK);
+	assert_string_equal(s, color);
+	free(s);
+	assert_int_equal(bs_attr_get(e, "ro", &flags, &v, &vl), BS_OK);
+	assert_int_equal(flags, 0);
+	assert_int_equal(vl, 0);
+	assert_int_equal(bs_attr_get(e, "bs.slots", &flags, &v, &vl), BS_OK);
+	assert_int_equal(flags, BS_ATTR_MANDATORY);
+	assert_true(bs_entry_is_slotted(e));
+	assert_string_equal(bs_entry_name(e), name);
+	t_assert_data(im, "dev.var", name, name, strlen(name));
+}
+
+static void test_shared_attribute_sets(void **state)
+{
+	(void)state;
+	const size_t area = 2 * (16 + 8);
+	struct buf img = {0};
+	t_image_begin(&img);
+	shared_entry(&img, "dev.var", "v0", 2, "red", false, area);
+	shared_entry(&img, "dev.var", "v1", 2, "red", false, area);
+	shared_entry(&img, "dev.var", "v2\xff", 3, "red", false, area); /* not UTF-8 */
+	shared_entry(&img, "dev.var", "v3", 2, "red", false, area - 1);  /* odd data area */
+	shared_entry(&img, "dev.var", "v4", 2, "red", false, area);
+	shared_entry(&img, "dev.var", "v5", 2, "blue", false, area);
+	shared_entry(&img, "dev.var", "v6", 2, "red", false, area);
+	shared_entry(&img, "dev.other", "v7", 2, "red", false, area);
+	shared_entry(&img, "dev.var", "v8", 2, "red", true, area); /* unknown mandatory */
+	shared_entry(&img, "dev.var", "v9", 2, "red", true, area);
+	shared_entry(&img, "dev.var", "v10", 3, "red", false, area);
+	t_image_end(&img);
+	for (int pass = 0; pass < 2; pass++) {
+		bs_image *im;
+		struct bs_backend *be;
+		assert_int_equal(t_open_mem(img.p, img.len, 0, &im, &be), BS_OK);
+		assert_int_equal(bs_count(im), 12);
+		static const char *const good[] = {"v0", "v1", "v4", "v6", "v10"};
+		for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+			assert_color(im, good[i], pass && !strcmp(good[i], "v1") ? "green" : "red");
+		assert_color(im, "v5", "blue");
+		bs_entry *e;
+		size_t bad_name = 0;
+		for (size_t i = 0; i < bs_count(im); i++) {
+			bs_entry *x = bs_entry_at(im, i);
+			if (strstr(bs_entry_status_msg(x), "not UTF-8")) {
+				assert_int_equal(bs_entry_status(x), BS_ECORRUPT);
+				bad_name++;
+			}
+		}
+		assert_int_equal(bad_name, 1);
+		assert_int_equal(bs_find(im, "dev.var", "v3", &e), BS_OK);
+		assert_int_equal(bs_entry_status(e), BS_ECORRUPT);
+		assert_msg_has(bs_entry_status_msg(e), "odd for two slots");
+		assert_int_equal(bs_find(im, "dev.other", "v7", &e), BS_OK);
+		assert_string_equal(bs_entry_type(e), "dev.other");
+		assert_int_equal(bs_entry_status(e), BS_OK);
+		for (int k = 8; k <= 9; k++) {
+			char n[16];
+			snprintf(n, sizeof n, "v%d", k);
+			assert_int_equal(bs_find(im, "dev.var", n, &e), BS_OK);
+			assert_int_equal(bs_entry_status(e), BS_EUNSUPPORTED);
+			assert_msg_has(bs_entry_status_msg(e), "zz.future");
+		}
+		assert_int_equal(bs_check(im, 0, NULL, NULL), BS_ECORRUPT);
+		if (pass == 0) {
+			/* A rewrite of one sharer leaves the others as they were. */
+			uint8_t v[16];
+			assert_int_equal(bs_find(im, "dev.var", "v1", &e), BS_OK);
+			assert_int_equal(bs_attr_set(im, e, "color", 0, v,
+						     bs_der_utf8("green", v, sizeof v)),
+					 BS_OK);
+			assert_color(im, "v0", "red");
+			assert_color(im, "v1", "green");
+			assert_color(im, "v4", "red");
+			buf_free(&img);
+			size_t len;
+			uint8_t *copy = t_mem_copy(be, &len);
+			buf_put(&img, copy, len);
+			free(copy);
+		}
+		bs_close(im);
+	}
+	buf_free(&img);
+}
+
 static void test_duplicate_entries_refused(void **state)
 {
 	(void)state;
@@ -1261,6 +1387,7 @@ int main(void)
 		cmocka_unit_test(test_empty_storage),
 		cmocka_unit_test(test_unknown_mandatory_attribute),
 		cmocka_unit_test(test_unknown_content_kept),
+		cmocka_unit_test(test_shared_attribute_sets),
 		cmocka_unit_test(test_duplicate_entries_refused),
 		cmocka_unit_test(test_hostile_supersedes),
 		cmocka_unit_test(test_slot_hostility),
