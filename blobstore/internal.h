@@ -118,6 +118,10 @@ void bs__big_free(void *p, size_t n);
 
 /* ---- CRC-32C (crc32c.c) -------------------------------------------------- */
 uint32_t bs_crc32c(uint32_t crc, const void *data, size_t len);
+/* The same through one implementation (1 tables, 2 the crc32 instruction,
+ * 3 carry-less multiplication folding), for the tests: false when this
+ * CPU does not have it. */
+bool bs__crc32c_with(int impl, uint32_t crc, const void *data, size_t len, uint32_t *out);
 
 /* ---- entries (entry.c) --------------------------------------------------- */
 

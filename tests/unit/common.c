@@ -136,8 +136,7 @@ void t_raw_entry(struct buf *out, const char *type, const char *name, const char
 	t_build_entry(out, &e);
 }
 
-/* CRC-32C written here bit by bit, independent of the library's. */
-static uint32_t crc32c_ref(uint32_t crc, const uint8_t *p, size_t n)
+uint32_t t_crc32c_ref(uint32_t crc, const uint8_t *p, size_t n)
 {
 	crc = ~crc;
 	while (n--) {
@@ -154,8 +153,8 @@ void t_slot_put(uint8_t *slot, uint64_t gen, const void *data, size_t len)
 		slot[i] = (uint8_t)(gen >> (56 - 8 * i));
 	for (int i = 0; i < 4; i++)
 		slot[8 + i] = (uint8_t)((uint64_t)len >> (24 - 8 * i));
-	uint32_t c = crc32c_ref(0, slot, 12);
-	c = crc32c_ref(c, data, len);
+	uint32_t c = t_crc32c_ref(0, slot, 12);
+	c = t_crc32c_ref(c, data, len);
 	for (int i = 0; i < 4; i++)
 		slot[12 + i] = (uint8_t)(c >> (24 - 8 * i));
 	if (len)

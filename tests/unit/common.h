@@ -57,6 +57,8 @@ void t_raw_entry(struct buf *out, const char *type, const char *name, const char
 void t_slotted_entry(struct buf *out, const char *type, const char *name, size_t capacity,
 		     const void *data, size_t len);
 
+/* CRC-32C computed bit by bit, independent of the library's. */
+uint32_t t_crc32c_ref(uint32_t crc, const uint8_t *p, size_t n);
 /* Writes a crc32c slot (header and data) of generation GEN at SLOT. */
 void t_slot_put(uint8_t *slot, uint64_t gen, const void *data, size_t len);
 

@@ -558,9 +558,61 @@ static void test_header_writer(void **state)
 	}
 }
 
+/* Every CRC-32C implementation this CPU has (tables, the crc32
+ * instruction in one and three lanes, carry-less folding) against a bitwise
+ * reference: the check value, every length up to past the folding and lane
+ * thresholds at each alignment, random long buffers, and chaining. */
+static void test_crc32c_implementations(void **state)
+{
+	(void)state;
+	const size_t max = (1u << 20) + 77;
+	uint8_t *b = malloc(max + 8);
+	assert_non_null(b);
+	t_fill(b, max + 8, 42);
+	uint32_t out;
+	assert_true(bs__crc32c_with(1, 0, "123456789", 9, &out));
+	assert_int_equal(out, 0xe3069283u);
+	assert_int_equal(t_crc32c_ref(0, (const uint8_t *)"123456789", 9), 0xe3069283u);
+	uint64_t rs = 7;
+	int have = 0;
+	for (int impl = 1; impl <= 3; impl++) {
+		if (!bs__crc32c_with(impl, 0, b, 0, &out))
+			continue;
+		have++;
+		size_t step = t_quick() ? 7 : 1;
+		for (size_t len = 0; len <= 2 * 4096 + 1100; len += step) {
+			size_t off = len % 8;
+			uint32_t init = (uint32_t)t_rand(&rs);
+			assert_true(bs__crc32c_with(impl, init, b + off, len, &out));
+			if (out != t_crc32c_ref(init, b + off, len))
+				fail_msg("implementation %d, length %zu at offset %zu", impl, len, off);
+		}
+		static const size_t sizes[] = {3 * 4096 - 1, 3 * 4096, 3 * 4096 + 1, 65536,
+					       65536 + 255, 99999, (1u << 20) + 77};
+		for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+			size_t off = (size_t)(t_rand(&rs) % 8);
+			uint32_t init = (uint32_t)t_rand(&rs);
+			assert_true(bs__crc32c_with(impl, init, b + off, sizes[i], &out));
+			if (out != t_crc32c_ref(init, b + off, sizes[i]))
+				fail_msg("implementation %d, length %zu", impl, sizes[i]);
+			/* Chaining: the CRC of A|B continues from the CRC of A. */
+			uint32_t a, ab;
+			size_t cut = (size_t)(t_rand(&rs) % sizes[i]);
+			assert_true(bs__crc32c_with(impl, init, b + off, cut, &a));
+			assert_true(bs__crc32c_with(impl, a, b + off + cut, sizes[i] - cut, &ab));
+			assert_int_equal(ab, out);
+		}
+	}
+	assert_true(have >= 1);
+	/* The library's choice is one of them. */
+	assert_int_equal(bs_crc32c(0, b, 65536), t_crc32c_ref(0, b, 65536));
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_crc32c_implementations),
 		cmocka_unit_test(test_int_round_trip),
 		cmocka_unit_test(test_int_value_rejects),
 		cmocka_unit_test(test_bool_round_trip),
