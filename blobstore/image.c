@@ -1511,7 +1511,8 @@ out:
 	return rc;
 }
 
-int bs_entry_write(bs_image *img, bs_entry *e, const void *data, size_t len)
+int bs__entry_write_cap(bs_image *img, bs_entry *e, const void *data, size_t len,
+			size_t capacity)
 {
 	int rc = writable(img, e);
 	if (rc)
@@ -1522,10 +1523,15 @@ int bs_entry_write(bs_image *img, bs_entry *e, const void *data, size_t len)
 		return bs__err(img, e, BS_NO_OFFSET, BS_EINVAL, "the image entry holds no data");
 	if (e->slotted && len <= bs__data_capacity(e))
 		return bs__slot_write(img, e, data, len);
-	struct rewrite rw = {.data = data, .len = len, .capacity = len};
+	struct rewrite rw = {.data = data, .len = len, .capacity = capacity > len ? capacity : len};
 	if (!data)
 		rw.data = "";
 	return rewrite(img, e, &rw);
+}
+
+int bs_entry_write(bs_image *img, bs_entry *e, const void *data, size_t len)
+{
+	return bs__entry_write_cap(img, e, data, len, len);
 }
 
 int bs_entry_resize(bs_image *img, bs_entry *e, size_t capacity)

@@ -298,6 +298,10 @@ int bs__slots_init(enum bs_check_alg alg, uint8_t *area, size_t area_len,
 int bs__slot_read(bs_image *img, bs_entry *e, void **out, size_t *len,
 		  uint8_t *buf, size_t bufsize, bool alloc);
 int bs__slot_write(bs_image *img, bs_entry *e, const void *data, size_t len);
+/* bs_entry_write(), but an entry that has to grow gets at least CAPACITY
+ * in the same crash-safe rewrite (image.c). */
+int bs__entry_write_cap(bs_image *img, bs_entry *e, const void *data, size_t len,
+			size_t capacity);
 size_t bs__slot_capacity(const bs_entry *e);
 /* What callers may store: the slot capacity less the encryption overhead. */
 size_t bs__data_capacity(const bs_entry *e);

@@ -121,15 +121,20 @@ int nvram_open(bs_image *img, const char *type, const char *name, size_t capacit
 	return nvram_open2(img, type, name, &o, out);
 }
 
-int nvram_put(nvram_dev *dev, const void *data, size_t len)
+int nv_put_cap(nvram_dev *dev, const void *data, size_t len, size_t capacity)
 {
 	if (!dev)
 		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL, "no device");
 	int rc = accept(dev);
 	if (!rc)
-		rc = bs_entry_write(dev->img, dev->e, data, len);
+		rc = bs__entry_write_cap(dev->img, dev->e, data, len, capacity);
 	int rc2 = accept(dev); /* a growing write rewrote the entry */
 	return rc ? rc : rc2;
+}
+
+int nvram_put(nvram_dev *dev, const void *data, size_t len)
+{
+	return nv_put_cap(dev, data, len, len);
 }
 
 int nvram_get(nvram_dev *dev, void *buf, size_t bufsize, size_t *len)

@@ -42,6 +42,10 @@ bool nv_value_octets(const uint8_t *v, size_t vl, const uint8_t **c, size_t *cl)
 int nv_rec_encode_merged(const nvram_rec *rec, const nvram_rec *extra, uint8_t **out,
 			 size_t *len);
 
+/* nvram_put(), but a value that outgrows the entry grows it to at least
+ * CAPACITY in the same crash-safe rewrite (nvram.c). */
+int nv_put_cap(nvram_dev *dev, const void *data, size_t len, size_t capacity);
+
 /* Valid attribute/field names (printable ASCII, no space, bounded). */
 bool nv_valid_name(const char *name);
 

@@ -16,6 +16,7 @@
 
 #include "blobstore_crypt.h"
 #include "internal.h"
+#include "nvram_internal.h"
 #include "nvram.h"
 #include "nvram_tpm.h"
 
@@ -115,13 +116,10 @@ int nvram_tpm_store(bs_image *img, uint32_t tpm_number, const char *name, const 
 	}
 	if (rc)
 		return rc;
-	bs_entry *e = nvram_entry(dev);
 	/* Grow with headroom so that a slowly growing permall does not cost a
-	 * rewrite of the entry on every store. */
-	if (len > bs_entry_capacity(e))
-		rc = bs_entry_resize(img, e, capacity_for(len));
-	if (!rc)
-		rc = nvram_put(dev, data, len);
+	 * rewrite of the entry on every store; the growth and the new state
+	 * are one rewrite, so a crash leaves the old state or the new one. */
+	rc = nv_put_cap(dev, data, len, capacity_for(len));
 	nvram_close(dev);
 	return rc;
 }

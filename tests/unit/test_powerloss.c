@@ -385,6 +385,26 @@ static int op_tpm_store_new(bs_image *im)
 	return rc ? rc : nvram_tpm_store(im, 0, "permall", PA, sizeof PA);
 }
 
+/* On the vTPM image (vtpm_img): the bridge's replace of stored state, in
+ * place and grown past the entry's capacity, and the emptying of the
+ * volatile state that a restart consumes. */
+static uint8_t PB[1200], PG[70000];
+static int op_tpm_replace(bs_image *im)
+{
+	int rc = use_key(im);
+	return rc ? rc : nvram_tpm_store(im, 0, "permall", PB, sizeof PB);
+}
+static int op_tpm_replace_grown(bs_image *im)
+{
+	int rc = use_key(im);
+	return rc ? rc : nvram_tpm_store(im, 0, "permall", PG, sizeof PG);
+}
+static int op_tpm_volatile_consumed(bs_image *im)
+{
+	int rc = use_key(im);
+	return rc ? rc : nvram_tpm_delete(im, 0, "volatilestate", 1);
+}
+
 struct op {
 	const char *name;
 	int (*run)(bs_image *im);
@@ -408,6 +428,12 @@ static const struct op ops[] = {
 	{"rekey", op_rekey, true},
 	{"UEFI import", op_uefi_import, false},
 	{"vTPM state store", op_tpm_store_new, true},
+};
+
+static const struct op vtpm_ops[] = {
+	{"vTPM state replace", op_tpm_replace, true},
+	{"vTPM state replace, grown past its capacity", op_tpm_replace_grown, true},
+	{"vTPM volatile state consumed", op_tpm_volatile_consumed, true},
 };
 
 /* ---- a small synthetic varstore -------------------------------------------- */
@@ -478,8 +504,8 @@ static void make_varstore(int which, uint8_t **out, size_t *len)
 
 /* ---- the base image -------------------------------------------------------- */
 
-static uint8_t *base_img;
-static size_t base_len;
+static uint8_t *base_img, *vtpm_img;
+static size_t base_len, vtpm_len;
 
 static int setup(void **state)
 {
@@ -537,6 +563,23 @@ static int setup(void **state)
 	base_img = t_mem_copy(be, &base_len);
 	bs_close(im);
 	assert_true(base_len < FIXED_SIZE / 2);
+
+	/* A vTPM's image: its stored state (the bridge reserves 64 KiB, more
+	 * than the fixed storage here) and a volatile state to consume. */
+	uint8_t VS[700];
+	t_fill(PB, sizeof PB, 13);
+	t_fill(PG, sizeof PG, 14);
+	t_fill(VS, sizeof VS, 15);
+	t_fill(P1, sizeof P1, 16);
+	assert_int_equal(t_open_mem(NULL, 0, BS_OPEN_CREATE, &im, &be), BS_OK);
+	assert_int_equal(bs_key_from_bytes(KEY_A, 32, &k), BS_OK);
+	assert_int_equal(bs_image_init_encryption(im, k, NULL), BS_OK);
+	bs_key_free(k);
+	assert_int_equal(nvram_tpm_store(im, 0, "permall", PA, sizeof PA), BS_OK);
+	assert_int_equal(nvram_tpm_store(im, 0, "permall", P1, sizeof P1), BS_OK);
+	assert_int_equal(nvram_tpm_store(im, 0, "volatilestate", VS, sizeof VS), BS_OK);
+	vtpm_img = t_mem_copy(be, &vtpm_len);
+	bs_close(im);
 	return 0;
 }
 
@@ -544,6 +587,7 @@ static int teardown(void **state)
 {
 	(void)state;
 	free(base_img);
+	free(vtpm_img);
 	free(uefi_a);
 	free(uefi_b);
 	print_message("power-loss simulation (seed %llu%s): %lu operations, %lu crash points, "
@@ -844,10 +888,11 @@ static bool snaps_differ(const struct snap *a, const struct snap *b)
 	return judge(a, b, b, true, why, sizeof why) != 0;
 }
 
-static void run_op(const struct op *op, bool fixed, uint64_t *rng)
+static void run_op(const struct op *op, const uint8_t *base, size_t blen, bool fixed,
+		   uint64_t *rng)
 {
 	size_t slen;
-	uint8_t *st = pad(base_img, base_len, fixed, &slen);
+	uint8_t *st = pad(base, blen, fixed, &slen);
 	struct snap old, nw;
 	snap_of(st, slen, fixed, &old);
 	struct bs_fault_plan dry = {.tear_at = SIZE_MAX, .journal = 1};
@@ -901,7 +946,7 @@ static void test_powerloss_growable(void **state)
 	shown = 0;
 	uint64_t rng = seed;
 	for (size_t i = 0; i < sizeof ops / sizeof *ops; i++)
-		run_op(&ops[i], false, &rng);
+		run_op(&ops[i], base_img, base_len, false, &rng);
 	assert_int_equal(fig.violations, v0);
 }
 
@@ -912,7 +957,20 @@ static void test_powerloss_fixed(void **state)
 	shown = 0;
 	uint64_t rng = seed ^ 0x5555;
 	for (size_t i = 0; i < sizeof ops / sizeof *ops; i++)
-		run_op(&ops[i], true, &rng);
+		run_op(&ops[i], base_img, base_len, true, &rng);
+	assert_int_equal(fig.violations, v0);
+}
+
+/* Growable storage only: the bridge's 64 KiB reservation does not fit the
+ * fixed storage of these tests. */
+static void test_powerloss_vtpm(void **state)
+{
+	(void)state;
+	unsigned long v0 = fig.violations;
+	shown = 0;
+	uint64_t rng = seed ^ 0x7777;
+	for (size_t i = 0; i < sizeof vtpm_ops / sizeof *vtpm_ops; i++)
+		run_op(&vtpm_ops[i], vtpm_img, vtpm_len, false, &rng);
 	assert_int_equal(fig.violations, v0);
 }
 
@@ -1168,6 +1226,7 @@ int main(void)
 		cmocka_unit_test(test_format),
 		cmocka_unit_test(test_powerloss_growable),
 		cmocka_unit_test(test_powerloss_fixed),
+		cmocka_unit_test(test_powerloss_vtpm),
 		cmocka_unit_test(test_io_errors),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
