@@ -939,26 +939,27 @@ static void run_op(const struct op *op, const uint8_t *base, size_t blen, bool f
 	free(st);
 }
 
+/* Every operation of OPS on BASE; no violation may be found. */
+static void run_ops(const struct op *o, size_t n, const uint8_t *base, size_t blen, bool fixed,
+		    uint64_t rng)
+{
+	unsigned long v0 = fig.violations;
+	shown = 0;
+	for (size_t i = 0; i < n; i++)
+		run_op(&o[i], base, blen, fixed, &rng);
+	assert_int_equal(fig.violations, v0);
+}
+
 static void test_powerloss_growable(void **state)
 {
 	(void)state;
-	unsigned long v0 = fig.violations;
-	shown = 0;
-	uint64_t rng = seed;
-	for (size_t i = 0; i < sizeof ops / sizeof *ops; i++)
-		run_op(&ops[i], base_img, base_len, false, &rng);
-	assert_int_equal(fig.violations, v0);
+	run_ops(ops, sizeof ops / sizeof *ops, base_img, base_len, false, seed);
 }
 
 static void test_powerloss_fixed(void **state)
 {
 	(void)state;
-	unsigned long v0 = fig.violations;
-	shown = 0;
-	uint64_t rng = seed ^ 0x5555;
-	for (size_t i = 0; i < sizeof ops / sizeof *ops; i++)
-		run_op(&ops[i], base_img, base_len, true, &rng);
-	assert_int_equal(fig.violations, v0);
+	run_ops(ops, sizeof ops / sizeof *ops, base_img, base_len, true, seed ^ 0x5555);
 }
 
 /* Growable storage only: the bridge's 64 KiB reservation does not fit the
@@ -966,12 +967,8 @@ static void test_powerloss_fixed(void **state)
 static void test_powerloss_vtpm(void **state)
 {
 	(void)state;
-	unsigned long v0 = fig.violations;
-	shown = 0;
-	uint64_t rng = seed ^ 0x7777;
-	for (size_t i = 0; i < sizeof vtpm_ops / sizeof *vtpm_ops; i++)
-		run_op(&vtpm_ops[i], vtpm_img, vtpm_len, false, &rng);
-	assert_int_equal(fig.violations, v0);
+	run_ops(vtpm_ops, sizeof vtpm_ops / sizeof *vtpm_ops, vtpm_img, vtpm_len, false,
+		seed ^ 0x7777);
 }
 
 /* ---- formatting ------------------------------------------------------------ */
