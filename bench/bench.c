@@ -42,6 +42,7 @@
 
 #include "blobstore.h"
 #include "blobstore_backend.h"
+#include "bench_util.h"
 
 extern const asn1_static_node blobstore_asn1_tab[];
 
@@ -59,25 +60,6 @@ static void die(const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "\n");
 	exit(1);
-}
-
-static double now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int dcmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, size_t n)
-{
-	qsort(v, n, sizeof *v, dcmp);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static void record(const char *bench, const char *cas, const char *metric, double value,
@@ -243,26 +225,6 @@ static void count_open(const char *path, unsigned flags, uint64_t *reads, uint64
 /* ---- open: ours against libtasn1 and a directory of files -------------- */
 
 static asn1_node defs;
-
-/* Candidate I's place in repetition R: a permutation that changes from one
- * repetition to the next (a Fisher-Yates shuffle seeded by R).  With a fixed
- * order one candidate would always run right after the same other one and
- * inherit what it leaves behind (evicted caches, a fragmented heap, pending
- * filesystem work); a changing order spreads that over all of them. */
-static void permute(size_t r, size_t n, size_t *order)
-{
-	uint64_t x = 0x9e3779b97f4a7c15ull * (r + 1);
-	for (size_t i = 0; i < n; i++)
-		order[i] = i;
-	for (size_t i = n; i > 1; i--) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		size_t j = (size_t)(x % i), t = order[i - 1];
-		order[i - 1] = order[j];
-		order[j] = t;
-	}
-}
 
 static double time_ours(const char *path, unsigned flags, size_t expect)
 {

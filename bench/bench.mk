@@ -17,7 +17,7 @@ BENCH_ARGS ?= all
 BENCH_OUT ?= $(O)/bench
 BENCH_QUICK ?= 0
 
-$(BENCH_BIN): bench/bench.c $(STATIC) $(wildcard include/*.h)
+$(BENCH_BIN): bench/bench.c bench/bench_util.h $(STATIC) $(wildcard include/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(STATIC) $(LDFLAGS) $(LIBS)
 
@@ -25,14 +25,14 @@ $(BENCH_BIN): bench/bench.c $(STATIC) $(wildcard include/*.h)
 # and CRC-32C (docs/CRYPTO.md).
 BENCH_CRYPT_BIN := $(O)/bench/bench_crypt
 
-$(BENCH_CRYPT_BIN): bench/bench_crypt.c $(STATIC) $(wildcard include/*.h)
+$(BENCH_CRYPT_BIN): bench/bench_crypt.c bench/bench_util.h $(STATIC) $(wildcard include/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(STATIC) $(LDFLAGS) $(LIBS)
 
 # Per-operation costs on each storage backend (docs/SCALING.md).
 BENCH_BACKENDS_BIN := $(O)/bench/bench_backends
 
-$(BENCH_BACKENDS_BIN): bench/bench_backends.c $(STATIC) $(wildcard include/*.h)
+$(BENCH_BACKENDS_BIN): bench/bench_backends.c bench/bench_util.h $(STATIC) $(wildcard include/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(STATIC) $(LDFLAGS) $(LIBS)
 
@@ -40,7 +40,7 @@ $(BENCH_BACKENDS_BIN): bench/bench_backends.c $(STATIC) $(wildcard include/*.h)
 # it links nothing of the library).
 BENCH_VTPM_BIN := $(O)/bench/bench_vtpm
 
-$(BENCH_VTPM_BIN): bench/bench_vtpm.c
+$(BENCH_VTPM_BIN): bench/bench_vtpm.c bench/bench_util.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS)
 

@@ -25,6 +25,7 @@
 
 #include "blobstore.h"
 #include "blobstore_backend.h"
+#include "bench_util.h"
 
 #define OPS 4
 static const char *const op_names[OPS] = {"create", "replace", "read", "open"};
@@ -38,25 +39,6 @@ struct target {
 	char loopdev[64];
 	double med[OPS]; /* microseconds; < 0: not measured */
 };
-
-static double now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, size_t n)
-{
-	qsort(v, n, sizeof *v, cmp_double);
-	return v[n / 2];
-}
 
 static void die(const char *what)
 {

@@ -30,6 +30,7 @@
 #include "blobstore_backend.h"
 #include "blobstore_crypt.h"
 #include "internal.h" /* bs_crc32c: the raw CRC-32C the library uses */
+#include "bench_util.h"
 
 #define SIZE (64u * 1024u)
 
@@ -44,34 +45,6 @@ static void die(const char *what)
 {
 	fprintf(stderr, "bench_crypt: %s: %s\n", what, bs_errmsg());
 	exit(1);
-}
-
-static int dcmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, size_t n)
-{
-	qsort(v, n, sizeof *v, dcmp);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-/* A changing order per round (see bench.c's permute()). */
-static void permute(size_t r, size_t n, size_t *order)
-{
-	uint64_t x = 0x9e3779b97f4a7c15ull * (r + 1);
-	for (size_t i = 0; i < n; i++)
-		order[i] = i;
-	for (size_t i = n; i > 1; i--) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		size_t j = (size_t)(x % i), t = order[i - 1];
-		order[i - 1] = order[j];
-		order[j] = t;
-	}
 }
 
 enum {

@@ -34,6 +34,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "bench_util.h"
 
 #define NV_INDEX 0x01500020u
 #define NV_SIZE 32u
@@ -48,47 +49,12 @@ struct server {
 	int fd;              /* command channel */
 };
 
-static double now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
 static void die(const char *fmt, const char *arg)
 {
 	fprintf(stderr, "bench_vtpm: ");
 	fprintf(stderr, fmt, arg);
 	fprintf(stderr, "\n");
 	exit(1);
-}
-
-static int dcmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, size_t n)
-{
-	qsort(v, n, sizeof *v, dcmp);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-/* A changing order per round (see bench.c's permute()). */
-static void permute(size_t r, size_t n, size_t *order)
-{
-	uint64_t x = 0x9e3779b97f4a7c15ull * (r + 1);
-	for (size_t i = 0; i < n; i++)
-		order[i] = i;
-	for (size_t i = n; i > 1; i--) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		size_t j = (size_t)(x % i), t = order[i - 1];
-		order[i - 1] = order[j];
-		order[j] = t;
-	}
 }
 
 /* A loopback port nobody listens on now (the kernel picks it). */
