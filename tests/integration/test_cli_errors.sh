@@ -247,6 +247,25 @@ if command -v script >/dev/null; then
 fi
 bs get "$img" blob | cmp - <(printf 'bin\001\000ary') || fail "binary data to a pipe"
 
+# The progress line: on a terminal, once work has taken a second, drawn
+# with a carriage return and erased at the end; never with --quiet, never
+# off a terminal.  Input that arrives after 1.5 s keeps put reading.
+slow() { sh -c '(sleep 1.5; printf late) | "$@"' slow "$@"; }
+if command -v script >/dev/null; then
+	script -qec "sh -c '(sleep 1.5; printf late) | $BLOBSTORE put $img slow'" /dev/null \
+		>"$tmp/out" 2>&1 || fail "put from a slow pipe on a terminal"
+	grep -q $'\rblobstore: reading input\\.\\.\\. 1s' "$tmp/out" ||
+		{ cat -v "$tmp/out" >&2; fail "no progress line on a terminal"; }
+	grep -q $'\r\033\\[K' "$tmp/out" || { cat -v "$tmp/out" >&2; fail "progress line not erased"; }
+	script -qec "sh -c '(sleep 1.5; printf late) | $BLOBSTORE --quiet put $img slow-quiet'" \
+		/dev/null >"$tmp/out" 2>&1 || fail "put --quiet from a slow pipe on a terminal"
+	if grep -q "reading input" "$tmp/out"; then cat -v "$tmp/out" >&2; fail "progress despite --quiet"; fi
+	bs get "$img" slow | cmp - <(printf late) || fail "slow input stored"
+fi
+slow "$BLOBSTORE" put "$img" slow-pipe 2>"$tmp/err" || fail "put from a slow pipe"
+if grep -q "reading input" "$tmp/err"; then fail "progress line off a terminal"; fi
+bs get "$img" slow-pipe | cmp - <(printf late) || fail "slow piped input stored"
+
 # ---- output errors: 5 ----------------------------------------------------------
 if [ -w /dev/full ]; then
 	expect_exit 5 bs get "$img" text -o /dev/full

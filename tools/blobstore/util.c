@@ -624,15 +624,18 @@ static void *progress_main(void *arg)
 		uint64_t done = atomic_load(&prog.done);
 		struct timespec now;
 		clock_gettime(CLOCK_REALTIME, &now);
+		/* Whole seconds elapsed (not a difference of wall-clock seconds,
+		 * which says 2 s after 1.1 s when a second boundary passed). */
+		long secs = (long)(now.tv_sec - prog.start.tv_sec) -
+			    (now.tv_nsec < prog.start.tv_nsec ? 1 : 0);
 		if (prog.total)
 			fprintf(stderr, "\rblobstore: %s %3u%%", prog.what,
 				(unsigned)(done * 100 / prog.total));
 		else if (done)
 			fprintf(stderr, "\rblobstore: %s... %" PRIu64 " octets, %lds", prog.what,
-				done, (long)(now.tv_sec - prog.start.tv_sec));
+				done, secs);
 		else
-			fprintf(stderr, "\rblobstore: %s... %lds", prog.what,
-				(long)(now.tv_sec - prog.start.tv_sec));
+			fprintf(stderr, "\rblobstore: %s... %lds", prog.what, secs);
 		fflush(stderr);
 		prog.shown = true;
 		next = now;
