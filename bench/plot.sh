@@ -4,7 +4,8 @@
 #   open.png    open and list: time per entry against the entry count
 #   write.png   durable replace: each method's time over the limit's
 #   crypt.png   put/get throughput over the raw primitive's
-#   vtpm.png    TPM NV writes per second through each server
+#   vtpm.png    TPM NV writes per second through each server, and the disk's
+#               flush limit (the ceiling of any durable server)
 # A part missing from the CSV (BENCH_ARGS picked others) gets no plot.
 set -eu
 csv=$1
@@ -124,6 +125,8 @@ if [ -s "$tmp/v1" ]; then
 		pick vtpm blobstore_vtpm | awk -F'\t' '{ print "\"blobstore-vtpm\\n(durable)\"\t" $2 }'
 		pick vtpm blobstore_vtpm_nosync |
 			awk -F'\t' '{ print "\"blobstore-vtpm --no-sync\\n(not durable)\"\t" $2 }'
+		pick vtpm flush_limit_4k |
+			awk -F'\t' '{ print "\"flush limit: pwrite +\\nfdatasync, no TPM\"\t" $2 }'
 	} >"$tmp/vtpm.dat"
 	gnuplot <<GP
 $term
