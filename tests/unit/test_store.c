@@ -702,6 +702,77 @@ static void test_durable_file_writes(void **state)
 	free(path);
 }
 
+/* The lookup table under churn, against a model: thousands of keys in two
+ * types, rounds of deleting and re-creating random halves (the table's
+ * deletions shift later slots back), every key looked up after each round,
+ * after a reopen (the table built by open) and after a compaction. */
+static void lookup_verify(bs_image *im, const bool *live, size_t n, const char *when)
+{
+	size_t nlive = 0;
+	for (size_t i = 0; i < n; i++) {
+		char nm[32];
+		snprintf(nm, sizeof nm, "k%zu", i);
+		const char *type = i % 2 ? "dev.a" : "dev.b";
+		bs_entry *e = NULL;
+		int rc = bs_find(im, type, nm, &e);
+		if (live[i] != (rc == BS_OK))
+			fail_msg("%s: %s/%s %s", when, type, nm, live[i] ? "lost" : "still found");
+		if (live[i]) {
+			nlive++;
+			assert_string_equal(bs_entry_name(e), nm);
+			assert_string_equal(bs_entry_type(e), type);
+		}
+		/* The same name in the other type never exists. */
+		assert_int_equal(bs_find(im, i % 2 ? "dev.b" : "dev.a", nm, &e), BS_ENOENT);
+	}
+	assert_int_equal(bs_count(im), nlive + 1);
+}
+
+static void test_lookup_churn(void **state)
+{
+	(void)state;
+	size_t n = t_quick() ? 1500 : 6000;
+	bool *live = calloc(n, sizeof *live);
+	assert_non_null(live);
+	bs_image *im;
+	struct bs_backend *be;
+	assert_int_equal(t_open_mem(NULL, 0, BS_OPEN_CREATE | BS_OPEN_NOSYNC, &im, &be), BS_OK);
+	struct bs_entry_opts raw = {.flags = BS_ENTRY_RAW};
+	uint64_t rs = 99;
+	for (int round = 0; round < 6; round++) {
+		for (size_t i = 0; i < n; i++) {
+			if (t_rand(&rs) % 100 >= (live[i] ? 40u : 60u))
+				continue;
+			char nm[32];
+			snprintf(nm, sizeof nm, "k%zu", i);
+			const char *type = i % 2 ? "dev.a" : "dev.b";
+			if (live[i]) {
+				bs_entry *e;
+				assert_int_equal(bs_find(im, type, nm, &e), BS_OK);
+				assert_int_equal(bs_entry_delete(im, e), BS_OK);
+			} else {
+				int rc = bs_entry_create2(im, type, nm, &raw, "v", 1, NULL);
+				if (rc)
+					fail_msg("create %s: %s", nm, bs_errmsg());
+			}
+			live[i] = !live[i];
+		}
+		char when[32];
+		snprintf(when, sizeof when, "round %d", round);
+		lookup_verify(im, live, n, when);
+	}
+	size_t len;
+	uint8_t *copy = t_mem_copy(be, &len);
+	bs_close(im);
+	assert_int_equal(t_open_mem(copy, len, BS_OPEN_NOSYNC, &im, &be), BS_OK);
+	free(copy);
+	lookup_verify(im, live, n, "after reopen");
+	assert_int_equal(bs_compact(im), BS_OK);
+	lookup_verify(im, live, n, "after compact");
+	bs_close(im);
+	free(live);
+}
+
 int main(void)
 {
 	/* Every operation (create, read, write in place and by growing,
@@ -727,6 +798,7 @@ int main(void)
 		cmocka_unit_test(test_read_only_and_locks),
 		cmocka_unit_test(test_image_identity),
 		cmocka_unit_test(test_bulk_file_round_trip),
+		cmocka_unit_test(test_lookup_churn),
 		cmocka_unit_test(test_durable_file_writes),
 	};
 	return failed + cmocka_run_group_tests_name("files", tests, NULL, NULL);
