@@ -1,5 +1,6 @@
-/* crc32c.c - CRC-32C (Castagnoli), the slot check: SSE4.2 when the CPU has
- * it, slicing-by-8 tables otherwise. */
+/* crc32c.c - CRC-32C (Castagnoli), the slot check: carry-less
+ * multiplication folding when the CPU has VPCLMULQDQ and AVX-512, else the
+ * SSE4.2 crc32 instruction, else slicing-by-8 tables. */
 #include <pthread.h>
 #include <string.h>
 #if defined(__x86_64__)
@@ -179,7 +180,7 @@ fold512(__m512i x, __m512i k)
 				_mm512_clmulepi64_epi128(x, k, 0x11));
 }
 
-/* LEN >= 2 * VBLOCK. */
+/* LEN >= VBLOCK. */
 __attribute__((target("avx512f,vpclmulqdq,pclmul,sse4.2"))) static uint32_t
 crc_fold(uint32_t crc, const uint8_t *p, size_t len)
 {

@@ -366,7 +366,7 @@ int bs__entry_parse(const uint8_t *head, const uint8_t *tail, const struct entry
 	if (!same) {
 		/* Exactly as many refs as parse_set can fill. */
 		size_t cap = count_attrs(head + mpos + ms.hdr, ms.len) +
-		      count_attrs(head + opos + os.hdr, os.len);
+			     count_attrs(head + opos + os.hdr, os.len);
 		/* One block: struct, refs, sets, type, name, and the attribute
 		 * names (each shorter than its encoding, so sets_len + cap
 		 * bounds them). */

@@ -177,6 +177,17 @@ static bs_entry *hash_find_h(const bs_image *img, uint64_t h, const char *type,
 	return NULL;
 }
 
+/* Another entry with E's key, whose hash is H: E's meta is read only when
+ * a stored hash matches (open looks up every entry, each a cache miss). */
+static bs_entry *hash_find_like(const bs_image *img, uint64_t h, const bs_entry *e)
+{
+	size_t mask = img->hash_size - 1;
+	for (size_t i = h & mask; img->hash[i].e; i = (i + 1) & mask)
+		if (img->hash[i].h == h && same_key(img->hash[i].e, e->m->type, e->m->name))
+			return img->hash[i].e;
+	return NULL;
+}
+
 static bs_entry *hash_find(const bs_image *img, const char *type, const char *name)
 {
 	return hash_find_h(img, key_hash(type, name), type, name);
@@ -608,13 +619,10 @@ static int index_entries(bs_image *img, const struct keylist *keys)
 	for (size_t i = 0; !rc && i < keys->n; i++) {
 		if (i + 8 < keys->n)
 			__builtin_prefetch(&img->hash[keys->v[i + 8].h & mask]);
-		bs_entry *e = keys->v[i].e, *d = NULL;
+		bs_entry *e = keys->v[i].e;
 		if (nhidden && e->superseded)
 			continue;
-		for (size_t j = keys->v[i].h & mask; img->hash[j].e && !d; j = (j + 1) & mask)
-			if (img->hash[j].h == keys->v[i].h &&
-			    same_key(img->hash[j].e, e->m->type, e->m->name))
-				d = img->hash[j].e;
+		bs_entry *d = hash_find_like(img, keys->v[i].h, e);
 		if (d) {
 			char msg[160];
 			snprintf(msg, sizeof msg, "duplicate entry (also at offset %llu)",
