@@ -701,17 +701,10 @@ static void bench_write(void)
 			rs[r - 1] = t[2];
 			rn[r - 1] = t[3];
 		}
-		/* The ratio pairs each write with the limit's write of the same
-		 * round (a few operations apart): the disk's flush time drifts
-		 * over seconds, and a ratio of two medians taken over the whole
-		 * run mixes that drift into the comparison. */
-		double *pair = calloc(reps, sizeof *pair);
-		if (!pair)
+		/* Each write against the limit's write of the same round. */
+		double ratio = median_ratio(ours, lim, reps);
+		if (ratio == 0)
 			die("out of memory");
-		for (size_t r = 0; r < reps; r++)
-			pair[r] = ours[r] / lim[r];
-		double ratio = median(pair, reps);
-		free(pair);
 		double mo = median(ours, reps), ml = median(lim, reps);
 		double mrs = median(rs, reps), mrn = median(rn, reps);
 		printf("%7zuKi | %7.3f ms %7.3f ms %9.3f ms %9.3f ms | %12.3f %s\n", size / 1024,

@@ -27,6 +27,22 @@ static inline double median(double *v, size_t n)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+/* The median of A[r] / B[r] over the N rounds: each ratio pairs two
+ * candidates measured a few operations apart, so drift over the run (a
+ * disk's flush time moves over seconds) stays out of it.  Leaves A and B
+ * as they are (call it before median() sorts them); 0 when out of memory. */
+static inline double median_ratio(const double *a, const double *b, size_t n)
+{
+	double *q = calloc(n ? n : 1, sizeof *q);
+	if (!q)
+		return 0;
+	for (size_t r = 0; r < n; r++)
+		q[r] = a[r] / b[r];
+	double m = median(q, n);
+	free(q);
+	return m;
+}
+
 /* Candidate I's place in repetition R: a permutation that changes from one
  * repetition to the next (a Fisher-Yates shuffle seeded by R).  With a fixed
  * order one candidate would always run right after the same other one and

@@ -366,30 +366,11 @@ int main(int argc, char **argv)
 	const char *csvp = getenv("BENCH_CSV");
 	if (csvp && !(csv = fopen(csvp, "a")))
 		die("%s: cannot append", csvp);
-	/* Ratios pair the rates of one round (the disk's flush time drifts over
-	 * seconds); computed before median() sorts the rates. */
-	double r_sw = 0, r_flush = 0, r_sw_flush = 0;
-	{
-		double *pr = calloc(rounds, sizeof *pr);
-		if (!pr)
-			return 1;
-		if (sv[OURS].available && sv[SW].available) {
-			for (size_t r = 0; r < rounds; r++)
-				pr[r] = rate[OURS][r] / rate[SW][r];
-			r_sw = median(pr, rounds);
-		}
-		if (sv[OURS].available) {
-			for (size_t r = 0; r < rounds; r++)
-				pr[r] = rate[OURS][r] / rate[FLUSH][r];
-			r_flush = median(pr, rounds);
-		}
-		if (sv[SW].available) {
-			for (size_t r = 0; r < rounds; r++)
-				pr[r] = rate[SW][r] / rate[FLUSH][r];
-			r_sw_flush = median(pr, rounds);
-		}
-		free(pr);
-	}
+	/* Ratios pair the rates of one round, before median() sorts them. */
+	double r_sw = sv[OURS].available && sv[SW].available
+			      ? median_ratio(rate[OURS], rate[SW], rounds) : 0;
+	double r_flush = sv[OURS].available ? median_ratio(rate[OURS], rate[FLUSH], rounds) : 0;
+	double r_sw_flush = sv[SW].available ? median_ratio(rate[SW], rate[FLUSH], rounds) : 0;
 	double m[NSV];
 	for (int i = 0; i < NSV; i++) {
 		m[i] = sv[i].available ? median(rate[i], rounds) : 0;
