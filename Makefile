@@ -43,7 +43,7 @@ LDFLAGS ?=
 override LDFLAGS += $(filter -fsanitize=%,$(OPT))
 LIBS = $(PKG_LIBS) -lpthread
 
-LIB_SRC := $(wildcard blobstore/*.c) $(wildcard nvram/*.c)
+LIB_SRC := $(wildcard blobstore/*/*.c) $(wildcard nvram/*.c)
 # Objects under obj/: $(O)/blobstore is the tool, not a folder.
 LIB_OBJ := $(LIB_SRC:%.c=$(O)/obj/%.o) $(O)/gen/asn1tab.o $(O)/gen/asn1text.o
 TOOL_SRC := $(wildcard tools/blobstore/*.c)
@@ -62,7 +62,7 @@ all: $(STATIC) $(SHARED) $(TOOL)
 deps:
 	@tools/deps.sh $(DEPS_FOR)
 
-$(O)/obj/%.o: %.c $(wildcard include/*.h blobstore/*.h nvram/*.h tools/blobstore/*.h)
+$(O)/obj/%.o: %.c $(wildcard include/*.h blobstore/*.h blobstore/*/*.h nvram/*.h tools/blobstore/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 

@@ -16,12 +16,12 @@ FUZZ_TARGETS := $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_O)/%)
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) -Iinclude -Iblobstore -Invram $(PKG_CFLAGS) $(FUZZ_SAN)
-FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ_O)/%.o,$(wildcard blobstore/*.c nvram/*.c)) \
+FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ_O)/%.o,$(wildcard blobstore/*/*.c nvram/*.c)) \
                 $(FUZZ_O)/gen/asn1tab.o $(FUZZ_O)/gen/asn1text.o
 
 .PHONY: fuzz-smoke fuzz-build
 
-$(FUZZ_O)/blobstore/%.o: blobstore/%.c $(wildcard include/*.h blobstore/*.h)
+$(FUZZ_O)/blobstore/%.o: blobstore/%.c $(wildcard include/*.h blobstore/*.h blobstore/*/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 

@@ -5,7 +5,7 @@
  * Fields follow the attribute rules: an unknown optional field is kept byte
  * for byte by a reader that writes the record back; an unknown mandatory one
  * refuses the record.  Decoding reuses the store's strict attribute-set
- * parser and DER primitives (blobstore/entry.c, der.c). */
+ * parser and DER primitives (blobstore/codec/entry.c, der/der.c). */
 #include <stdlib.h>
 #include <string.h>
 
