@@ -69,11 +69,11 @@ $(O)/obj/%.o: %.c $(wildcard include/*.h blobstore/*.h blobstore/*/*.h nvram/*.h
 $(O)/gen/asn1tab.c: blobstore/blobstore.asn
 	@mkdir -p $(dir $@)
 	asn1Parser -c $<
-	asn1Parser -n blobstore_asn1_tab -o $@ $<
+	asn1Parser -n bs__asn1_tab -o $@ $<
 
 $(O)/gen/asn1text.c: blobstore/blobstore.asn
 	@mkdir -p $(dir $@)
-	{ echo '/* generated from $< */'; echo 'const char blobstore_asn1_text[] ='; \
+	{ echo '/* generated from $< */'; echo 'const char bs__asn1_text[] ='; \
 	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; echo ';'; } > $@
 
 $(O)/gen/%.o: $(O)/gen/%.c

@@ -44,7 +44,7 @@
 #include "blobstore_backend.h"
 #include "bench_util.h"
 
-extern const asn1_static_node blobstore_asn1_tab[];
+extern const asn1_static_node bs__asn1_tab[];
 
 static const char *dir = "build/bench";
 static bool quick;
@@ -394,7 +394,7 @@ static const char *const cand_metric[NCAND] = {
 static void bench_open(void)
 {
 	char err[ASN1_MAX_ERROR_DESCRIPTION_SIZE];
-	if (asn1_array2tree(blobstore_asn1_tab, &defs, err) != ASN1_SUCCESS)
+	if (asn1_array2tree(bs__asn1_tab, &defs, err) != ASN1_SUCCESS)
 		die("asn1_array2tree: %s", err);
 	static const size_t sizes[] = {1000, 10000, 100000, 1000000};
 	printf("\n== open and list: %d-octet named entries, warm page cache; medians of runs\n"

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "api/api.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -32,11 +32,12 @@ static uint8_t *copy(const uint8_t *p, size_t n)
 }
 
 /* Re-encodes a parsed entry from its parts and compares. */
-static void roundtrip(const uint8_t *data, const struct entry_layout *lay, const bs_entry *e)
+static void roundtrip(const uint8_t *data, const struct bs__layout *lay,
+		      const struct bs__decoded *e)
 {
-	const struct bs_meta *m = e->m;
+	const struct bs__meta *m = e->m;
 	size_t na = m->nmand + m->nopt;
-	struct enc_attr *a = calloc(na + 1, sizeof *a);
+	struct bs__enc_attr *a = calloc(na + 1, sizeof *a);
 	MUST(a != NULL);
 	for (size_t i = 0; i < na; i++) {
 		a[i].tlv = m->attrs[i].tlv;
@@ -58,7 +59,7 @@ static void roundtrip(const uint8_t *data, const struct entry_layout *lay, const
 
 static void entry(const uint8_t *data, size_t size)
 {
-	struct entry_layout lay;
+	struct bs__layout lay;
 	const char *why;
 	/* Open's way: a short head first, longer when the layout asks. */
 	size_t head_len = size < 64 ? size : 64;
@@ -90,7 +91,7 @@ static void entry(const uint8_t *data, size_t size)
 	uint8_t *head = copy(data, lay.head_need);
 	uint8_t *tail = copy(data + lay.data_rel + lay.data_len, tail_len);
 	MUST(head && tail);
-	bs_entry e;
+	struct bs__decoded e;
 	memset(&e, 0, sizeof e);
 	uint64_t bad = 0;
 	rc = bs__entry_parse(head, tail, &lay, &e, &why, &bad, NULL);
@@ -99,10 +100,10 @@ static void entry(const uint8_t *data, size_t size)
 		MUST(why != NULL && e.status_msg != NULL);
 		MUST(bad <= lay.size);
 	} else if (rc == BS_OK) {
-		MUST(e.m && e.m->type && e.data_len == lay.data_len);
+		MUST(e.m && e.m->type);
 		MUST(e.m->nmand <= BS_MAX_ATTRS && e.m->nopt <= BS_MAX_ATTRS);
 		if (e.slotted)
-			MUST(bs__slot_capacity(&e) <= lay.data_len / 2);
+			MUST(lay.data_len / 2 >= bs__slot_hdr_len(e.alg));
 		roundtrip(data, &lay, &e);
 	}
 	bs__meta_free(e.m);
@@ -116,25 +117,25 @@ static void primitives(const uint8_t *data, size_t size)
 	uint8_t *p = copy(data, size);
 	MUST(p != NULL);
 	size_t count = 0;
-	const char *why = der_check_elements(p, size, &count);
+	const char *why = bs__der_check_elements(p, size, &count);
 	MUST(why || count <= size / 2);
-	(void)der_check_element(p, size);
-	struct der_tlv t;
-	if (!der_header(p, size, &t))
+	(void)bs__der_check_element(p, size);
+	struct bs__tlv t;
+	if (!bs__der_header(p, size, &t))
 		MUST(t.hdr + t.len <= size && t.hdr <= 6);
-	if (!der_header_prefix(p, size, &t))
+	if (!bs__der_header_prefix(p, size, &t))
 		MUST(t.hdr <= size);
 	char desc[96];
 	bs_der_describe(p, size, desc, sizeof desc);
 	MUST(memchr(desc, 0, sizeof desc) != NULL);
 	int64_t v;
-	if (size <= 9 && der_int_value(p, size, &v)) {
+	if (size <= 9 && bs__der_int_value(p, size, &v)) {
 		uint8_t enc[BS_DER_MAX_INT];
 		size_t n = bs_der_int(v, enc, sizeof enc);
 		MUST(n == size + 2 && !memcmp(enc + 2, p, size));
 	}
-	(void)der_valid_utf8(p, size);
-	(void)der_valid_ia5(p, size);
+	(void)bs__utf8_valid(p, size);
+	(void)bs__ia5_valid(p, size);
 	free(p);
 }
 

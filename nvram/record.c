@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "api/api.h"
 #include "nvram_internal.h"
 
 struct field {
@@ -107,7 +107,7 @@ int nvram_rec_decode(const void *der, size_t len, const char *const *known, size
 		     nvram_rec **out)
 {
 	const uint8_t *p = der;
-	struct der_tlv t, ms, os;
+	struct bs__tlv t, ms, os;
 	const char *why = NULL;
 	size_t bad = 0;
 	if (!out || (len && !der) || (n && !known))
@@ -121,9 +121,9 @@ int nvram_rec_decode(const void *der, size_t len, const char *const *known, size
 		*out = rec;
 		return BS_OK;
 	}
-	struct bs_attr_ref *refs = NULL;
+	struct bs__attr_ref *refs = NULL;
 	size_t nmand = 0, nopt = 0;
-	if ((why = der_header(p, len, &t)))
+	if ((why = bs__der_header(p, len, &t)))
 		goto corrupt;
 	if (t.tag != DER_SEQUENCE || t.hdr + t.len != len) {
 		why = t.tag != DER_SEQUENCE ? "record is not a SEQUENCE"
@@ -133,7 +133,7 @@ int nvram_rec_decode(const void *der, size_t len, const char *const *known, size
 	}
 	size_t pos = t.hdr;
 	bad = pos;
-	if ((why = der_header(p + pos, len - pos, &ms)))
+	if ((why = bs__der_header(p + pos, len - pos, &ms)))
 		goto corrupt;
 	if (ms.tag != DER_SET) {
 		why = "mandatory fields are not a SET";
@@ -142,7 +142,7 @@ int nvram_rec_decode(const void *der, size_t len, const char *const *known, size
 	size_t mpos = pos + ms.hdr;
 	pos += ms.hdr + ms.len;
 	bad = pos;
-	if ((why = der_header(p + pos, len - pos, &os)))
+	if ((why = bs__der_header(p + pos, len - pos, &os)))
 		goto corrupt;
 	if (os.tag != DER_SET) {
 		why = "optional fields are not a SET";
@@ -188,7 +188,7 @@ int nvram_rec_decode(const void *der, size_t len, const char *const *known, size
 			goto out;
 		}
 	for (size_t i = 0; i < na; i++) {
-		const struct bs_attr_ref *a = &refs[i];
+		const struct bs__attr_ref *a = &refs[i];
 		rc = push(rec, a->cname, a->tlv, a->tlv_len, (size_t)(a->value - a->tlv),
 			  a->value_len, a->mandatory, in_list(a->cname, known, n));
 		if (rc)
@@ -396,8 +396,8 @@ int nv_rec_encode_merged(const nvram_rec *rec, const nvram_rec *extra, uint8_t *
 			 size_t *len)
 {
 	size_t total = rec->n + (extra ? extra->n : 0);
-	struct enc_attr *mand = calloc(total + 1, sizeof *mand);
-	struct enc_attr *opt = calloc(total + 1, sizeof *opt);
+	struct bs__enc_attr *mand = calloc(total + 1, sizeof *mand);
+	struct bs__enc_attr *opt = calloc(total + 1, sizeof *opt);
 	size_t nm = 0, no = 0, ml = 0, ol = 0;
 	int rc = BS_OK;
 	*out = NULL;
@@ -409,7 +409,7 @@ int nv_rec_encode_merged(const nvram_rec *rec, const nvram_rec *extra, uint8_t *
 		const struct field *f = i < rec->n ? &rec->f[i] : &extra->f[i - rec->n];
 		if (i >= rec->n && (f->known || f->mandatory || find(rec, f->name)))
 			continue;
-		struct enc_attr *d = f->mandatory ? &mand[nm++] : &opt[no++];
+		struct bs__enc_attr *d = f->mandatory ? &mand[nm++] : &opt[no++];
 		d->tlv = f->tlv;
 		d->len = f->tlv_len;
 		*(f->mandatory ? &ml : &ol) += f->tlv_len;
@@ -423,18 +423,18 @@ int nv_rec_encode_merged(const nvram_rec *rec, const nvram_rec *extra, uint8_t *
 		rc = bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL, "duplicate field");
 		goto done;
 	}
-	size_t inner = der_header_len(ml) + ml + der_header_len(ol) + ol;
-	size_t n = der_header_len(inner) + inner;
+	size_t inner = bs__der_header_len(ml) + ml + bs__der_header_len(ol) + ol;
+	size_t n = bs__der_header_len(inner) + inner;
 	uint8_t *b = malloc(n);
 	if (!b) {
 		rc = bs__err(NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
 		goto done;
 	}
-	size_t p = der_put_header(b, DER_SEQUENCE, inner);
-	p += der_put_header(b + p, DER_SET, ml);
+	size_t p = bs__der_put_header(b, DER_SEQUENCE, inner);
+	p += bs__der_put_header(b + p, DER_SET, ml);
 	for (size_t i = 0; i < nm; i++, p += mand[i - 1].len)
 		memcpy(b + p, mand[i].tlv, mand[i].len);
-	p += der_put_header(b + p, DER_SET, ol);
+	p += bs__der_put_header(b + p, DER_SET, ol);
 	for (size_t i = 0; i < no; i++, p += opt[i - 1].len)
 		memcpy(b + p, opt[i].tlv, opt[i].len);
 	*out = b;

@@ -32,7 +32,7 @@
 #include <openssl/params.h>
 #include <openssl/rand.h>
 
-#include "internal.h"
+#include "api/api.h"
 #include "nvram_swtpm.h"
 
 #define TAG_DATA 1u
@@ -56,7 +56,8 @@ static int blob_err(const char *label, uint64_t off, int code, const char *fmt, 
 {
 	va_list ap;
 	va_start(ap, fmt);
-	code = bs__verr(label ? label : "swtpm blob", NULL, NULL, off, code, fmt, ap);
+	struct bs__where w = {.label = label ? label : "swtpm blob"};
+	code = bs__verror(&w, off, code, 0, fmt, ap);
 	va_end(ap);
 	return code;
 }

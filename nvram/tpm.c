@@ -15,7 +15,7 @@
 #include <libtpms/tpm_types.h>
 
 #include "blobstore_crypt.h"
-#include "internal.h"
+#include "api/api.h"
 #include "nvram_internal.h"
 #include "nvram.h"
 #include "nvram_tpm.h"

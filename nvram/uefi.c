@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "api/api.h"
 #include "nvram_internal.h"
 #include "nvram_uefi.h"
 
@@ -158,7 +158,7 @@ bad:
 static int utf8_to_utf16(const char *s, uint8_t **out, size_t *out_len)
 {
 	size_t n = strlen(s);
-	if (!n || !der_valid_utf8((const uint8_t *)s, n))
+	if (!n || !bs__utf8_valid((const uint8_t *)s, n))
 		return BS_EINVAL;
 	uint8_t *b = malloc(2 * n + 2);
 	if (!b)

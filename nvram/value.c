@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "api/api.h"
 #include "nvram_internal.h"
 
 bool nv_valid_name(const char *name)
@@ -27,11 +27,11 @@ static int prim(uint8_t tag, const void *p, size_t len, uint8_t **out, size_t *o
 {
 	if (len > BS_MAX_ATTR_SIZE)
 		return BS_ELIMIT;
-	size_t h = der_header_len(len);
+	size_t h = bs__der_header_len(len);
 	uint8_t *b = malloc(h + len);
 	if (!b)
 		return BS_ENOMEM;
-	der_put_header(b, tag, len);
+	bs__der_put_header(b, tag, len);
 	if (len)
 		memcpy(b + h, p, len);
 	*out = b;
@@ -73,7 +73,7 @@ int nv_value_encode(const struct nv_value *v, uint8_t **out, size_t *out_len)
 	case NV_STR: {
 		const char *s = v->p;
 		size_t n = strlen(s);
-		if (!der_valid_utf8((const uint8_t *)s, n))
+		if (!bs__utf8_valid((const uint8_t *)s, n))
 			return BS_EINVAL;
 		if (!v->rw)
 			return prim(DER_UTF8STRING, s, n, out, out_len);
@@ -99,14 +99,14 @@ int nv_value_encode(const struct nv_value *v, uint8_t **out, size_t *out_len)
 }
 
 /* The single element of V/VL with its contents. */
-static bool single(const uint8_t *v, size_t vl, struct der_tlv *t)
+static bool single(const uint8_t *v, size_t vl, struct bs__tlv *t)
 {
-	return vl && !der_header(v, vl, t) && t->hdr + t->len == vl;
+	return vl && !bs__der_header(v, vl, t) && t->hdr + t->len == vl;
 }
 
 bool nv_value_octets(const uint8_t *v, size_t vl, const uint8_t **c, size_t *cl)
 {
-	struct der_tlv t;
+	struct bs__tlv t;
 	if (!single(v, vl, &t) || t.tag != DER_OCTET_STRING)
 		return false;
 	*c = v + t.hdr;
@@ -131,12 +131,12 @@ static uint64_t get_be64(const uint8_t *c)
 
 int nv_value_int(const uint8_t *v, size_t vl, int64_t *out, bool *rw)
 {
-	struct der_tlv t;
+	struct bs__tlv t;
 	if (!single(v, vl, &t))
 		return BS_ETYPE;
 	const uint8_t *c = v + t.hdr;
 	if (t.tag == DER_INTEGER) {
-		if (!der_int_value(c, t.len, out))
+		if (!bs__der_int_value(c, t.len, out))
 			return BS_ETYPE;
 		set_rw(rw, false);
 		return BS_OK;
@@ -151,7 +151,7 @@ int nv_value_int(const uint8_t *v, size_t vl, int64_t *out, bool *rw)
 
 int nv_value_uint(const uint8_t *v, size_t vl, uint64_t *out, bool *rw)
 {
-	struct der_tlv t;
+	struct bs__tlv t;
 	if (!single(v, vl, &t))
 		return BS_ETYPE;
 	const uint8_t *c = v + t.hdr;
@@ -176,7 +176,7 @@ int nv_value_uint(const uint8_t *v, size_t vl, uint64_t *out, bool *rw)
 
 int nv_value_bool(const uint8_t *v, size_t vl, int *out, bool *rw)
 {
-	struct der_tlv t;
+	struct bs__tlv t;
 	if (!single(v, vl, &t) || t.len != 1)
 		return BS_ETYPE;
 	uint8_t b = v[t.hdr];
@@ -191,7 +191,7 @@ int nv_value_bool(const uint8_t *v, size_t vl, int *out, bool *rw)
 
 int nv_value_str(const uint8_t *v, size_t vl, char **out, bool *rw)
 {
-	struct der_tlv t;
+	struct bs__tlv t;
 	*out = NULL;
 	if (!single(v, vl, &t))
 		return BS_ETYPE;
@@ -206,7 +206,7 @@ int nv_value_str(const uint8_t *v, size_t vl, char **out, bool *rw)
 					return BS_ETYPE;
 			n = (size_t)(z - c);
 		}
-		if (!der_valid_utf8(c, n))
+		if (!bs__utf8_valid(c, n))
 			return BS_ETYPE;
 		set_rw(rw, true);
 	} else if (t.tag == DER_UTF8STRING || t.tag == DER_IA5STRING) {

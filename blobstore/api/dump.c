@@ -1,8 +1,8 @@
 /* dump.c - bs_dump(): an annotated listing of a whole image, for people.
  *
- * Walks the directory and the inside of every entry with der.c's header
- * reader and entry.c's layout step, so the listing shows what the store's
- * own parser sees.  Unknown elements and attributes are listed like known
+ * Walks the directory and the inside of every entry with the DER walker
+ * (der/walk.c) and the codec's layout step, so the listing shows what the
+ * store's own parser sees.  Unknown elements and attributes are listed like known
  * ones, never skipped.  Data areas are summarised (slot headers and whether
  * each passes its check), never printed whole. */
 #include <inttypes.h>
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "api.h"
 
 #define PREVIEW_OCTETS 16u        /* raw data octets shown in hex */
 #define WHOLE_LIMIT (1u << 20)    /* entries without a layout: octets read */
@@ -47,7 +47,7 @@ static void line(struct dumper *d, uint64_t off, unsigned depth, const uint8_t *
 	while (left) {
 		size_t k = *c < 0xc0 ? 1 : *c < 0xe0 ? 2 : *c < 0xf0 ? 3 : 4;
 		if (k > left || (k == 1 && (*c < 0x20 || *c >= 0x7f)) ||
-		    (k > 1 && (!der_valid_utf8(c, k) || (c[0] == 0xc2 && c[1] < 0xa0)))) {
+		    (k > 1 && (!bs__utf8_valid(c, k) || (c[0] == 0xc2 && c[1] < 0xa0)))) {
 			k = 1; /* controls (C0, DEL, C1) and broken UTF-8 */
 			*c = '?';
 		}
@@ -58,7 +58,7 @@ static void line(struct dumper *d, uint64_t off, unsigned depth, const uint8_t *
 	fputc('\n', d->out);
 }
 
-/* "SEQUENCE", "[APPLICATION 3]", ... from identifier octets as der_tlv
+/* "SEQUENCE", "[APPLICATION 3]", ... from identifier octets as bs__tlv
  * holds them. */
 static void tag_name(uint32_t tag, char *buf, size_t cap)
 {
@@ -176,13 +176,13 @@ static int dump_data(struct dumper *d, bs_entry *e, uint64_t contents, uint64_t 
 		return BS_OK;
 	}
 	if (e->slotted) {
-		struct bs_slot_view v[2];
+		struct bs__slot_view v[2];
 		int current = -1;
 		const char *alg = e->alg == BS_CHECK_SHA256 ? "sha256" : "crc32c";
-		int rc = bs__slot_inspect(d->img, e, v, &current);
+		int rc = bs__data_inspect(d->img, e, v, &current);
 		if (rc)
 			return rc;
-		size_t cap = bs__slot_capacity(e);
+		size_t cap = (size_t)(e->data_len / 2 - bs__slot_hdr_len(e->alg));
 		for (int i = 0; i < 2; i++) {
 			/* Generation 0 is never written: such a slot is unused. */
 			if (!v[i].valid && v[i].gen == 0)
@@ -200,7 +200,9 @@ static int dump_data(struct dumper *d, bs_entry *e, uint64_t contents, uint64_t 
 	uint8_t buf[PREVIEW_OCTETS];
 	size_t n = len < sizeof buf ? (size_t)len : sizeof buf;
 	char hex[2 * PREVIEW_OCTETS + 1];
-	int rc = n ? bs__read(d->img, e, buf, n, contents) : BS_OK;
+	struct bs__where w;
+	bs__where_of(d->img, e, &w);
+	int rc = n ? bs__io_read(&d->img->io, &w, buf, n, contents) : BS_OK;
 	if (rc)
 		return rc;
 	hex_preview(buf, n, hex, sizeof hex);
@@ -212,51 +214,51 @@ static int dump_data(struct dumper *d, bs_entry *e, uint64_t contents, uint64_t 
 /* The summary of an Attribute SEQUENCE: its name and its value described. */
 static void attr_summary(const uint8_t *c, size_t len, char *buf, size_t cap)
 {
-	struct der_tlv t;
+	struct bs__tlv t;
 	char desc[DESCRIBE_CHARS];
 	buf[0] = 0;
-	if (der_header(c, len, &t) || t.tag != DER_IA5STRING)
+	if (bs__der_header(c, len, &t) || t.tag != DER_IA5STRING)
 		return;
 	bs_der_describe(c + t.hdr + t.len, len - t.hdr - t.len, desc, sizeof desc);
 	snprintf(buf, cap, " '%.*s' = %s", (int)(t.len < 255 ? t.len : 255),
 		 (const char *)c + t.hdr, desc);
 }
 
-/* Walks the elements of one entry whose octets V holds, with a stack of
- * open constructed elements (depth bounded like der.c's walk). */
+static const uint8_t *view_fn(void *ctx, size_t pos, size_t *avail)
+{
+	return view_at(ctx, pos, avail);
+}
+
+/* Walks the elements of one entry whose octets V holds with the DER walker,
+ * each element's role known from its parent's and its position. */
 static int walk_entry(struct dumper *d, uint64_t base, const struct view *v, bs_entry *e,
 		      const char *label, size_t data_rel)
 {
-	struct frame {
-		size_t end;
-		unsigned child;
-		enum role role;
-	} st[BS_MAX_DEPTH + 8];
-	size_t depth = 0, pos = 0;
-	st[0] = (struct frame){v->size, 0, R_TOP};
+	struct bs__der_walk w = {0};
+	struct bs__der_item it;
+	const char *why;
+	bs__der_walk_init(&w, NULL, v->size, BS_MAX_DEPTH + 7, R_TOP);
+	w.view = view_fn;
+	w.ctx = (void *)v;
 	for (;;) {
-		while (depth > 0 && pos == st[depth].end)
-			depth--;
-		if (pos >= st[depth].end)
+		int got = bs__der_walk_next(&w, &it, &why);
+		if (got == 0)
 			return BS_OK;
-		unsigned ind = (unsigned)depth + 1;
-		size_t avail;
-		const uint8_t *p = view_at(v, pos, &avail);
-		if (!p) {
-			line(d, base + pos, ind, NULL, 0, "(%zu further octets not read)",
-			     v->size - pos);
+		unsigned ind = (unsigned)it.depth + 1;
+		if (got == -2) {
+			line(d, base + it.pos, ind, NULL, 0, "(%zu further octets not read)",
+			     v->size - it.pos);
 			return BS_OK;
 		}
-		size_t lim = st[depth].end - pos;
-		struct der_tlv t;
-		const char *why = der_header_prefix(p, avail < lim ? avail : lim, &t);
-		if (!why && t.len > lim - t.hdr)
-			why = "length runs past the enclosing element";
-		if (why) {
-			line(d, base + pos, ind, p, avail < 2 ? avail : 2, "malformed: %s", why);
+		if (got < 0) {
+			line(d, base + it.pos, ind, it.p, it.avail < 2 ? it.avail : 2, "malformed: %s",
+			     why);
 			return BS_OK;
 		}
-		enum role r = child_role(st[depth].role, st[depth].child++);
+		const uint8_t *p = it.p;
+		size_t avail = it.avail;
+		struct bs__tlv t = it.t;
+		enum role r = child_role((enum role)it.parent, it.index);
 		char tn[40], extra[DESCRIBE_CHARS + 300] = "";
 		tag_name(t.tag, tn, sizeof tn);
 		const char *rl = role_label(r);
@@ -266,21 +268,17 @@ static int walk_entry(struct dumper *d, uint64_t base, const struct view *v, bs_
 				snprintf(who, sizeof who, " %s", label);
 			else if (r == R_ATTR && t.len <= avail - t.hdr)
 				attr_summary(p + t.hdr, t.len, extra, sizeof extra);
-			line(d, base + pos, ind, p, t.hdr, "%s%s%s%s, %zu octets%s", rl ? rl : "", who,
-			     rl ? ": " : "", tn, t.len, extra);
-			if (depth + 1 >= sizeof st / sizeof st[0]) {
-				line(d, base + pos + t.hdr, ind + 1, NULL, 0,
+			line(d, base + it.pos, ind, p, t.hdr, "%s%s%s%s, %zu octets%s", rl ? rl : "",
+			     who, rl ? ": " : "", tn, t.len, extra);
+			if (!bs__der_walk_enter(&w, &it, (int)r)) {
+				line(d, base + it.pos + t.hdr, ind + 1, NULL, 0,
 				     "(nested too deep: contents not shown)");
-				pos += t.hdr + t.len;
-				continue;
+				bs__der_walk_skip(&w, &it);
 			}
-			st[depth + 1] = (struct frame){pos + t.hdr + t.len, 0, r};
-			depth++;
-			pos += t.hdr;
 			continue;
 		}
-		if (r == R_DATA && data_rel && pos + t.hdr == data_rel) {
-			line(d, base + pos, ind, p, t.hdr, "data: %s, %zu octets", tn, t.len);
+		if (r == R_DATA && data_rel && it.pos + t.hdr == data_rel) {
+			line(d, base + it.pos, ind, p, t.hdr, "data: %s, %zu octets", tn, t.len);
 			int rc = dump_data(d, e, base + data_rel, t.len, ind + 1);
 			if (rc)
 				return rc;
@@ -289,13 +287,13 @@ static int walk_entry(struct dumper *d, uint64_t base, const struct view *v, bs_
 			bs_der_describe(p, t.hdr + t.len, desc, sizeof desc);
 			if (r == R_ATTR)
 				rl = "flag attribute";
-			line(d, base + pos, ind, p, t.hdr, "%s%s%s", rl ? rl : "", rl ? ": " : "",
+			line(d, base + it.pos, ind, p, t.hdr, "%s%s%s", rl ? rl : "", rl ? ": " : "",
 			     desc);
 		} else {
-			line(d, base + pos, ind, p, t.hdr, "%s%s%s, %zu octets (not read)",
+			line(d, base + it.pos, ind, p, t.hdr, "%s%s%s, %zu octets (not read)",
 			     rl ? rl : "", rl ? ": " : "", tn, t.len);
 		}
-		pos += t.hdr + t.len;
+		bs__der_walk_skip(&w, &it);
 	}
 }
 
@@ -327,10 +325,12 @@ static void entry_label(const bs_entry *e, char *buf, size_t cap)
 static int dump_entry(struct dumper *d, uint64_t off, uint64_t size, bs_entry *e)
 {
 	/* Find the data area the way open does, reading only the head. */
-	struct entry_layout lay;
+	struct bs__layout lay;
 	const char *why = NULL;
 	size_t head_len = size < 512 ? (size_t)size : 512;
 	uint8_t *head = NULL, *tail = NULL;
+	struct bs__where w;
+	bs__where_of(d->img, e, &w);
 	int rc;
 	for (;;) {
 		uint8_t *h = realloc(head, head_len);
@@ -339,7 +339,7 @@ static int dump_entry(struct dumper *d, uint64_t off, uint64_t size, bs_entry *e
 			goto out;
 		}
 		head = h;
-		if ((rc = bs__read(d->img, e, head, head_len, off)))
+		if ((rc = bs__io_read(&d->img->io, &w, head, head_len, off)))
 			goto out;
 		rc = bs__entry_layout(head, head_len, size, &lay, &why);
 		if (rc != BS_ERANGE || lay.head_need <= head_len)
@@ -359,7 +359,7 @@ static int dump_entry(struct dumper *d, uint64_t off, uint64_t size, bs_entry *e
 				rc = bs__err(d->img, e, off, BS_ENOMEM, "out of memory");
 				goto out;
 			}
-			if ((rc = bs__read(d->img, e, tail, lay.tail_len, off + v.tail_start)))
+			if ((rc = bs__io_read(&d->img->io, &w, tail, lay.tail_len, off + v.tail_start)))
 				goto out;
 		}
 		v.tail = tail;
@@ -372,7 +372,7 @@ static int dump_entry(struct dumper *d, uint64_t off, uint64_t size, bs_entry *e
 			goto out;
 		}
 		head = h;
-		if ((rc = bs__read(d->img, e, head, n, off)))
+		if ((rc = bs__io_read(&d->img->io, &w, head, n, off)))
 			goto out;
 		v.head = head;
 		v.head_len = n;
@@ -422,21 +422,21 @@ int bs_dump(bs_image *img, FILE *out)
 		     " entries (%" PRIu64 " refused), %" PRIu64 " octets free in holes\n",
 		img->label, st.size, st.dir_end, st.entries, st.refused, st.free_holes);
 	uint8_t p[16];
-	int rc = bs__read(img, NULL, p, 2, 0);
+	int rc = bs__io_read(&img->io, NULL, p, 2, 0);
 	if (!rc)
 		line(&d, 0, 0, p, 2, "directory: SET, indefinite length (framed as CER, X.690 9.1)");
 	uint64_t pos = 2;
 	while (!rc && pos + 2 <= img->dir_end) {
 		size_t peek = img->dir_end - pos < sizeof p ? (size_t)(img->dir_end - pos) : sizeof p;
-		if ((rc = bs__read(img, NULL, p, peek, pos)))
+		if ((rc = bs__io_read(&img->io, NULL, p, peek, pos)))
 			break;
 		if (p[0] == 0 && p[1] == 0) {
 			line(&d, pos, 1, p, 2, "end-of-contents of the directory");
 			pos += 2;
 			break;
 		}
-		struct der_tlv t;
-		const char *why = der_header_prefix(p, peek, &t);
+		struct bs__tlv t;
+		const char *why = bs__der_header_prefix(p, peek, &t);
 		if (!why && t.len > img->dir_end - pos - t.hdr)
 			why = "runs past the directory end";
 		if (why) {
@@ -452,9 +452,9 @@ int bs_dump(bs_image *img, FILE *out)
 		}
 		pos += t.hdr + t.len;
 	}
-	if (!rc && img->size > pos)
+	if (!rc && img->io.size > pos)
 		line(&d, pos, 0, NULL, 0, "%" PRIu64 " octets past the directory (not part of it)",
-		     img->size - pos);
+		     img->io.size - pos);
 	free(sorted);
 	if (!rc && (fflush(out) || ferror(out)))
 		rc = bs__err(img, NULL, BS_NO_OFFSET, BS_EIO, "writing the dump failed");

@@ -1,15 +1,21 @@
-/* error.c - the thread's last error: one message naming image, entry, offset. */
+/* error.c - the thread's last error: a code, the errno of the system call
+ * that failed (0 when none did) and one message naming image, entry and
+ * offset. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "base.h"
 
-static _Thread_local char errbuf[1024] = "no error";
+static _Thread_local struct {
+	int code;
+	int sys_errno;
+	char msg[1024];
+} last = {BS_OK, 0, "no error"};
 
 const char *bs_errmsg(void)
 {
-	return errbuf;
+	return last.msg;
 }
 
 const char *bs_strerror(int code)
@@ -50,67 +56,63 @@ static size_t put_clean(char *dst, size_t cap, const char *s)
 	return n;
 }
 
-int bs__verr(const char *label, const char *type, const char *name, uint64_t offset,
-	     int code, const char *fmt, va_list ap)
+int bs__verror(const struct bs__where *w, uint64_t offset, int code, int sys_errno,
+	       const char *fmt, va_list ap)
 {
 	char msg[512];
 	char clean[300];
-	size_t n = 0;
+	char *buf = last.msg;
+	size_t cap = sizeof last.msg, n = 0;
+	const char *label = w ? w->label : NULL, *type = w ? w->type : NULL;
+	const char *name = w ? w->name : NULL;
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	if (label) {
 		put_clean(clean, sizeof clean, label);
-		n += (size_t)snprintf(errbuf + n, sizeof errbuf - n, "%s: ", clean);
+		n += (size_t)snprintf(buf + n, cap - n, "%s: ", clean);
 	}
-	if (type && n < sizeof errbuf) {
+	if (type && n < cap) {
 		put_clean(clean, sizeof clean, type);
-		n += (size_t)snprintf(errbuf + n, sizeof errbuf - n, "entry '%s'", clean);
-		if (name && n < sizeof errbuf) {
+		n += (size_t)snprintf(buf + n, cap - n, "entry '%s'", clean);
+		if (name && n < cap) {
 			put_clean(clean, sizeof clean, name);
-			n += (size_t)snprintf(errbuf + n, sizeof errbuf - n, "/'%s'", clean);
+			n += (size_t)snprintf(buf + n, cap - n, "/'%s'", clean);
 		}
-		if (n < sizeof errbuf)
-			n += (size_t)snprintf(errbuf + n, sizeof errbuf - n, "%s",
+		if (n < cap)
+			n += (size_t)snprintf(buf + n, cap - n, "%s",
 					      offset != BS_NO_OFFSET ? " " : ": ");
 	}
-	if (offset != BS_NO_OFFSET && n < sizeof errbuf)
-		n += (size_t)snprintf(errbuf + n, sizeof errbuf - n, "at offset %llu: ",
+	if (offset != BS_NO_OFFSET && n < cap)
+		n += (size_t)snprintf(buf + n, cap - n, "at offset %llu: ",
 				      (unsigned long long)offset);
-	if (n < sizeof errbuf)
-		snprintf(errbuf + n, sizeof errbuf - n, "%s", msg);
+	if (n < cap)
+		snprintf(buf + n, cap - n, "%s", msg);
+	last.code = code;
+	last.sys_errno = sys_errno;
 	return code;
 }
 
-int bs__err(const bs_image *img, const bs_entry *e, uint64_t offset, int code,
-	    const char *fmt, ...)
+int bs__error(const struct bs__where *w, uint64_t offset, int code, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	bs__verr(img ? img->label : NULL, e && e->m ? e->m->type : NULL,
-		 e && e->m ? e->m->name : NULL, offset, code, fmt, ap);
+	bs__verror(w, offset, code, 0, fmt, ap);
 	va_end(ap);
 	return code;
 }
 
-int bs__err_key(const char *label, const char *type, const char *name, int code,
-		const char *fmt, ...)
+static int set(const struct bs__where *w, uint64_t offset, int code, int err,
+	       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static int set(const struct bs__where *w, uint64_t offset, int code, int err, const char *fmt,
+	       ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	bs__verr(label, type, name, BS_NO_OFFSET, code, fmt, ap);
+	bs__verror(w, offset, code, err, fmt, ap);
 	va_end(ap);
 	return code;
 }
 
-static int errfmt(const char *label, uint64_t offset, int code, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	bs__verr(label, NULL, NULL, offset, code, fmt, ap);
-	va_end(ap);
-	return code;
-}
-
-int bs__errno(const char *label, int err, uint64_t offset, const char *what)
+int bs__error_errno(const char *label, int err, uint64_t offset, const char *what)
 {
 	int code;
 	switch (err) {
@@ -124,5 +126,17 @@ int bs__errno(const char *label, int err, uint64_t offset, const char *what)
 	}
 	if (err == EACCES && !strstr(what, "lock"))
 		code = BS_EIO;
-	return errfmt(label, offset, code, "%s: %s", what, strerror(err));
+	struct bs__where w = {.label = label};
+	return set(&w, offset, code, err, "%s: %s", what, strerror(err));
+}
+
+int bs__error_wrap(const struct bs__where *w, uint64_t offset, int code, const char *what)
+{
+	char prev[sizeof last.msg];
+	const char *m = last.msg;
+	size_t n = w && w->label ? strlen(w->label) : 0;
+	if (n && !strncmp(m, w->label, n) && m[n] == ':' && m[n + 1] == ' ')
+		m += n + 2;
+	snprintf(prev, sizeof prev, "%s", m);
+	return set(w, offset, code, last.sys_errno, "%s: %s", what, prev);
 }

@@ -1,36 +1,20 @@
-/* entry.c - one directory entry: strict decoding and DER encoding.
- *
- *   Entry ::= SEQUENCE { nvram NVRAM, name UTF8String OPTIONAL }
- *   NVRAM ::= SEQUENCE { type IA5String, mandatory SET OF Attribute,
- *                        optional SET OF Attribute, data OCTET STRING }
- *
- * Decoding happens in two steps so that open can skip data by length: the
- * layout step finds the data area from the entry's head; the parse step
- * checks everything but the data contents. */
+/* entry.c - one directory entry's strict decoding: the layout step that
+ * finds the data area from the entry's head, then the parse of type,
+ * attribute sets, name and the library's own attributes (codec.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-
-static bool valid_ident(const uint8_t *p, size_t len, size_t max, bool space_ok)
-{
-	if (len == 0 || len > max)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (p[i] < (space_ok ? 0x20 : 0x21) || p[i] > 0x7e)
-			return false;
-	return true;
-}
+#include "codec.h"
 
 int bs__entry_layout(const uint8_t *head, size_t head_len, uint64_t avail,
-		     struct entry_layout *lay, const char **why)
+		     struct bs__layout *lay, const char **why)
 {
-	struct der_tlv t;
+	struct bs__tlv t;
 	memset(lay, 0, sizeof *lay);
 	*why = NULL;
 	size_t avail_sz = avail > SIZE_MAX ? SIZE_MAX : (size_t)avail;
-	const char *w = der_header_prefix(head, head_len < avail_sz ? head_len : avail_sz, &t);
+	const char *w = bs__der_header_prefix(head, head_len < avail_sz ? head_len : avail_sz, &t);
 	if (w) {
 		*why = w;
 		return BS_ECORRUPT;
@@ -58,7 +42,7 @@ int bs__entry_layout(const uint8_t *head, size_t head_len, uint64_t avail,
 			lay->head_need = pos + 6 < end ? pos + 6 : end;
 			return BS_ERANGE;
 		}
-		w = der_header_prefix(head + pos, have - pos, &t);
+		w = bs__der_header_prefix(head + pos, have - pos, &t);
 		if (w) {
 			*why = w;
 			return BS_OK;
@@ -106,10 +90,18 @@ int bs__entry_layout(const uint8_t *head, size_t head_len, uint64_t avail,
 /* A meta built by bs__entry_parse is one block (struct, attribute refs,
  * the sets' octets, type, name, attribute names): open keeps one per entry,
  * in the image's pool, and one block instead of seven is most of its cost. */
-void bs__meta_free(struct bs_meta *m)
+void bs__meta_free(struct bs__meta *m)
 {
 	if (m && !m->pooled)
 		free(m);
+}
+
+const struct bs__attr_ref *bs__meta_attr(const struct bs__meta *m, const char *name)
+{
+	for (size_t i = 0; m && i < m->nmand + m->nopt; i++)
+		if (!strcmp(m->attrs[i].cname, name))
+			return &m->attrs[i];
+	return NULL;
 }
 
 /* Bump allocation inside a meta's block. */
@@ -143,16 +135,16 @@ static char *dupn(const uint8_t *p, size_t n)
 /* Parses one SET OF Attribute's contents.  Names are copied into ARENA, or
  * malloc()ed when it is NULL (the caller frees them). */
 static const char *parse_set(const uint8_t *p, size_t len, bool mandatory,
-			     struct bs_attr_ref *out, size_t *n, size_t max, size_t *bad,
+			     struct bs__attr_ref *out, size_t *n, size_t max, size_t *bad,
 			     struct arena *arena)
 {
 	size_t pos = 0;
 	const uint8_t *prev = NULL;
 	size_t prev_len = 0;
 	while (pos < len) {
-		struct der_tlv t;
+		struct bs__tlv t;
 		*bad = pos;
-		const char *w = der_header(p + pos, len - pos, &t);
+		const char *w = bs__der_header(p + pos, len - pos, &t);
 		if (w)
 			return w;
 		size_t tl = t.hdr + t.len;
@@ -160,7 +152,7 @@ static const char *parse_set(const uint8_t *p, size_t len, bool mandatory,
 			return "more attributes than the limit";
 		if (tl > BS_MAX_ATTR_SIZE)
 			return "attribute larger than the limit";
-		struct bs_attr_ref *a = &out[*n];
+		struct bs__attr_ref *a = &out[*n];
 		memset(a, 0, sizeof *a);
 		a->tlv = p + pos;
 		a->tlv_len = tl;
@@ -172,8 +164,8 @@ static const char *parse_set(const uint8_t *p, size_t len, bool mandatory,
 			a->value = c + t.len;
 			a->value_len = 0;
 		} else if (t.tag == DER_SEQUENCE) {
-			struct der_tlv nt;
-			w = der_header(c, t.len, &nt);
+			struct bs__tlv nt;
+			w = bs__der_header(c, t.len, &nt);
 			if (w)
 				return w;
 			if (nt.tag != DER_IA5STRING)
@@ -185,7 +177,7 @@ static const char *parse_set(const uint8_t *p, size_t len, bool mandatory,
 			if (a->value_len == 0)
 				return "attribute SEQUENCE without a value";
 			size_t cnt = 0;
-			w = der_check_elements(a->value, a->value_len, &cnt);
+			w = bs__der_check_elements(a->value, a->value_len, &cnt);
 			if (w)
 				return w;
 			/* One value element, as the module says: compound values
@@ -195,10 +187,10 @@ static const char *parse_set(const uint8_t *p, size_t len, bool mandatory,
 		} else {
 			return "attribute is neither an IA5String flag nor a SEQUENCE";
 		}
-		if (!valid_ident(a->name, a->name_len, BS_MAX_ATTR_NAME_LEN, false))
+		if (!bs__ident_valid(a->name, a->name_len, BS_MAX_ATTR_NAME_LEN, false))
 			return "attribute name empty, too long or not printable ASCII";
 		if (prev) {
-			int c2 = der_set_cmp(prev, prev_len, a->tlv, a->tlv_len);
+			int c2 = bs__der_set_cmp(prev, prev_len, a->tlv, a->tlv_len);
 			if (c2 == 0)
 				return "duplicate attribute";
 			if (c2 > 0)
@@ -217,7 +209,7 @@ static const char *parse_set(const uint8_t *p, size_t len, bool mandatory,
 }
 
 const char *bs__attr_set_parse(const uint8_t *p, size_t len, bool mandatory,
-			       struct bs_attr_ref *out, size_t *n, size_t max, size_t *bad)
+			       struct bs__attr_ref *out, size_t *n, size_t max, size_t *bad)
 {
 	return parse_set(p, len, mandatory, out, n, max, bad, NULL);
 }
@@ -227,8 +219,8 @@ const char *bs__attr_set_parse(const uint8_t *p, size_t len, bool mandatory,
 static size_t count_attrs(const uint8_t *p, size_t len)
 {
 	size_t n = 0, pos = 0;
-	struct der_tlv t;
-	while (pos < len && n < BS_MAX_ATTRS && !der_header(p + pos, len - pos, &t)) {
+	struct bs__tlv t;
+	while (pos < len && n < BS_MAX_ATTRS && !bs__der_header(p + pos, len - pos, &t)) {
 		n++;
 		pos += t.hdr + t.len;
 	}
@@ -240,7 +232,7 @@ size_t bs__slot_hdr_len(enum bs_check_alg alg)
 	return alg == BS_CHECK_SHA256 ? 12 + 32 : 12 + 4;
 }
 
-static int refuse(bs_entry *e, int code, const char *why, const char *what, uint64_t rel,
+static int refuse(struct bs__decoded *e, int code, const char *why, const char *what, uint64_t rel,
 		  uint64_t *bad_rel, const char **whyp)
 {
 	e->status = code;
@@ -259,16 +251,16 @@ static int refuse(bs_entry *e, int code, const char *why, const char *what, uint
 
 /* The optional name after the data, then the entry's end.  Returns NULL,
  * or why the entry is refused (a format for WHAT) at entry offset *AT. */
-static const char *parse_name(const uint8_t *tail, const struct entry_layout *lay,
-			      struct arena *arena, struct bs_meta *m, const char **what,
+static const char *parse_name(const uint8_t *tail, const struct bs__layout *lay,
+			      struct arena *arena, struct bs__meta *m, const char **what,
 			      uint64_t *at)
 {
-	struct der_tlv t;
+	struct bs__tlv t;
 	*what = NULL;
 	*at = lay->data_rel + lay->data_len;
 	if (!lay->tail_len)
 		return NULL;
-	const char *w = der_header(tail, lay->tail_len, &t);
+	const char *w = bs__der_header(tail, lay->tail_len, &t);
 	if (w) {
 		*what = w;
 		return "name: %s";
@@ -280,14 +272,14 @@ static const char *parse_name(const uint8_t *tail, const struct entry_layout *la
 		return "trailing octets after the name";
 	}
 	const uint8_t *nm = tail + t.hdr;
-	if (t.len > BS_MAX_NAME_LEN || !der_valid_utf8(nm, t.len) || memchr(nm, 0, t.len))
+	if (t.len > BS_MAX_NAME_LEN || !bs__utf8_valid(nm, t.len) || memchr(nm, 0, t.len))
 		return "name is too long, not UTF-8 or holds NUL";
 	m->name = arena_dup(arena, nm, t.len);
 	return NULL;
 }
 
 /* A slotted entry's data area must hold two slots. */
-static const char *check_slots(const bs_entry *e, const struct entry_layout *lay)
+static const char *check_slots(const struct bs__decoded *e, const struct bs__layout *lay)
 {
 	if (!e->slotted)
 		return NULL;
@@ -300,9 +292,9 @@ static const char *check_slots(const bs_entry *e, const struct entry_layout *lay
 }
 
 /* Memory for a meta of BLOCK octets: MEMO's pool when there is one. */
-static struct bs_meta *meta_alloc(struct bs_parse_memo *memo, size_t block)
+static struct bs__meta *meta_alloc(struct bs__parse_memo *memo, size_t block)
 {
-	struct bs_meta *m = memo ? bs__pool_alloc(memo->pool, block) : NULL;
+	struct bs__meta *m = memo ? bs__pool_alloc(memo->pool, block) : NULL;
 	if (m)
 		m->pooled = true;
 	else
@@ -310,35 +302,34 @@ static struct bs_meta *meta_alloc(struct bs_parse_memo *memo, size_t block)
 	return m;
 }
 
-int bs__entry_parse(const uint8_t *head, const uint8_t *tail, const struct entry_layout *lay,
-		    bs_entry *e, const char **why, uint64_t *bad_rel, struct bs_parse_memo *memo)
+int bs__entry_parse(const uint8_t *head, const uint8_t *tail, const struct bs__layout *lay,
+		    struct bs__decoded *e, const char **why, uint64_t *bad_rel,
+		    struct bs__parse_memo *memo)
 {
-	struct der_tlv t;
-	e->size = lay->size;
-	e->data_len = lay->data_len;
+	struct bs__tlv t;
+	memset(e, 0, sizeof *e);
 	e->supersedes = UINT64_MAX;
-	e->active = -1;
 	e->status = BS_OK;
 	*why = NULL;
 	/* Walk the head again; layout proved the headers are there. */
 	size_t pos;
-	der_header_prefix(head, lay->head_need, &t); /* Entry */
+	bs__der_header_prefix(head, lay->head_need, &t); /* Entry */
 	pos = t.hdr;
-	der_header_prefix(head + pos, lay->head_need - pos, &t); /* NVRAM */
+	bs__der_header_prefix(head + pos, lay->head_need - pos, &t); /* NVRAM */
 	size_t nvram_pos = pos, nvram_end = pos + t.hdr + t.len;
 	pos += t.hdr;
-	struct der_tlv tt;
-	der_header(head + pos, lay->head_need - pos, &tt); /* type */
+	struct bs__tlv tt;
+	bs__der_header(head + pos, lay->head_need - pos, &tt); /* type */
 	size_t type_pos = pos;
 	const uint8_t *type = head + pos + tt.hdr;
 	size_t type_len = tt.len;
 	pos += tt.hdr + tt.len;
 	size_t sets_start = pos;
-	struct der_tlv ms, os;
-	der_header(head + pos, lay->head_need - pos, &ms);
+	struct bs__tlv ms, os;
+	bs__der_header(head + pos, lay->head_need - pos, &ms);
 	size_t mpos = pos;
 	pos += ms.hdr + ms.len;
-	der_header(head + pos, lay->head_need - pos, &os);
+	bs__der_header(head + pos, lay->head_need - pos, &os);
 	size_t opos = pos;
 	pos += os.hdr + os.len;
 	size_t sets_len = pos - sets_start;
@@ -346,11 +337,11 @@ int bs__entry_parse(const uint8_t *head, const uint8_t *tail, const struct entry
 	/* The same type and attribute sets, octet for octet, as the last entry
 	 * parsed without complaint (entries of one kind usually are): share
 	 * its parse, and keep only the name. */
-	const struct bs_meta *prev = memo ? memo->meta : NULL;
+	const struct bs__meta *prev = memo ? memo->meta : NULL;
 	bool same = prev && memo->type_len == type_len && prev->sets_len == sets_len &&
 		    !memcmp(prev->type, type, type_len) &&
 		    !memcmp(prev->sets, head + sets_start, sets_len);
-	struct bs_meta *m;
+	struct bs__meta *m;
 	struct arena arena;
 	if (same) {
 		size_t block = sizeof *m + name_max + 1;
@@ -370,11 +361,11 @@ int bs__entry_parse(const uint8_t *head, const uint8_t *tail, const struct entry
 		/* One block: struct, refs, sets, type, name, and the attribute
 		 * names (each shorter than its encoding, so sets_len + cap
 		 * bounds them). */
-		size_t block = sizeof(struct bs_meta) + cap * sizeof(struct bs_attr_ref) +
+		size_t block = sizeof(struct bs__meta) + cap * sizeof(struct bs__attr_ref) +
 			       sets_len + (type_len + 1) + (name_max + 1) + (sets_len + cap);
 		if (!(m = meta_alloc(memo, block)))
 			return BS_ENOMEM;
-		m->attrs = (struct bs_attr_ref *)(m + 1);
+		m->attrs = (struct bs__attr_ref *)(m + 1);
 		m->sets = (uint8_t *)(m->attrs + cap);
 		m->sets_len = sets_len;
 		memcpy(m->sets, head + sets_start, sets_len);
@@ -398,7 +389,7 @@ int bs__entry_parse(const uint8_t *head, const uint8_t *tail, const struct entry
 			return refuse(e, BS_ECORRUPT, w, NULL, lay->data_rel, bad_rel, why);
 		return BS_OK;
 	}
-	if (!valid_ident(type, type_len, BS_MAX_TYPE_LEN, true))
+	if (!bs__ident_valid(type, type_len, BS_MAX_TYPE_LEN, true))
 		return refuse(e, BS_ECORRUPT, "type is empty, too long or not printable ASCII",
 			      NULL, type_pos, bad_rel, why);
 	size_t bad = 0;
@@ -429,13 +420,13 @@ int bs__entry_parse(const uint8_t *head, const uint8_t *tail, const struct entry
 	 * understood even then (a crash during a rewrite of such an entry). */
 	const char *unknown = NULL;
 	for (size_t i = 0; i < na; i++) {
-		struct bs_attr_ref *a = &m->attrs[i];
-		struct der_tlv v;
+		struct bs__attr_ref *a = &m->attrs[i];
+		struct bs__tlv v;
 		if (!strcmp(a->cname, BS_ATTR_SLOTS)) {
 			if (!a->mandatory)
 				return refuse(e, BS_ECORRUPT, "bs.slots must be mandatory", NULL,
 					      sets_start, bad_rel, why);
-			if (der_header(a->value, a->value_len, &v) || v.tag != DER_IA5STRING ||
+			if (bs__der_header(a->value, a->value_len, &v) || v.tag != DER_IA5STRING ||
 			    v.hdr + v.len != a->value_len)
 				return refuse(e, BS_ECORRUPT, "bs.slots value is not one IA5String",
 					      NULL, sets_start, bad_rel, why);
@@ -451,9 +442,9 @@ int bs__entry_parse(const uint8_t *head, const uint8_t *tail, const struct entry
 			e->slotted = true;
 		} else if (!strcmp(a->cname, BS_ATTR_SUPERSEDES) && !a->mandatory) {
 			int64_t off;
-			if (der_header(a->value, a->value_len, &v) || v.tag != DER_INTEGER ||
+			if (bs__der_header(a->value, a->value_len, &v) || v.tag != DER_INTEGER ||
 			    v.hdr + v.len != a->value_len ||
-			    !der_int_value(a->value + v.hdr, v.len, &off) || off < 0)
+			    !bs__der_int_value(a->value + v.hdr, v.len, &off) || off < 0)
 				return refuse(e, BS_ECORRUPT, "bs.supersedes is not one INTEGER >= 0",
 					      NULL, sets_start, bad_rel, why);
 			e->supersedes = (uint64_t)off;
@@ -463,13 +454,13 @@ int bs__entry_parse(const uint8_t *head, const uint8_t *tail, const struct entry
 			if (!a->mandatory)
 				return refuse(e, BS_ECORRUPT, "bs.aead must be mandatory", NULL,
 					      sets_start, bad_rel, why);
-			struct der_tlv sq, v2;
+			struct bs__tlv sq, v2;
 			const uint8_t *c = a->value;
-			if (der_header(c, a->value_len, &sq) || sq.tag != DER_SEQUENCE ||
+			if (bs__der_header(c, a->value_len, &sq) || sq.tag != DER_SEQUENCE ||
 			    sq.hdr + sq.len != a->value_len ||
-			    der_header(c + sq.hdr, sq.len, &v) || v.tag != DER_IA5STRING ||
+			    bs__der_header(c + sq.hdr, sq.len, &v) || v.tag != DER_IA5STRING ||
 			    v.hdr + v.len >= sq.len ||
-			    der_header(c + sq.hdr + v.hdr + v.len, sq.len - v.hdr - v.len, &v2) ||
+			    bs__der_header(c + sq.hdr + v.hdr + v.len, sq.len - v.hdr - v.len, &v2) ||
 			    v2.tag != DER_OCTET_STRING || v2.len != BS_AEAD_ENTRY_ID_LEN ||
 			    v.hdr + v.len + v2.hdr + v2.len != sq.len)
 				return refuse(e, BS_ECORRUPT,
@@ -510,123 +501,3 @@ int bs__entry_parse(const uint8_t *head, const uint8_t *tail, const struct entry
 	return BS_OK;
 }
 
-int bs_entry_accept(bs_image *img, bs_entry *e, const char *const *names, size_t n)
-{
-	if (!e || (n && !names))
-		return bs__err(img, e, BS_NO_OFFSET, BS_EINVAL, "invalid argument");
-	if (!e->status)
-		return BS_OK;
-	if (e->status != BS_EUNSUPPORTED || !e->m || !e->m->unknown_mandatory)
-		return bs__err(img, e, e->off, e->status, "entry refused: %s",
-			       bs_entry_status_msg(e));
-	for (size_t i = 0; i < e->m->nmand; i++) {
-		const char *a = e->m->attrs[i].cname;
-		bool known = !strcmp(a, BS_ATTR_SLOTS) || !strcmp(a, BS_ATTR_AEAD);
-		for (size_t k = 0; !known && k < n; k++)
-			known = names[k] && !strcmp(a, names[k]);
-		if (!known)
-			return bs__err(img, e, e->off, BS_EUNSUPPORTED,
-				       "entry refused: unknown mandatory attribute '%s'", a);
-	}
-	e->status = BS_OK;
-	free(e->status_msg);
-	e->status_msg = NULL;
-	return BS_OK;
-}
-
-int bs__attr_encode(const char *name, const uint8_t *value, size_t value_len, uint8_t **out,
-		    size_t *out_len)
-{
-	size_t nl = strlen(name);
-	if (!valid_ident((const uint8_t *)name, nl, BS_MAX_ATTR_NAME_LEN, false))
-		return BS_EINVAL;
-	if (value_len) {
-		size_t cnt = 0;
-		if (der_check_elements(value, value_len, &cnt) || cnt != 1)
-			return BS_EINVAL;
-	}
-	size_t inner = der_header_len(nl) + nl + value_len;
-	size_t total = value_len ? der_header_len(inner) + inner : der_header_len(nl) + nl;
-	if (total > BS_MAX_ATTR_SIZE)
-		return BS_ELIMIT;
-	uint8_t *b = malloc(total);
-	if (!b)
-		return BS_ENOMEM;
-	size_t p = 0;
-	if (value_len)
-		p += der_put_header(b, DER_SEQUENCE, inner);
-	p += der_put_header(b + p, DER_IA5STRING, nl);
-	memcpy(b + p, name, nl);
-	p += nl;
-	if (value_len)
-		memcpy(b + p, value, value_len);
-	*out = b;
-	*out_len = total;
-	return BS_OK;
-}
-
-static int enc_cmp(const void *a, const void *b)
-{
-	const struct enc_attr *x = a, *y = b;
-	return der_set_cmp(x->tlv, x->len, y->tlv, y->len);
-}
-
-int bs__attr_sort(struct enc_attr *a, size_t n)
-{
-	qsort(a, n, sizeof *a, enc_cmp);
-	for (size_t i = 1; i < n; i++)
-		if (enc_cmp(&a[i - 1], &a[i]) == 0)
-			return BS_EINVAL;
-	return BS_OK;
-}
-
-int bs__entry_encode(const char *type, const char *name, const struct enc_attr *mand,
-		     size_t nmand, const struct enc_attr *opt, size_t nopt, uint64_t data_len,
-		     uint8_t **out, size_t *out_len, uint64_t *data_rel)
-{
-	size_t tl = strlen(type);
-	size_t ml = 0, ol = 0;
-	for (size_t i = 0; i < nmand; i++)
-		ml += mand[i].len;
-	for (size_t i = 0; i < nopt; i++)
-		ol += opt[i].len;
-	if (data_len > BS_MAX_ENTRY_SIZE || ml > BS_MAX_ENTRY_SIZE || ol > BS_MAX_ENTRY_SIZE)
-		return BS_ELIMIT;
-	size_t dl = (size_t)data_len;
-	size_t nvram_c = der_header_len(tl) + tl + der_header_len(ml) + ml + der_header_len(ol) +
-			 ol + der_header_len(dl) + dl;
-	size_t nml = name ? strlen(name) : 0;
-	size_t entry_c = der_header_len(nvram_c) + nvram_c + (name ? der_header_len(nml) + nml : 0);
-	size_t total = der_header_len(entry_c) + entry_c;
-	if (total > BS_MAX_ENTRY_SIZE)
-		return BS_ELIMIT;
-	uint8_t *b = calloc(1, total);
-	if (!b)
-		return BS_ENOMEM;
-	size_t p = der_put_header(b, DER_SEQUENCE, entry_c);
-	p += der_put_header(b + p, DER_SEQUENCE, nvram_c);
-	p += der_put_header(b + p, DER_IA5STRING, tl);
-	memcpy(b + p, type, tl);
-	p += tl;
-	p += der_put_header(b + p, DER_SET, ml);
-	for (size_t i = 0; i < nmand; i++) {
-		memcpy(b + p, mand[i].tlv, mand[i].len);
-		p += mand[i].len;
-	}
-	p += der_put_header(b + p, DER_SET, ol);
-	for (size_t i = 0; i < nopt; i++) {
-		memcpy(b + p, opt[i].tlv, opt[i].len);
-		p += opt[i].len;
-	}
-	p += der_put_header(b + p, DER_OCTET_STRING, dl);
-	*data_rel = p;
-	p += dl;
-	if (name) {
-		p += der_put_header(b + p, DER_UTF8STRING, nml);
-		memcpy(b + p, name, nml);
-		p += nml;
-	}
-	*out = b;
-	*out_len = total;
-	return BS_OK;
-}

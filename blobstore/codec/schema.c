@@ -8,10 +8,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "codec.h"
 
-extern const asn1_static_node blobstore_asn1_tab[];
-extern const char blobstore_asn1_text[];
+extern const asn1_static_node bs__asn1_tab[];
+extern const char bs__asn1_text[];
 
 static asn1_node defs;
 static int defs_rc = -1;
@@ -20,12 +20,12 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static void load(void)
 {
 	char err[ASN1_MAX_ERROR_DESCRIPTION_SIZE];
-	defs_rc = asn1_array2tree(blobstore_asn1_tab, &defs, err);
+	defs_rc = asn1_array2tree(bs__asn1_tab, &defs, err);
 }
 
 const char *bs_asn1_module(void)
 {
-	return blobstore_asn1_text;
+	return bs__asn1_text;
 }
 
 int bs__schema_check_entry(const uint8_t *der, size_t len, char *why, size_t whylen)

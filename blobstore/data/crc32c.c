@@ -7,7 +7,7 @@
 #include <immintrin.h>
 #endif
 
-#include "internal.h"
+#include "data.h"
 
 static uint32_t table[8][256];
 
@@ -257,7 +257,7 @@ static uint32_t compute(int impl, uint32_t crc, const uint8_t *p, size_t len)
 	return ~crc_soft(crc, p, len);
 }
 
-uint32_t bs_crc32c(uint32_t crc, const void *data, size_t len)
+uint32_t bs__crc32c(uint32_t crc, const void *data, size_t len)
 {
 	pthread_once(&once, init);
 	return compute(mode, crc, data, len);

@@ -9,7 +9,7 @@
  * the previous value stays current.
  *
  * In an encrypted entry (bs.aead) the slot's data is nonce | ciphertext |
- * tag (crypt.c); the check still covers it, so a torn write is told apart
+ * tag (seal.c); the check still covers it, so a torn write is told apart
  * from tampering before any decryption. */
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -18,29 +18,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "internal.h"
+#include "data.h"
 
-static void put_be64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-static void put_be32(uint8_t *p, uint32_t v)
-{
-	for (int i = 3; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-static uint64_t get_be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
-static uint32_t get_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
+#define MAX_HDR 44u /* 12 + SHA-256 */
 
 /* The check over the 12 header octets and the data. */
 static void compute_check(enum bs_check_alg alg, const uint8_t *hdr12, const void *data,
@@ -56,37 +36,32 @@ static void compute_check(enum bs_check_alg alg, const uint8_t *hdr12, const voi
 		EVP_MD_CTX_free(c);
 		return;
 	}
-	uint32_t crc = bs_crc32c(0, hdr12, 12);
-	crc = bs_crc32c(crc, data, len);
-	put_be32(out, crc);
+	uint32_t crc = bs__crc32c(0, hdr12, 12);
+	crc = bs__crc32c(crc, data, len);
+	bs__put_be32(out, crc);
 }
 
 void bs__slot_put_header(enum bs_check_alg alg, uint8_t *hdr, uint64_t gen, const void *data,
 			 size_t len)
 {
-	put_be64(hdr, gen);
-	put_be32(hdr + 8, (uint32_t)len);
+	bs__put_be64(hdr, gen);
+	bs__put_be32(hdr + 8, (uint32_t)len);
 	compute_check(alg, hdr, data, len, hdr + 12);
 }
 
-size_t bs__slot_capacity(const bs_entry *e)
+size_t bs__slot_capacity(const struct bs__slots *s)
 {
-	if (!e->slotted)
-		return (size_t)e->data_len;
-	return (size_t)(e->data_len / 2 - bs__slot_hdr_len(e->alg));
+	return (size_t)(s->len / 2 - bs__slot_hdr_len(s->alg));
 }
 
-size_t bs__data_capacity(const bs_entry *e)
+static uint64_t slot_off(const struct bs__slots *s, int i)
 {
-	size_t c = bs__slot_capacity(e);
-	if (e->aead)
-		return c > BS_AEAD_OVERHEAD ? c - BS_AEAD_OVERHEAD : 0;
-	return c;
+	return s->off + (uint64_t)i * (s->len / 2);
 }
 
-static uint64_t slot_off(const bs_entry *e, int i)
+static const char *alg_label(enum bs_check_alg alg)
 {
-	return e->data_off + (uint64_t)i * (e->data_len / 2);
+	return alg == BS_CHECK_SHA256 ? "SHA-256" : "CRC-32C";
 }
 
 int bs__slots_init(enum bs_check_alg alg, uint8_t *area, size_t area_len, const void *data,
@@ -103,29 +78,25 @@ int bs__slots_init(enum bs_check_alg alg, uint8_t *area, size_t area_len, const 
 }
 
 /* Validates a slot whose header is HDR and whose data is DATA. */
-static bool slot_valid(const bs_entry *e, const uint8_t *hdr, const uint8_t *data, size_t cap)
+static bool slot_valid(const struct bs__slots *s, const uint8_t *hdr, const uint8_t *data,
+		       size_t cap)
 {
-	uint32_t len = get_be32(hdr + 8);
+	uint32_t len = bs__get_be32(hdr + 8);
 	if (len > cap)
 		return false;
 	uint8_t chk[32];
-	size_t clen = bs__slot_hdr_len(e->alg) - 12;
-	compute_check(e->alg, hdr, data, len, chk);
+	size_t clen = bs__slot_hdr_len(s->alg) - 12;
+	compute_check(s->alg, hdr, data, len, chk);
 	return memcmp(chk, hdr + 12, clen) == 0;
 }
 
-struct slot_state {
-	int valid[2];
-	uint64_t gen[2];
-	uint32_t len[2];
-};
-
 /* Reads the headers of both slots. */
-static int read_headers(bs_image *img, bs_entry *e, uint8_t hdr[2][44])
+static int read_headers(struct bs__io *io, const struct bs__where *w, const struct bs__slots *s,
+			uint8_t hdr[2][MAX_HDR])
 {
-	size_t h = bs__slot_hdr_len(e->alg);
+	size_t h = bs__slot_hdr_len(s->alg);
 	for (int i = 0; i < 2; i++) {
-		int rc = bs__read(img, e, hdr[i], h, slot_off(e, i));
+		int rc = bs__io_read(io, w, hdr[i], h, slot_off(s, i));
 		if (rc)
 			return rc;
 	}
@@ -134,117 +105,114 @@ static int read_headers(bs_image *img, bs_entry *e, uint8_t hdr[2][44])
 
 /* Reads slot I's data into DST (at least its length) and validates it.
  * Returns 1 when valid, 0 when not, or a negative error. */
-static int load_slot(bs_image *img, bs_entry *e, int i, const uint8_t *hdr, uint8_t *dst)
+static int load_slot(struct bs__io *io, const struct bs__where *w, const struct bs__slots *s,
+		     int i, const uint8_t *hdr, uint8_t *dst)
 {
-	size_t h = bs__slot_hdr_len(e->alg);
-	size_t cap = bs__slot_capacity(e);
-	uint32_t len = get_be32(hdr + 8);
+	size_t h = bs__slot_hdr_len(s->alg);
+	size_t cap = bs__slot_capacity(s);
+	uint32_t len = bs__get_be32(hdr + 8);
 	if (len > cap)
 		return 0;
 	if (len) {
-		int rc = bs__read(img, e, dst, len, slot_off(e, i) + h);
+		int rc = bs__io_read(io, w, dst, len, slot_off(s, i) + h);
 		if (rc)
 			return rc;
 	}
-	return slot_valid(e, hdr, dst, cap) ? 1 : 0;
+	return slot_valid(s, hdr, dst, cap) ? 1 : 0;
 }
 
 /* Finds the current slot: the valid one with the higher generation.
- * Fills DST (capacity-sized) with its data when DST is not NULL. */
-static int find_current(bs_image *img, bs_entry *e, uint8_t *dst, int *which, uint64_t *gen,
-			uint32_t *len)
+ * Fills DST (capacity-sized) with its data. */
+static int find_current(struct bs__io *io, const struct bs__where *w, const struct bs__slots *s,
+			uint8_t *dst, int *which, uint64_t *gen, uint32_t *len)
 {
-	uint8_t hdr[2][44];
-	int rc = read_headers(img, e, hdr);
+	uint8_t hdr[2][MAX_HDR];
+	int rc = read_headers(io, w, s, hdr);
 	if (rc)
 		return rc;
-	uint64_t g0 = get_be64(hdr[0]), g1 = get_be64(hdr[1]);
+	uint64_t g0 = bs__get_be64(hdr[0]), g1 = bs__get_be64(hdr[1]);
 	int order[2] = {g1 > g0 ? 1 : 0, g1 > g0 ? 0 : 1};
 	for (int k = 0; k < 2; k++) {
 		int i = order[k];
-		rc = load_slot(img, e, i, hdr[i], dst);
+		rc = load_slot(io, w, s, i, hdr[i], dst);
 		if (rc < 0)
 			return rc;
 		if (rc == 1) {
 			if (k == 0 && g0 == g1) {
 				/* Both claim one generation: only fine if the other is invalid. */
-				uint8_t *tmp = malloc(bs__slot_capacity(e) + 1);
+				uint8_t *tmp = malloc(bs__slot_capacity(s) + 1);
 				if (!tmp)
 					return BS_ENOMEM;
-				int rc2 = load_slot(img, e, 1 - i, hdr[1 - i], tmp);
+				int rc2 = load_slot(io, w, s, 1 - i, hdr[1 - i], tmp);
 				free(tmp);
 				if (rc2 < 0)
 					return rc2;
 				if (rc2 == 1)
-					return bs__err(img, e, slot_off(e, 0), BS_ECORRUPT,
-						       "both data slots are valid with generation %llu",
-						       (unsigned long long)g0);
+					return bs__error(w, slot_off(s, 0), BS_ECORRUPT,
+							 "both data slots are valid with generation %llu",
+							 (unsigned long long)g0);
 			}
 			*which = i;
-			*gen = get_be64(hdr[i]);
-			*len = get_be32(hdr[i] + 8);
+			*gen = bs__get_be64(hdr[i]);
+			*len = bs__get_be32(hdr[i] + 8);
 			return BS_OK;
 		}
 	}
-	return bs__err(img, e, slot_off(e, order[0]), BS_ECORRUPT,
-		       "no valid data slot: both fail their %s check",
-		       e->alg == BS_CHECK_SHA256 ? "SHA-256" : "CRC-32C");
+	return bs__error(w, slot_off(s, order[0]), BS_ECORRUPT,
+			 "no valid data slot: both fail their %s check", alg_label(s->alg));
 }
 
 /* Decrypts the current slot's payload CT/L of generation GEN for a read. */
-static int open_payload(bs_image *img, bs_entry *e, int which, uint64_t gen, const uint8_t *ct,
+static int open_payload(const struct bs__slots *s, const struct bs__where *w,
+			const struct bs__sealctx *sc, int which, uint64_t gen, const uint8_t *ct,
 			uint32_t l, void **out, size_t *len, uint8_t *buf, size_t bufsize,
 			bool alloc)
 {
-	uint64_t where = slot_off(e, which);
+	uint64_t where = slot_off(s, which);
 	if (l < BS_AEAD_OVERHEAD)
-		return bs__err(img, e, where, BS_ECORRUPT,
-			       "encrypted slot of %u octets is shorter than nonce and tag", l);
+		return bs__error(w, where, BS_ECORRUPT,
+				 "encrypted slot of %u octets is shorter than nonce and tag", l);
 	size_t pl = l - BS_AEAD_OVERHEAD;
-	*len = pl;
 	uint8_t *dst = buf;
 	if (alloc) {
 		dst = malloc(pl ? pl : 1);
 		if (!dst)
-			return bs__err(img, e, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+			return bs__error(w, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
 	} else if (bufsize < pl) {
-		return bs__err(img, e, BS_NO_OFFSET, BS_ERANGE,
-			       "buffer of %zu octets too small for %zu octets of data", bufsize, pl);
+		*len = pl;
+		return bs__error(w, BS_NO_OFFSET, BS_ERANGE,
+				 "buffer of %zu octets too small for %zu octets of data", bufsize, pl);
 	}
-	int rc = bs__crypt_open(img, e, gen, ct, l, dst, where);
+	int rc = bs__unseal(sc, gen, ct, l, dst, w, where);
 	if (rc) {
-		*len = 0;
 		if (alloc)
 			free(dst);
 		return rc;
 	}
+	*len = pl;
 	if (alloc)
 		*out = dst;
 	return BS_OK;
 }
 
-int bs__slot_read(bs_image *img, bs_entry *e, void **out, size_t *len, uint8_t *buf,
-		  size_t bufsize, bool alloc)
+int bs__slot_read(struct bs__io *io, const struct bs__where *w, struct bs__slots *s,
+		  const struct bs__sealctx *sc, bool reader, void **out, size_t *len,
+		  uint8_t *buf, size_t bufsize, bool alloc)
 {
-	if (e->aead) {
-		int krc = bs__crypt_ready(img, e);
-		if (krc)
-			return krc;
-	}
-	size_t cap = bs__slot_capacity(e);
+	size_t cap = bs__slot_capacity(s);
 	uint8_t *tmp = malloc(cap ? cap : 1);
 	if (!tmp)
-		return bs__err(img, e, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+		return bs__error(w, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
 	/* A reader without the lock may meet a writer mid-write: the slot then
 	 * fails its check, and a second look finds a complete value. */
-	int tries = (img->flags & BS_OPEN_RDONLY) ? 8 : 1;
+	int tries = reader ? 8 : 1;
 	int rc = BS_ECORRUPT, which = 0;
 	uint64_t gen = 0;
 	uint32_t l = 0;
-	uint8_t seen[2][2][44];
+	uint8_t seen[2][2][MAX_HDR];
 	memset(seen, 0, sizeof seen);
 	for (int t = 0; t < tries; t++) {
-		rc = find_current(img, e, tmp, &which, &gen, &l);
+		rc = find_current(io, w, s, tmp, &which, &gen, &l);
 		if (rc != BS_ECORRUPT)
 			break;
 		if (t + 1 >= tries)
@@ -252,7 +220,7 @@ int bs__slot_read(bs_image *img, bs_entry *e, void **out, size_t *len, uint8_t *
 		/* Damage stays put, a writer moves on: stop once two failed looks
 		 * found the same slot headers, so reading a corrupt entry costs
 		 * one short pause, not the whole retry budget. */
-		if (read_headers(img, e, seen[t % 2]) ||
+		if (read_headers(io, w, s, seen[t % 2]) ||
 		    (t > 0 && !memcmp(seen[0], seen[1], sizeof seen[0])))
 			break;
 		struct timespec ts = {0, 1000000L << (t < 5 ? t : 5)};
@@ -262,133 +230,121 @@ int bs__slot_read(bs_image *img, bs_entry *e, void **out, size_t *len, uint8_t *
 		free(tmp);
 		return rc;
 	}
-	if (!(img->flags & BS_OPEN_RDONLY)) {
-		e->active = which;
-		e->gen = gen;
+	if (!reader) {
+		s->active = which;
+		s->gen = gen;
 	}
-	if (e->aead) {
+	if (sc) {
 		/* No fallback to the other slot when this one fails to
 		 * authenticate: its check passed, so this is tampering. */
-		rc = open_payload(img, e, which, gen, tmp, l, out, len, buf, bufsize, alloc);
+		rc = open_payload(s, w, sc, which, gen, tmp, l, out, len, buf, bufsize, alloc);
 		free(tmp);
 		return rc;
 	}
-	*len = l;
 	if (alloc) {
 		*out = tmp;
+		*len = l;
 		return BS_OK;
 	}
 	if (bufsize < l) {
 		free(tmp);
-		return bs__err(img, e, BS_NO_OFFSET, BS_ERANGE,
-			       "buffer of %zu octets too small for %u octets of data", bufsize, l);
+		*len = l;
+		return bs__error(w, BS_NO_OFFSET, BS_ERANGE,
+				 "buffer of %zu octets too small for %u octets of data", bufsize, l);
 	}
 	if (l)
 		memcpy(buf, tmp, l);
 	free(tmp);
+	*len = l;
 	return BS_OK;
 }
 
-int bs__slot_write(bs_image *img, bs_entry *e, const void *data, size_t len)
+int bs__slot_write(struct bs__io *io, const struct bs__where *w, struct bs__slots *s,
+		   const struct bs__sealctx *sc, const void *data, size_t len)
 {
-	size_t h = bs__slot_hdr_len(e->alg);
-	size_t cap = bs__slot_capacity(e);
-	if (e->aead) {
-		int krc = bs__crypt_ready(img, e);
-		if (krc)
-			return krc;
-	}
-	if (len > bs__data_capacity(e))
-		return bs__err(img, e, BS_NO_OFFSET, BS_ELIMIT,
-			       "%zu octets do not fit the capacity of %zu", len,
-			       bs__data_capacity(e));
-	if (e->active < 0) {
+	size_t h = bs__slot_hdr_len(s->alg);
+	size_t cap = bs__slot_capacity(s);
+	size_t room = sc ? (cap > BS_AEAD_OVERHEAD ? cap - BS_AEAD_OVERHEAD : 0) : cap;
+	if (len > room)
+		return bs__error(w, BS_NO_OFFSET, BS_ELIMIT,
+				 "%zu octets do not fit the capacity of %zu", len, room);
+	if (s->active < 0) {
 		uint8_t *tmp = malloc(cap ? cap : 1);
 		if (!tmp)
-			return bs__err(img, e, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+			return bs__error(w, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
 		uint32_t l;
-		int rc = find_current(img, e, tmp, &e->active, &e->gen, &l);
+		int rc = find_current(io, w, s, tmp, &s->active, &s->gen, &l);
 		free(tmp);
 		if (rc == BS_ECORRUPT) {
 			/* No usable value: the caller replaces it on purpose.  Write
 			 * above every generation either slot claims. */
-			uint8_t hdr[2][44];
-			rc = read_headers(img, e, hdr);
+			uint8_t hdr[2][MAX_HDR];
+			rc = read_headers(io, w, s, hdr);
 			if (rc)
 				return rc;
-			uint64_t g0 = get_be64(hdr[0]), g1 = get_be64(hdr[1]);
-			e->active = 1;
-			e->gen = g0 > g1 ? g0 : g1;
+			uint64_t g0 = bs__get_be64(hdr[0]), g1 = bs__get_be64(hdr[1]);
+			s->active = 1;
+			s->gen = g0 > g1 ? g0 : g1;
 		} else if (rc) {
 			return rc;
 		}
 	}
-	if (e->gen == UINT64_MAX)
-		return bs__err(img, e, BS_NO_OFFSET, BS_ELIMIT, "slot generation exhausted");
-	int target = 1 - e->active;
-	size_t plen = e->aead ? len + BS_AEAD_OVERHEAD : len;
-	if (!e->aead) {
+	if (s->gen == UINT64_MAX)
+		return bs__error(w, BS_NO_OFFSET, BS_ELIMIT, "slot generation exhausted");
+	int target = 1 - s->active;
+	int rc;
+	if (!sc) {
 		/* Plain data goes out as it is: header and caller's buffer in one
 		 * vectored write, no copy of a possibly large value. */
-		uint8_t hdr[44];
-		bs__slot_put_header(e->alg, hdr, e->gen + 1, data, len);
-		int rc = bs__write2(img, e, hdr, h, data, len, slot_off(e, target));
-		if (!rc)
-			rc = bs__sync(img);
+		uint8_t hdr[MAX_HDR];
+		bs__slot_put_header(s->alg, hdr, s->gen + 1, data, len);
+		rc = bs__io_write2(io, w, hdr, h, data, len, slot_off(s, target));
+	} else {
+		size_t plen = len + BS_AEAD_OVERHEAD;
+		uint8_t *buf = malloc(h + plen);
+		if (!buf)
+			return bs__error(w, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+		rc = bs__seal(sc, s->gen + 1, data, len, buf + h, w);
 		if (rc) {
-			e->active = -1;
-			img->broken = true;
+			free(buf);
 			return rc;
 		}
-		e->active = target;
-		e->gen++;
-		return BS_OK;
+		bs__slot_put_header(s->alg, buf, s->gen + 1, buf + h, plen);
+		rc = bs__io_write(io, w, buf, h + plen, slot_off(s, target));
+		free(buf);
 	}
-	uint8_t *buf = malloc(h + plen);
-	if (!buf)
-		return bs__err(img, e, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
-	if (e->aead) {
-		int crc = bs__crypt_seal(img, e, e->gen + 1, data, len, buf + h);
-		if (crc) {
-			free(buf);
-			return crc;
-		}
-	} else if (len) {
-		memcpy(buf + h, data, len);
-	}
-	bs__slot_put_header(e->alg, buf, e->gen + 1, buf + h, plen);
-	int rc = bs__write(img, e, buf, h + plen, slot_off(e, target));
-	free(buf);
 	if (!rc)
-		rc = bs__sync(img);
+		rc = bs__io_sync(io);
 	if (rc) {
-		e->active = -1; /* the target slot's state is unknown now */
+		s->active = -1; /* the target slot's state is unknown now */
 		/* Reading it back from a cache proves nothing about storage: a
 		 * next write could overwrite the last durable slot. */
-		img->broken = true;
+		io->broken = true;
 		return rc;
 	}
-	e->active = target;
-	e->gen++;
+	s->active = target;
+	s->gen++;
 	return BS_OK;
 }
 
-int bs__slot_check(bs_image *img, bs_entry *e, bs_check_cb cb, void *ctx)
+int bs__slot_check(struct bs__io *io, const struct bs__where *w, struct bs__slots *s,
+		   const struct bs__sealctx *sc, struct bs__slot_report *rep)
 {
 	int which;
 	uint64_t gen;
 	uint32_t len;
-	size_t cap = bs__slot_capacity(e);
+	size_t cap = bs__slot_capacity(s);
 	uint8_t *tmp = malloc(cap ? cap : 1);
 	if (!tmp)
-		return BS_ENOMEM;
-	int rc = find_current(img, e, tmp, &which, &gen, &len);
-	/* With the key loaded an encrypted entry is also authenticated; without
-	 * it only the slot check can be verified. */
-	if (!rc && e->aead && img->crypt) {
+		return bs__error(w, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+	memset(rep, 0, sizeof *rep);
+	int rc = find_current(io, w, s, tmp, &which, &gen, &len);
+	/* With a key an encrypted entry is also authenticated; without it only
+	 * the slot check can be verified. */
+	if (!rc && sc) {
 		size_t pl;
 		uint8_t *plain = NULL;
-		rc = open_payload(img, e, which, gen, tmp, len, (void **)&plain, &pl, NULL, 0,
+		rc = open_payload(s, w, sc, which, gen, tmp, len, (void **)&plain, &pl, NULL, 0,
 				  true);
 		if (plain) {
 			OPENSSL_cleanse(plain, pl);
@@ -396,59 +352,57 @@ int bs__slot_check(bs_image *img, bs_entry *e, bs_check_cb cb, void *ctx)
 		}
 	}
 	free(tmp);
-	if (rc && cb)
-		cb(ctx, e, e->data_off, rc, bs_errmsg());
-	if (!rc && cb) {
-		/* The other slot claims a newer generation but fails its check:
-		 * a torn last write, or damage to the newest value.  The two look
-		 * alike, so the reader returns the previous value; say so. */
-		uint8_t hdr[2][44];
-		if (read_headers(img, e, hdr) == BS_OK && get_be64(hdr[1 - which]) > gen) {
-			char msg[200];
-			snprintf(msg, sizeof msg,
-				 "slot %d claims generation %llu but fails its check; the entry "
-				 "reads as generation %llu (an interrupted write, or damage)",
-				 1 - which, (unsigned long long)get_be64(hdr[1 - which]),
-				 (unsigned long long)gen);
-			cb(ctx, e, slot_off(e, 1 - which), BS_OK, msg);
-		}
+	if (rc)
+		return rc;
+	rep->gen = gen;
+	/* The other slot claims a newer generation but fails its check: a torn
+	 * last write, or damage to the newest value.  The two look alike, so
+	 * the reader returns the previous value; the caller says so. */
+	uint8_t hdr[2][MAX_HDR];
+	if (read_headers(io, w, s, hdr) == BS_OK && bs__get_be64(hdr[1 - which]) > gen) {
+		rep->newer_bad = true;
+		rep->bad_slot = 1 - which;
+		rep->bad_gen = bs__get_be64(hdr[1 - which]);
+		rep->bad_off = slot_off(s, 1 - which);
 	}
-	return rc;
+	return BS_OK;
 }
 
-int bs__slot_next_gen(bs_image *img, bs_entry *e, uint64_t *gen)
+int bs__slot_next_gen(struct bs__io *io, const struct bs__where *w, struct bs__slots *s,
+		      uint64_t *gen)
 {
-	uint8_t hdr[2][44];
-	int rc = read_headers(img, e, hdr);
+	uint8_t hdr[2][MAX_HDR];
+	int rc = read_headers(io, w, s, hdr);
 	if (rc)
 		return rc;
 	/* Every generation either slot claims, valid or not: a copy must
 	 * start above anything an old slot could ever be replayed as. */
-	uint64_t g0 = get_be64(hdr[0]), g1 = get_be64(hdr[1]);
+	uint64_t g0 = bs__get_be64(hdr[0]), g1 = bs__get_be64(hdr[1]);
 	uint64_t g = g0 > g1 ? g0 : g1;
-	if (e->active >= 0 && e->gen > g)
-		g = e->gen;
+	if (s->active >= 0 && s->gen > g)
+		g = s->gen;
 	if (g == UINT64_MAX)
-		return bs__err(img, e, BS_NO_OFFSET, BS_ELIMIT, "slot generation exhausted");
+		return bs__error(w, BS_NO_OFFSET, BS_ELIMIT, "slot generation exhausted");
 	*gen = g + 1;
 	return BS_OK;
 }
 
-int bs__slot_inspect(bs_image *img, bs_entry *e, struct bs_slot_view v[2], int *current)
+int bs__slot_inspect(struct bs__io *io, const struct bs__where *w, struct bs__slots *s,
+		     struct bs__slot_view v[2], int *current)
 {
-	uint8_t hdr[2][44];
-	int rc = read_headers(img, e, hdr);
+	uint8_t hdr[2][MAX_HDR];
+	int rc = read_headers(io, w, s, hdr);
 	if (rc)
 		return rc;
-	size_t cap = bs__slot_capacity(e);
+	size_t cap = bs__slot_capacity(s);
 	uint8_t *tmp = malloc(cap ? cap : 1);
 	if (!tmp)
-		return bs__err(img, e, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+		return bs__error(w, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
 	for (int i = 0; i < 2 && !rc; i++) {
-		v[i].off = slot_off(e, i);
-		v[i].gen = get_be64(hdr[i]);
-		v[i].len = get_be32(hdr[i] + 8);
-		int valid = load_slot(img, e, i, hdr[i], tmp);
+		v[i].off = slot_off(s, i);
+		v[i].gen = bs__get_be64(hdr[i]);
+		v[i].len = bs__get_be32(hdr[i] + 8);
+		int valid = load_slot(io, w, s, i, hdr[i], tmp);
 		if (valid < 0)
 			rc = valid;
 		v[i].valid = valid == 1;
@@ -456,7 +410,7 @@ int bs__slot_inspect(bs_image *img, bs_entry *e, struct bs_slot_view v[2], int *
 	/* The same choice a read makes, so the dump cannot disagree with it. */
 	uint64_t gen;
 	uint32_t len;
-	if (!rc && find_current(img, e, tmp, current, &gen, &len))
+	if (!rc && find_current(io, w, s, tmp, current, &gen, &len))
 		*current = -1;
 	free(tmp);
 	return rc;

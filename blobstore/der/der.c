@@ -1,4 +1,4 @@
-/* der.c - strict DER tag/length primitives, value checks and encoders.
+/* der.c - strict DER tag/length primitives, value rules and encoders.
  *
  * Everything here works on (pointer, length) pairs and never reads past
  * them; lengths are at most 4 octets (< 2^32), so no sum below can overflow
@@ -7,9 +7,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "der.h"
 
-const char *der_header_prefix_any(const uint8_t *p, size_t avail, struct der_tlv *t)
+const char *bs__der_header_prefix_any(const uint8_t *p, size_t avail, struct bs__tlv *t)
 {
 	size_t i = 0;
 	if (avail < 2)
@@ -64,9 +64,9 @@ const char *der_header_prefix_any(const uint8_t *p, size_t avail, struct der_tlv
 	return NULL;
 }
 
-const char *der_header(const uint8_t *p, size_t avail, struct der_tlv *t)
+const char *bs__der_header(const uint8_t *p, size_t avail, struct bs__tlv *t)
 {
-	const char *why = der_header_prefix(p, avail, t);
+	const char *why = bs__der_header_prefix(p, avail, t);
 	if (why)
 		return why;
 	if (t->len > avail - t->hdr)
@@ -74,62 +74,7 @@ const char *der_header(const uint8_t *p, size_t avail, struct der_tlv *t)
 	return NULL;
 }
 
-int bs__hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-bool der_valid_ia5(const uint8_t *p, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		if (p[i] > 0x7f)
-			return false;
-	return true;
-}
-
-bool der_valid_utf8(const uint8_t *p, size_t len)
-{
-	size_t i = 0;
-	while (i < len) {
-		/* ASCII eight octets at a time: names usually are. */
-		if (len - i >= 8) {
-			uint64_t w;
-			memcpy(&w, p + i, 8);
-			if (!(w & 0x8080808080808080ull)) {
-				i += 8;
-				continue;
-			}
-		}
-		uint8_t c = p[i];
-		uint32_t cp;
-		size_t n;
-		if (c < 0x80) { i++; continue; }
-		if (c >= 0xc2 && c <= 0xdf) { n = 1; cp = c & 0x1f; }
-		else if (c >= 0xe0 && c <= 0xef) { n = 2; cp = c & 0x0f; }
-		else if (c >= 0xf0 && c <= 0xf4) { n = 3; cp = c & 0x07; }
-		else return false;
-		if (len - i - 1 < n)
-			return false;
-		for (size_t k = 1; k <= n; k++) {
-			if ((p[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (p[i + k] & 0x3f);
-		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += n + 1;
-	}
-	return true;
-}
-
-bool der_int_value(const uint8_t *p, size_t len, int64_t *out)
+bool bs__der_int_value(const uint8_t *p, size_t len, int64_t *out)
 {
 	if (len == 0 || len > 8)
 		return false;
@@ -143,7 +88,7 @@ bool der_int_value(const uint8_t *p, size_t len, int64_t *out)
 }
 
 /* Content rules for primitive universal types (X.690 8.x and 10/11). */
-static const char *check_primitive(uint32_t tag, const uint8_t *p, size_t len)
+const char *bs__der_check_primitive(uint32_t tag, const uint8_t *p, size_t len)
 {
 	switch (tag) {
 	case DER_BOOLEAN:
@@ -175,9 +120,9 @@ static const char *check_primitive(uint32_t tag, const uint8_t *p, size_t len)
 				return "non-minimal OBJECT IDENTIFIER arc";
 		return NULL;
 	case DER_UTF8STRING:
-		return der_valid_utf8(p, len) ? NULL : "invalid UTF-8 in UTF8String";
+		return bs__utf8_valid(p, len) ? NULL : "invalid UTF-8 in UTF8String";
 	case DER_IA5STRING:
-		return der_valid_ia5(p, len) ? NULL : "non-ASCII octet in IA5String";
+		return bs__ia5_valid(p, len) ? NULL : "non-ASCII octet in IA5String";
 	case DER_PRINTABLESTRING:
 		for (size_t i = 0; i < len; i++) {
 			uint8_t c = p[i];
@@ -193,77 +138,7 @@ static const char *check_primitive(uint32_t tag, const uint8_t *p, size_t len)
 	}
 }
 
-/* Universal types DER requires in primitive form (X.690 10.2). */
-static bool must_be_primitive(uint32_t tag)
-{
-	if (tag > 0x1e)
-		return false;
-	switch (tag & 0x1f) {
-	case 1: case 2: case 3: case 4: case 5: case 6: case 9: case 10: case 12:
-	case 18: case 19: case 20: case 21: case 22: case 23: case 24: case 25:
-	case 26: case 27: case 28: case 29: case 30:
-		return true;
-	default:
-		return false;
-	}
-}
-
-const char *der_check_elements(const uint8_t *p, size_t len, size_t *count)
-{
-	/* Iterative walk: ends[] holds where each open constructed element
-	 * ends; depth is bounded by BS_MAX_DEPTH. */
-	size_t ends[BS_MAX_DEPTH + 1];
-	size_t depth = 0, pos = 0, top = 0;
-	ends[0] = len;
-	for (;;) {
-		while (depth > 0 && pos == ends[depth])
-			depth--;
-		if (pos == ends[depth]) {
-			if (depth == 0)
-				return NULL;
-			continue;
-		}
-		struct der_tlv t;
-		const char *why = der_header(p + pos, ends[depth] - pos, &t);
-		if (why)
-			return why;
-		if (depth == 0)
-			top++;
-		if (count)
-			*count = top;
-		uint32_t utag = (t.tag & 0xc0) == 0 ? (t.tag & 0x1f) : 0xffffffffu;
-		if (t.tag > 0xff)
-			utag = 0xffffffffu;
-		if (t.constructed) {
-			if (utag != 0xffffffffu && must_be_primitive(utag))
-				return "constructed encoding of a primitive type (X.690 10.2)";
-			if (depth == BS_MAX_DEPTH)
-				return "nesting deeper than the limit";
-			ends[++depth] = pos + t.hdr + t.len;
-			pos += t.hdr;
-		} else {
-			if (utag == 0x10 || utag == 0x11)
-				return "primitive SEQUENCE or SET";
-			if (utag != 0xffffffffu) {
-				why = check_primitive(utag, p + pos + t.hdr, t.len);
-				if (why)
-					return why;
-			}
-			pos += t.hdr + t.len;
-		}
-	}
-}
-
-const char *der_check_element(const uint8_t *p, size_t len)
-{
-	size_t n = 0;
-	const char *why = der_check_elements(p, len, &n);
-	if (!why && n != 1)
-		return n ? "more than one element" : "empty element";
-	return why;
-}
-
-int der_set_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+int bs__der_set_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
 {
 	size_t n = alen < blen ? alen : blen;
 	int c = memcmp(a, b, n);
@@ -277,7 +152,7 @@ int der_set_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
 	return 0;
 }
 
-size_t der_header_len(size_t len)
+size_t bs__der_header_len(size_t len)
 {
 	if (len < 0x80) return 2;
 	if (len <= 0xff) return 3;
@@ -286,9 +161,9 @@ size_t der_header_len(size_t len)
 	return 6;
 }
 
-size_t der_put_header(uint8_t *out, uint8_t tag, size_t len)
+size_t bs__der_put_header(uint8_t *out, uint8_t tag, size_t len)
 {
-	size_t h = der_header_len(len);
+	size_t h = bs__der_header_len(len);
 	out[0] = tag;
 	if (h == 2) {
 		out[1] = (uint8_t)len;
@@ -330,11 +205,11 @@ size_t bs_der_bool(int v, uint8_t *buf, size_t cap)
 	return 3;
 }
 
-static size_t der_prim(uint8_t tag, const void *p, size_t len, uint8_t *buf, size_t cap)
+static size_t prim(uint8_t tag, const void *p, size_t len, uint8_t *buf, size_t cap)
 {
-	if (len > UINT32_MAX || cap < der_header_len(len) || cap - der_header_len(len) < len)
+	if (len > UINT32_MAX || cap < bs__der_header_len(len) || cap - bs__der_header_len(len) < len)
 		return 0;
-	size_t h = der_put_header(buf, tag, len);
+	size_t h = bs__der_put_header(buf, tag, len);
 	if (len)
 		memcpy(buf + h, p, len);
 	return h + len;
@@ -343,14 +218,14 @@ static size_t der_prim(uint8_t tag, const void *p, size_t len, uint8_t *buf, siz
 size_t bs_der_utf8(const char *s, uint8_t *buf, size_t cap)
 {
 	size_t len = strlen(s);
-	if (!der_valid_utf8((const uint8_t *)s, len))
+	if (!bs__utf8_valid((const uint8_t *)s, len))
 		return 0;
-	return der_prim(DER_UTF8STRING, s, len, buf, cap);
+	return prim(DER_UTF8STRING, s, len, buf, cap);
 }
 
 size_t bs_der_octets(const void *p, size_t len, uint8_t *buf, size_t cap)
 {
-	return der_prim(DER_OCTET_STRING, p, len, buf, cap);
+	return prim(DER_OCTET_STRING, p, len, buf, cap);
 }
 
 static size_t cat(char *buf, size_t cap, size_t n, const char *fmt, ...)
@@ -387,8 +262,8 @@ void bs_der_describe(const uint8_t *der, size_t len, char *buf, size_t cap)
 		return;
 	buf[0] = 0;
 	while (pos < len) {
-		struct der_tlv t;
-		if (der_header(der + pos, len - pos, &t)) {
+		struct bs__tlv t;
+		if (bs__der_header(der + pos, len - pos, &t)) {
 			cat(buf, cap, n, "(malformed)");
 			return;
 		}
@@ -398,7 +273,7 @@ void bs_der_describe(const uint8_t *der, size_t len, char *buf, size_t cap)
 		int64_t v;
 		switch (t.tag) {
 		case DER_INTEGER:
-			if (der_int_value(c, t.len, &v))
+			if (bs__der_int_value(c, t.len, &v))
 				n = cat(buf, cap, n, "INTEGER %" PRId64, v);
 			else {
 				n = cat(buf, cap, n, "INTEGER 0x");

@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "dir.h"
 
 #define REC_MAGIC "BSRECOV1"
 #define REC_LEN 64u
@@ -36,62 +36,37 @@ struct record {
 	uint32_t head_crc;
 };
 
-/* Prefixes the current message (a backend's or a nested call's) with WHAT;
- * the message is copied first, as bs__err() rewrites it. */
+/* Prefixes the current message (a backend's or a nested call's) with WHAT. */
 static int fail(bs_image *img, uint64_t off, int rc, const char *what)
 {
-	char msg[512];
-	snprintf(msg, sizeof msg, "%s", bs_errmsg());
-	return bs__err(img, NULL, off, rc, "%s: %s", what, msg);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (24 - 8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	return (uint64_t)get32(p) << 32 | get32(p + 4);
+	return bs__error_wrap(&(struct bs__where){.label = img->label}, off, rc, what);
 }
 
 static void encode(const struct record *r, uint8_t *p)
 {
 	memset(p, 0, REC_LEN);
 	memcpy(p, REC_MAGIC, 8);
-	put32(p + 8, r->state);
-	put64(p + 16, r->gen);
-	put64(p + 24, r->src);
-	put64(p + 32, r->len);
-	put32(p + 40, r->crc);
-	put32(p + 44, r->head_len);
-	put32(p + 48, r->head_crc);
-	put32(p + 52, bs_crc32c(0, p, 52));
+	bs__put_be32(p + 8, r->state);
+	bs__put_be64(p + 16, r->gen);
+	bs__put_be64(p + 24, r->src);
+	bs__put_be64(p + 32, r->len);
+	bs__put_be32(p + 40, r->crc);
+	bs__put_be32(p + 44, r->head_len);
+	bs__put_be32(p + 48, r->head_crc);
+	bs__put_be32(p + 52, bs__crc32c(0, p, 52));
 }
 
 static bool decode(const uint8_t *p, uint64_t room, struct record *r)
 {
-	if (memcmp(p, REC_MAGIC, 8) || get32(p + 52) != bs_crc32c(0, p, 52))
+	if (memcmp(p, REC_MAGIC, 8) || bs__get_be32(p + 52) != bs__crc32c(0, p, 52))
 		return false;
-	r->state = get32(p + 8);
-	r->gen = get64(p + 16);
-	r->src = get64(p + 24);
-	r->len = get64(p + 32);
-	r->crc = get32(p + 40);
-	r->head_len = get32(p + 44);
-	r->head_crc = get32(p + 48);
+	r->state = bs__get_be32(p + 8);
+	r->gen = bs__get_be64(p + 16);
+	r->src = bs__get_be64(p + 24);
+	r->len = bs__get_be64(p + 32);
+	r->crc = bs__get_be32(p + 40);
+	r->head_len = bs__get_be32(p + 44);
+	r->head_crc = bs__get_be32(p + 48);
 	return (r->state == STATE_PENDING || r->state == STATE_DONE) && r->len >= 4 &&
 	       r->src <= room && r->len <= room - r->src && r->head_len <= r->len &&
 	       r->len <= SIZE_MAX / 2;
@@ -101,12 +76,12 @@ static bool decode(const uint8_t *p, uint64_t room, struct record *r)
 static int read_record(bs_image *img, struct record *out, bool *have)
 {
 	uint8_t area[REC_COPY2 + REC_LEN];
-	uint64_t at = img->size; /* the room: the area starts here */
-	int rc = img->be->ops->read_at(img->be->ctx, area, sizeof area, at);
+	uint64_t at = img->io.size; /* the room: the area starts here */
+	int rc = bs__io_read_beyond(&img->io, area, sizeof area, at);
 	if (rc)
 		return fail(img, at, rc, "cannot read the recovery area");
 	struct record r[2];
-	bool ok[2] = {decode(area, img->size, &r[0]), decode(area + REC_COPY2, img->size, &r[1])};
+	bool ok[2] = {decode(area, img->io.size, &r[0]), decode(area + REC_COPY2, img->io.size, &r[1])};
 	*have = ok[0] || ok[1];
 	int pick = ok[0] ? 0 : 1;
 	if (ok[0] && ok[1] &&
@@ -122,21 +97,21 @@ static int write_record(bs_image *img, const struct record *rec)
 {
 	uint8_t p[REC_LEN];
 	encode(rec, p);
-	uint64_t at[2] = {img->size, img->size + REC_COPY2};
+	uint64_t at[2] = {img->io.size, img->io.size + REC_COPY2};
 	for (int i = 0; i < 2; i++) {
-		int rc = img->be->ops->write_at(img->be->ctx, p, sizeof p, at[i]);
+		int rc = bs__io_write_beyond(&img->io, p, sizeof p, at[i]);
 		if (rc)
 			return fail(img, at[i], rc, "recovery record write failed");
 	}
-	return bs__sync(img);
+	return bs__io_sync(&img->io);
 }
 
 int bs__recovery_clear(bs_image *img)
 {
 	static const uint8_t zeros[BS_RECOVERY_AREA];
-	int rc = img->be->ops->write_at(img->be->ctx, zeros, sizeof zeros, img->size);
+	int rc = bs__io_write_beyond(&img->io, zeros, sizeof zeros, img->io.size);
 	if (rc)
-		return fail(img, img->size, rc, "cannot clear the recovery area");
+		return fail(img, img->io.size, rc, "cannot clear the recovery area");
 	return BS_OK;
 }
 
@@ -146,8 +121,8 @@ static int load_copy(bs_image *img, const struct record *rec, uint8_t **out)
 	uint8_t *c = malloc((size_t)rec->len);
 	if (!c)
 		return bs__err(img, NULL, rec->src, BS_ENOMEM, "out of memory");
-	int rc = bs__read(img, NULL, c, (size_t)rec->len, rec->src);
-	if (!rc && bs_crc32c(0, c, (size_t)rec->len) != rec->crc)
+	int rc = bs__io_read(&img->io, NULL, c, (size_t)rec->len, rec->src);
+	if (!rc && bs__crc32c(0, c, (size_t)rec->len) != rec->crc)
 		rc = bs__err(img, NULL, rec->src, BS_ECORRUPT,
 			     "an interrupted compaction cannot be finished: its copy of the "
 			     "image (%llu octets at offset %llu) fails its checksum",
@@ -165,9 +140,9 @@ static int load_copy(bs_image *img, const struct record *rec, uint8_t **out)
  * marked done.  Idempotent. */
 static int copy_and_finish(bs_image *img, struct record *rec, const uint8_t *c)
 {
-	int rc = bs__write(img, NULL, c, (size_t)rec->len, 0);
+	int rc = bs__io_write(&img->io, NULL, c, (size_t)rec->len, 0);
 	if (!rc)
-		rc = bs__sync(img);
+		rc = bs__io_sync(&img->io);
 	if (!rc) {
 		rec->state = STATE_DONE;
 		rc = write_record(img, rec);
@@ -177,14 +152,14 @@ static int copy_and_finish(bs_image *img, struct record *rec, const uint8_t *c)
 
 int bs__recovery_open(bs_image *img)
 {
-	if (img->size < 2u * BS_RECOVERY_AREA)
+	if (img->io.size < 2u * BS_RECOVERY_AREA)
 		return bs__err(img, NULL, BS_NO_OFFSET, BS_ENOSPC,
 			       "fixed-size storage of %llu octets is too small: it needs at least "
 			       "%u (the last %u hold the recovery area)",
-			       (unsigned long long)img->size, 2u * BS_RECOVERY_AREA,
+			       (unsigned long long)img->io.size, 2u * BS_RECOVERY_AREA,
 			       BS_RECOVERY_AREA);
-	img->fixed = true;
-	img->size -= BS_RECOVERY_AREA;
+	img->io.fixed = true;
+	img->io.size -= BS_RECOVERY_AREA;
 	struct record rec;
 	bool have;
 	int rc = read_record(img, &rec, &have);
@@ -196,8 +171,8 @@ int bs__recovery_open(bs_image *img)
 	uint8_t *head = malloc(rec.head_len ? rec.head_len : 1);
 	if (!head)
 		return bs__err(img, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
-	rc = bs__read(img, NULL, head, rec.head_len, 0);
-	bool ours = !rc && bs_crc32c(0, head, rec.head_len) == rec.head_crc;
+	rc = bs__io_read(&img->io, NULL, head, rec.head_len, 0);
+	bool ours = !rc && bs__crc32c(0, head, rec.head_len) == rec.head_crc;
 	free(head);
 	if (rc || !ours)
 		return rc;
@@ -207,8 +182,8 @@ int bs__recovery_open(bs_image *img)
 	if (img->flags & BS_OPEN_RDONLY) {
 		/* Read the finished copy where it is; write nothing. */
 		free(c);
-		img->base = rec.src;
-		img->size = rec.len;
+		img->io.base = rec.src;
+		img->io.size = rec.len;
 		return BS_OK;
 	}
 	rc = copy_and_finish(img, &rec, c);
@@ -220,21 +195,21 @@ int bs__recovery_open(bs_image *img)
 
 int bs__compact_fixed(bs_image *img, const uint8_t *c, size_t len)
 {
-	uint64_t bsz = img->be->block_size > 1 ? img->be->block_size : 1;
+	uint64_t bsz = img->io.be->block_size > 1 ? img->io.be->block_size : 1;
 	uint64_t src = (img->dir_end + bsz - 1) / bsz * bsz;
-	if (src > img->size || len > img->size - src)
+	if (src > img->io.size || len > img->io.size - src)
 		return bs__err(img, NULL, BS_NO_OFFSET, BS_ENOSPC,
 			       "compaction of fixed-size storage writes the new directory (%zu "
 			       "octets) after the old one's end first, and only %llu octets are "
 			       "free there: delete entries, or copy the image to larger storage",
-			       len, (unsigned long long)(img->size > src ? img->size - src : 0));
-	struct der_tlv t;
-	if (len < 4 || der_header_prefix(c + 2, len - 2, &t) || t.hdr + t.len > len - 2)
+			       len, (unsigned long long)(img->io.size > src ? img->io.size - src : 0));
+	struct bs__tlv t;
+	if (len < 4 || bs__der_header_prefix(c + 2, len - 2, &t) || t.hdr + t.len > len - 2)
 		return bs__err(img, NULL, BS_NO_OFFSET, BS_ECORRUPT,
 			       "internal: compacted image has no image entry");
 	struct record rec = {.state = STATE_PENDING, .src = src, .len = len,
-			     .crc = bs_crc32c(0, c, len), .head_len = (uint32_t)(2 + t.hdr + t.len)};
-	rec.head_crc = bs_crc32c(0, c, rec.head_len);
+			     .crc = bs__crc32c(0, c, len), .head_len = (uint32_t)(2 + t.hdr + t.len)};
+	rec.head_crc = bs__crc32c(0, c, rec.head_len);
 	struct record old;
 	bool have;
 	int rc = read_record(img, &old, &have);
@@ -242,19 +217,19 @@ int bs__compact_fixed(bs_image *img, const uint8_t *c, size_t len)
 		return rc;
 	rec.gen = have ? old.gen + 1 : 1;
 	/* 1. The copy, in space no reader looks at. */
-	rc = bs__write(img, NULL, c, len, src);
+	rc = bs__io_write(&img->io, NULL, c, len, src);
 	if (!rc)
-		rc = bs__sync(img);
+		rc = bs__io_sync(&img->io);
 	if (rc)
 		return fail(img, BS_NO_OFFSET, rc, "compact failed");
 	/* 2.-4. From the first record write on, storage may hold either. */
-	img->broken = true;
+	img->io.broken = true;
 	rc = write_record(img, &rec);
 	if (!rc)
 		rc = copy_and_finish(img, &rec, c);
 	if (rc)
 		return fail(img, BS_NO_OFFSET, rc,
 			    "compact failed (the next writer's open finishes it)");
-	img->broken = false;
+	img->io.broken = false;
 	return BS_OK;
 }

@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "storage.h"
 
 struct blk_be {
 	struct bs_backend be;
@@ -45,10 +45,10 @@ static int raw_read(void *ctx, void *buf, size_t len, uint64_t off)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return bs__errno(b->label, errno, off, "read");
+			return bs__error_errno(b->label, errno, off, "read");
 		if (n == 0) {
 			if (b->is_dev)
-				return bs__err_key(b->label, NULL, NULL, BS_EIO,
+				return bs__error(BS__AT(b->label), BS_NO_OFFSET, BS_EIO,
 						   "device ended early at offset %llu",
 						   (unsigned long long)off);
 			memset(p, 0, len);
@@ -70,7 +70,7 @@ static int raw_write(void *ctx, const void *buf, size_t len, uint64_t off)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return bs__errno(b->label, errno, off, "write");
+			return bs__error_errno(b->label, errno, off, "write");
 		p += n;
 		len -= (size_t)n;
 		off += (uint64_t)n;
@@ -82,7 +82,7 @@ static int b_read(void *ctx, void *buf, size_t len, uint64_t off)
 {
 	struct blk_be *b = ctx;
 	if (off > b->size || len > b->size - off)
-		return bs__err_key(b->label, NULL, NULL, BS_ECORRUPT,
+		return bs__error(BS__AT(b->label), BS_NO_OFFSET, BS_ECORRUPT,
 				   "read past the end of the %llu-octet device at offset %llu",
 				   (unsigned long long)b->size, (unsigned long long)off);
 	if (!b->direct)
@@ -94,7 +94,7 @@ static int b_write(void *ctx, const void *buf, size_t len, uint64_t off)
 {
 	struct blk_be *b = ctx;
 	if (off > b->size || len > b->size - off)
-		return bs__err_key(b->label, NULL, NULL, BS_ENOSPC,
+		return bs__error(BS__AT(b->label), BS_NO_OFFSET, BS_ENOSPC,
 				   "write at offset %llu past the end of the %llu-octet device "
 				   "(a device does not grow)",
 				   (unsigned long long)off, (unsigned long long)b->size);
@@ -107,7 +107,7 @@ static int b_sync(void *ctx)
 	if (b->flags & BS_OPEN_NOSYNC)
 		return BS_OK;
 	if (fdatasync(b->fd))
-		return bs__errno(b->label, errno, BS_NO_OFFSET, "fdatasync");
+		return bs__error_errno(b->label, errno, BS_NO_OFFSET, "fdatasync");
 	return BS_OK;
 }
 
@@ -128,9 +128,9 @@ static int b_lock(void *ctx, int how)
 	while (rc && errno == EINTR);
 	if (rc && how != BS_LOCK_NONE) {
 		if (errno == EAGAIN || errno == EACCES)
-			return bs__err_key(b->label, NULL, NULL, BS_ELOCKED,
+			return bs__error(BS__AT(b->label), BS_NO_OFFSET, BS_ELOCKED,
 					   "locked by another writer on this host");
-		return bs__errno(b->label, errno, BS_NO_OFFSET, "lock");
+		return bs__error_errno(b->label, errno, BS_NO_OFFSET, "lock");
 	}
 	return BS_OK;
 }
@@ -179,13 +179,13 @@ static int open_node(struct blk_be *b, const char *path, unsigned flags, bool cr
 			continue;
 		}
 		if (errno == EBUSY)
-			return bs__err_key(b->label, NULL, NULL, BS_ELOCKED,
+			return bs__error(BS__AT(b->label), BS_NO_OFFSET, BS_ELOCKED,
 					   "device in use (mounted, or opened exclusively by "
 					   "another process on this host)");
 		if (errno == EINVAL && b->direct)
-			return bs__err_key(b->label, NULL, NULL, BS_EUNSUPPORTED,
+			return bs__error(BS__AT(b->label), BS_NO_OFFSET, BS_EUNSUPPORTED,
 					   "O_DIRECT is not supported here");
-		return bs__errno(b->label, errno, BS_NO_OFFSET, "open");
+		return bs__error_errno(b->label, errno, BS_NO_OFFSET, "open");
 	}
 }
 
@@ -197,11 +197,11 @@ int bs_backend_blk(const char *path, const char *label, unsigned flags,
 	if (!opts)
 		opts = &none;
 	if (!path)
-		return bs__err_key("(block device)", NULL, NULL, BS_EINVAL, "no path");
+		return bs__error(BS__AT("(block device)"), BS_NO_OFFSET, BS_EINVAL, "no path");
 	struct blk_be *b = calloc(1, sizeof *b);
 	if (!b || !(b->label = strdup(label ? label : path))) {
 		free(b);
-		return bs__err_key(path, NULL, NULL, BS_ENOMEM, "out of memory");
+		return bs__error(BS__AT(path), BS_NO_OFFSET, BS_ENOMEM, "out of memory");
 	}
 	b->fd = -1;
 	b->flags = flags;
@@ -211,7 +211,7 @@ int bs_backend_blk(const char *path, const char *label, unsigned flags,
 		goto fail;
 	struct stat st;
 	if (fstat(b->fd, &st)) {
-		rc = bs__errno(b->label, errno, BS_NO_OFFSET, "fstat");
+		rc = bs__error_errno(b->label, errno, BS_NO_OFFSET, "fstat");
 		goto fail;
 	}
 	uint32_t bsz = opts->block_size;
@@ -219,11 +219,11 @@ int bs_backend_blk(const char *path, const char *label, unsigned flags,
 		int ssz = 0;
 		b->is_dev = true;
 		if (ioctl(b->fd, BLKGETSIZE64, &b->size)) {
-			rc = bs__errno(b->label, errno, BS_NO_OFFSET, "BLKGETSIZE64");
+			rc = bs__error_errno(b->label, errno, BS_NO_OFFSET, "BLKGETSIZE64");
 			goto fail;
 		}
 		if (ioctl(b->fd, BLKSSZGET, &ssz) || ssz <= 0) {
-			rc = bs__errno(b->label, errno ? errno : EINVAL, BS_NO_OFFSET, "BLKSSZGET");
+			rc = bs__error_errno(b->label, errno ? errno : EINVAL, BS_NO_OFFSET, "BLKSSZGET");
 			goto fail;
 		}
 		/* A larger block size than the device's is allowed, never smaller. */
@@ -236,23 +236,23 @@ int bs_backend_blk(const char *path, const char *label, unsigned flags,
 		if (!bsz)
 			bsz = 512;
 		if (!b->size) {
-			rc = bs__err_key(b->label, NULL, NULL, BS_EINVAL,
+			rc = bs__error(BS__AT(b->label), BS_NO_OFFSET, BS_EINVAL,
 					 "an empty file has no device size (give size=N)");
 			goto fail;
 		}
 		/* A writer makes the file as large as the device it plays. */
 		if (!(flags & BS_OPEN_RDONLY) && (uint64_t)st.st_size < b->size &&
 		    ftruncate(b->fd, (off_t)b->size)) {
-			rc = bs__errno(b->label, errno, BS_NO_OFFSET, "ftruncate to the device size");
+			rc = bs__error_errno(b->label, errno, BS_NO_OFFSET, "ftruncate to the device size");
 			goto fail;
 		}
 	} else {
-		rc = bs__err_key(b->label, NULL, NULL, BS_EINVAL,
+		rc = bs__error(BS__AT(b->label), BS_NO_OFFSET, BS_EINVAL,
 				 "neither a block device nor a regular file");
 		goto fail;
 	}
 	if (bsz < 1 || bsz > 65536 || (bsz & (bsz - 1))) {
-		rc = bs__err_key(b->label, NULL, NULL, BS_EINVAL,
+		rc = bs__error(BS__AT(b->label), BS_NO_OFFSET, BS_EINVAL,
 				 "block size %u is not a power of two up to 65536", bsz);
 		goto fail;
 	}
@@ -261,7 +261,7 @@ int bs_backend_blk(const char *path, const char *label, unsigned flags,
 		b->size -= b->size % bsz;
 	}
 	if (bs__blockio_init(&b->io, bsz)) {
-		rc = bs__err_key(b->label, NULL, NULL, BS_ENOMEM, "out of memory");
+		rc = bs__error(BS__AT(b->label), BS_NO_OFFSET, BS_ENOMEM, "out of memory");
 		goto fail;
 	}
 	b->io.ctx = b;

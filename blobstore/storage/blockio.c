@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "storage.h"
 
 /* Large enough to keep system calls few, small enough to allocate once. */
 #define BLOCKIO_CHUNK (1u << 20)

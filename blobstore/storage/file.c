@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "storage.h"
 
 struct file_be {
 	struct bs_backend be;
@@ -32,9 +32,9 @@ static int f_read(void *ctx, void *buf, size_t len, uint64_t off)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return bs__errno(f->path, errno, off, "read");
+			return bs__error_errno(f->path, errno, off, "read");
 		if (n == 0)
-			return bs__err_key(f->path, NULL, NULL, BS_ECORRUPT,
+			return bs__error(BS__AT(f->path), BS_NO_OFFSET, BS_ECORRUPT,
 					   "read past the end of the storage at offset %llu",
 					   (unsigned long long)off);
 		p += n;
@@ -53,7 +53,7 @@ static int f_write(void *ctx, const void *buf, size_t len, uint64_t off)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return bs__errno(f->path, errno, off, "write");
+			return bs__error_errno(f->path, errno, off, "write");
 		p += n;
 		len -= (size_t)n;
 		off += (uint64_t)n;
@@ -66,7 +66,7 @@ static int f_writev(void *ctx, const struct iovec *iov, int iovcnt, uint64_t off
 	struct file_be *f = ctx;
 	struct iovec v[8];
 	if (iovcnt < 1 || iovcnt > 8)
-		return bs__err_key(f->path, NULL, NULL, BS_EINVAL, "bad vector");
+		return bs__error(BS__AT(f->path), BS_NO_OFFSET, BS_EINVAL, "bad vector");
 	memcpy(v, iov, (size_t)iovcnt * sizeof *v);
 	struct iovec *p = v;
 	int n = iovcnt;
@@ -75,7 +75,7 @@ static int f_writev(void *ctx, const struct iovec *iov, int iovcnt, uint64_t off
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k < 0)
-			return bs__errno(f->path, errno, off, "write");
+			return bs__error_errno(f->path, errno, off, "write");
 		off += (uint64_t)k;
 		/* Short write: skip what went, go on with the rest. */
 		while (n && (size_t)k >= p->iov_len) {
@@ -97,7 +97,7 @@ static int f_sync(void *ctx)
 	if (f->flags & BS_OPEN_NOSYNC)
 		return BS_OK;
 	if (fdatasync(f->fd))
-		return bs__errno(f->path, errno, BS_NO_OFFSET, "fdatasync");
+		return bs__error_errno(f->path, errno, BS_NO_OFFSET, "fdatasync");
 	return BS_OK;
 }
 
@@ -106,7 +106,7 @@ static int f_size(void *ctx, uint64_t *out)
 	struct file_be *f = ctx;
 	struct stat st;
 	if (fstat(f->fd, &st))
-		return bs__errno(f->path, errno, BS_NO_OFFSET, "fstat");
+		return bs__error_errno(f->path, errno, BS_NO_OFFSET, "fstat");
 	*out = (uint64_t)st.st_size;
 	return BS_OK;
 }
@@ -115,7 +115,7 @@ static int f_resize(void *ctx, uint64_t size)
 {
 	struct file_be *f = ctx;
 	if (ftruncate(f->fd, (off_t)size))
-		return bs__errno(f->path, errno, size, "ftruncate");
+		return bs__error_errno(f->path, errno, size, "ftruncate");
 	return BS_OK;
 }
 
@@ -123,7 +123,7 @@ static int f_reserve(void *ctx, uint64_t total)
 {
 	struct file_be *f = ctx;
 	if (fallocate(f->fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)total))
-		return bs__errno(f->path, errno, BS_NO_OFFSET, "fallocate");
+		return bs__error_errno(f->path, errno, BS_NO_OFFSET, "fallocate");
 	return BS_OK;
 }
 
@@ -147,24 +147,24 @@ static int f_lock(void *ctx, int how)
 	for (int tries = 0; tries < 100; tries++) {
 		if (ofd_lock(f->fd, how & BS_LOCK_WAIT, F_WRLCK)) {
 			if (errno == EAGAIN || errno == EACCES)
-				return bs__err_key(f->path, NULL, NULL, BS_ELOCKED,
+				return bs__error(BS__AT(f->path), BS_NO_OFFSET, BS_ELOCKED,
 						   "locked by another writer");
-			return bs__errno(f->path, errno, BS_NO_OFFSET, "lock");
+			return bs__error_errno(f->path, errno, BS_NO_OFFSET, "lock");
 		}
 		/* The lock we waited for may be on a file that a compaction
 		 * replaced meanwhile: then lock the new one. */
 		struct stat a, b;
 		if (fstat(f->fd, &a))
-			return bs__errno(f->path, errno, BS_NO_OFFSET, "fstat");
+			return bs__error_errno(f->path, errno, BS_NO_OFFSET, "fstat");
 		if (stat(f->path, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev)
 			return BS_OK;
 		int nfd = open(f->path, O_RDWR | O_CLOEXEC);
 		if (nfd < 0)
-			return bs__errno(f->path, errno, BS_NO_OFFSET, "reopen after replace");
+			return bs__error_errno(f->path, errno, BS_NO_OFFSET, "reopen after replace");
 		close(f->fd);
 		f->fd = nfd;
 	}
-	return bs__err_key(f->path, NULL, NULL, BS_ELOCKED, "image keeps being replaced");
+	return bs__error(BS__AT(f->path), BS_NO_OFFSET, BS_ELOCKED, "image keeps being replaced");
 }
 
 static int fsync_dir(const char *path)
@@ -187,14 +187,14 @@ static int f_replace(void *ctx, const void *img, size_t len)
 	size_t pl = strlen(f->path);
 	char *tmp = malloc(pl + 32);
 	if (!tmp)
-		return bs__err_key(f->path, NULL, NULL, BS_ENOMEM, "out of memory");
+		return bs__error(BS__AT(f->path), BS_NO_OFFSET, BS_ENOMEM, "out of memory");
 	uint32_t r = 0;
 	if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
 		r = (uint32_t)getpid();
 	snprintf(tmp, pl + 32, "%s.tmp-%08x", f->path, r);
 	int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		int rc = bs__errno(tmp, errno, BS_NO_OFFSET, "create temporary file");
+		int rc = bs__error_errno(tmp, errno, BS_NO_OFFSET, "create temporary file");
 		free(tmp);
 		return rc;
 	}
@@ -230,7 +230,7 @@ static int f_replace(void *ctx, const void *img, size_t len)
 	if (!what && rename(tmp, f->path))
 		what = "rename";
 	if (what) {
-		rc = bs__errno(f->path, errno, BS_NO_OFFSET, what);
+		rc = bs__error_errno(f->path, errno, BS_NO_OFFSET, what);
 		close(fd);
 		unlink(tmp);
 		free(tmp);
@@ -242,7 +242,7 @@ static int f_replace(void *ctx, const void *img, size_t len)
 		if (e) {
 			close(f->fd);
 			f->fd = fd;
-			return bs__errno(f->path, e, BS_NO_OFFSET, "fsync directory");
+			return bs__error_errno(f->path, e, BS_NO_OFFSET, "fsync directory");
 		}
 	}
 	close(f->fd); /* releases the lock on the old file */
@@ -281,7 +281,7 @@ int bs_backend_file(const char *path, unsigned flags, struct bs_backend **out)
 	struct file_be *f = calloc(1, sizeof *f);
 	if (!f || !(f->path = strdup(path))) {
 		free(f);
-		return bs__err_key(path, NULL, NULL, BS_ENOMEM, "out of memory");
+		return bs__error(BS__AT(path), BS_NO_OFFSET, BS_ENOMEM, "out of memory");
 	}
 	int oflags = O_CLOEXEC;
 	if (flags & BS_OPEN_RDONLY)
@@ -290,20 +290,20 @@ int bs_backend_file(const char *path, unsigned flags, struct bs_backend **out)
 		oflags |= O_RDWR | ((flags & BS_OPEN_CREATE) ? O_CREAT : 0);
 	f->fd = open(path, oflags, 0600);
 	if (f->fd < 0) {
-		int rc = bs__errno(path, errno, BS_NO_OFFSET, "open");
+		int rc = bs__error_errno(path, errno, BS_NO_OFFSET, "open");
 		f_close(f);
 		return rc;
 	}
 	f->flags = flags;
 	struct stat st;
 	if (fstat(f->fd, &st)) {
-		int rc = bs__errno(path, errno, BS_NO_OFFSET, "fstat");
+		int rc = bs__error_errno(path, errno, BS_NO_OFFSET, "fstat");
 		f_close(f);
 		return rc;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		f_close(f);
-		return bs__err_key(path, NULL, NULL, BS_EINVAL,
+		return bs__error(BS__AT(path), BS_NO_OFFSET, BS_EINVAL,
 				   "neither a regular file nor a block device");
 	}
 	f->be.ops = &file_ops;

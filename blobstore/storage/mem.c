@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "storage.h"
 
 struct mem_be {
 	struct bs_backend be;
@@ -87,7 +87,7 @@ static int m_read(void *ctx, void *buf, size_t len, uint64_t off)
 {
 	struct mem_be *m = ctx;
 	if (off > m->len || len > m->len - off)
-		return bs__err_key("(memory)", NULL, NULL, BS_ECORRUPT,
+		return bs__error(BS__AT("(memory)"), BS_NO_OFFSET, BS_ECORRUPT,
 				   "read past the end of the storage at offset %llu",
 				   (unsigned long long)off);
 	memcpy(buf, m->buf + off, len);
@@ -119,10 +119,10 @@ static int m_write(void *ctx, const void *buf, size_t len, uint64_t off)
 	struct mem_be *m = ctx;
 	if (m->fault) {
 		if (m->st.crashed)
-			return bs__err_key("(memory)", NULL, NULL, BS_EIO, "power lost (simulated)");
+			return bs__error(BS__AT("(memory)"), BS_NO_OFFSET, BS_EIO, "power lost (simulated)");
 		m->ops++;
 		if (m->plan.fail_at && m->ops == m->plan.fail_at)
-			return bs__err_key("(memory)", NULL, NULL, m->plan.fail_code ? m->plan.fail_code : BS_EIO,
+			return bs__error(BS__AT("(memory)"), BS_NO_OFFSET, m->plan.fail_code ? m->plan.fail_code : BS_EIO,
 					   "injected failure of write %llu",
 					   (unsigned long long)m->st.writes + 1);
 		m->st.writes++;
@@ -135,7 +135,7 @@ static int m_write(void *ctx, const void *buf, size_t len, uint64_t off)
 				return BS_ENOSPC;
 			memcpy(m->buf + off, buf, len);
 			m->st.bytes_written += len;
-			return bs__err_key("(memory)", NULL, NULL, BS_EIO, "power lost (simulated)");
+			return bs__error(BS__AT("(memory)"), BS_NO_OFFSET, BS_EIO, "power lost (simulated)");
 		}
 	}
 	if (off > UINT64_MAX - len)
@@ -143,7 +143,7 @@ static int m_write(void *ctx, const void *buf, size_t len, uint64_t off)
 	if (off + len > m->len) {
 		int rc = grow(m, off + len);
 		if (rc)
-			return bs__err_key("(memory)", NULL, NULL, rc, "cannot grow to %llu octets",
+			return bs__error(BS__AT("(memory)"), BS_NO_OFFSET, rc, "cannot grow to %llu octets",
 					   (unsigned long long)(off + len));
 	}
 	memcpy(m->buf + off, buf, len);
@@ -157,10 +157,10 @@ static int m_sync(void *ctx)
 	struct mem_be *m = ctx;
 	if (m->fault) {
 		if (m->st.crashed)
-			return bs__err_key("(memory)", NULL, NULL, BS_EIO, "power lost (simulated)");
+			return bs__error(BS__AT("(memory)"), BS_NO_OFFSET, BS_EIO, "power lost (simulated)");
 		m->ops++;
 		if (m->plan.fail_at && m->ops == m->plan.fail_at)
-			return bs__err_key("(memory)", NULL, NULL, m->plan.fail_code ? m->plan.fail_code : BS_EIO,
+			return bs__error(BS__AT("(memory)"), BS_NO_OFFSET, m->plan.fail_code ? m->plan.fail_code : BS_EIO,
 					   "injected failure of sync");
 		m->st.syncs++;
 		journal_synced(m);
@@ -178,7 +178,7 @@ static int m_resize(void *ctx, uint64_t size)
 {
 	struct mem_be *m = ctx;
 	if (m->fault && m->st.crashed)
-		return bs__err_key("(memory)", NULL, NULL, BS_EIO, "power lost (simulated)");
+		return bs__error(BS__AT("(memory)"), BS_NO_OFFSET, BS_EIO, "power lost (simulated)");
 	if (m->fault)
 		journal_add(m, BS_FAULT_RESIZE, size, NULL, 0);
 	if (size <= m->len) {
@@ -186,7 +186,7 @@ static int m_resize(void *ctx, uint64_t size)
 		return BS_OK;
 	}
 	int rc = grow(m, size);
-	return rc ? bs__err_key("(memory)", NULL, NULL, rc, "cannot grow") : BS_OK;
+	return rc ? bs__error(BS__AT("(memory)"), BS_NO_OFFSET, rc, "cannot grow") : BS_OK;
 }
 
 static int m_replace(void *ctx, const void *img, size_t len)
@@ -195,21 +195,21 @@ static int m_replace(void *ctx, const void *img, size_t len)
 	if (m->fault) {
 		/* One atomic step, counted as one write: all or nothing. */
 		if (m->st.crashed)
-			return bs__err_key("(memory)", NULL, NULL, BS_EIO, "power lost (simulated)");
+			return bs__error(BS__AT("(memory)"), BS_NO_OFFSET, BS_EIO, "power lost (simulated)");
 		m->ops++;
 		if (m->plan.fail_at && m->ops == m->plan.fail_at)
-			return bs__err_key("(memory)", NULL, NULL, m->plan.fail_code ? m->plan.fail_code : BS_EIO,
+			return bs__error(BS__AT("(memory)"), BS_NO_OFFSET, m->plan.fail_code ? m->plan.fail_code : BS_EIO,
 					   "injected failure of replace");
 		m->st.writes++;
 		journal_add(m, BS_FAULT_REPLACE, 0, img, len);
 		if (m->plan.crash_after && m->st.writes == m->plan.crash_after) {
 			m->st.crashed = 1;
-			return bs__err_key("(memory)", NULL, NULL, BS_EIO, "power lost (simulated)");
+			return bs__error(BS__AT("(memory)"), BS_NO_OFFSET, BS_EIO, "power lost (simulated)");
 		}
 	}
 	uint8_t *b = malloc(len ? len : 1);
 	if (!b)
-		return bs__err_key("(memory)", NULL, NULL, BS_ENOMEM, "out of memory");
+		return bs__error(BS__AT("(memory)"), BS_NO_OFFSET, BS_ENOMEM, "out of memory");
 	memcpy(b, img, len);
 	free(m->buf);
 	m->buf = b;
@@ -244,7 +244,7 @@ static int make(const void *init, size_t len, struct mem_be **out)
 	struct mem_be *m = calloc(1, sizeof *m);
 	if (!m || grow(m, len)) {
 		free(m);
-		return bs__err_key("(memory)", NULL, NULL, BS_ENOMEM, "out of memory");
+		return bs__error(BS__AT("(memory)"), BS_NO_OFFSET, BS_ENOMEM, "out of memory");
 	}
 	if (len)
 		memcpy(m->buf, init, len);
@@ -289,7 +289,7 @@ int bs_backend_fault(const void *init, size_t len, const struct bs_fault_plan *p
 		m->dur = malloc(len ? len : 1);
 		if (!m->dur) {
 			m_close(m);
-			return bs__err_key("(memory)", NULL, NULL, BS_ENOMEM, "out of memory");
+			return bs__error(BS__AT("(memory)"), BS_NO_OFFSET, BS_ENOMEM, "out of memory");
 		}
 		if (len)
 			memcpy(m->dur, init, len);
@@ -357,7 +357,7 @@ int bs_backend_fault_powerloss(const struct bs_backend *be, const size_t *order,
 	*out = NULL;
 	*out_len = 0;
 	if (!m->fault || !m->plan.journal || m->st.journal_lost)
-		return bs__err_key("(memory)", NULL, NULL, BS_EINVAL,
+		return bs__error(BS__AT("(memory)"), BS_NO_OFFSET, BS_EINVAL,
 				   "power-loss replay needs a fault backend with a complete journal");
 	size_t len = m->dur_len, cap = len ? len : 1;
 	uint8_t *d = malloc(cap);
@@ -422,7 +422,7 @@ int bs_backend_fault_powerloss(const struct bs_backend *be, const size_t *order,
 	}
 	if (rc) {
 		free(d);
-		return bs__err_key("(memory)", NULL, NULL, rc, "power-loss replay failed");
+		return bs__error(BS__AT("(memory)"), BS_NO_OFFSET, rc, "power-loss replay failed");
 	}
 	*out = d;
 	*out_len = len;

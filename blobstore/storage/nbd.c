@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "storage.h"
 
 /* FUA only for writes this small: a large FUA write costs as much as a
  * flush, and writes that large are never a whole commit. */
@@ -55,10 +55,10 @@ static int nbd_fail(struct nbd_be *n, const char *what, uint64_t off)
 	/* Once connected (ops set), a dead handle means the server went away. */
 	bool dead = n->be.ops && n->h && nbd_aio_is_dead(n->h) == 1;
 	if (off == BS_NO_OFFSET)
-		return bs__err_key(n->uri, NULL, NULL, code, "%s failed%s: %s", what,
+		return bs__error(BS__AT(n->uri), BS_NO_OFFSET, code, "%s failed%s: %s", what,
 				   dead ? " (connection to the server lost: reopen the image)" : "",
 				   m ? m : strerror(e));
-	return bs__err_key(n->uri, NULL, NULL, code, "%s at offset %llu failed%s: %s", what,
+	return bs__error(BS__AT(n->uri), BS_NO_OFFSET, code, "%s at offset %llu failed%s: %s", what,
 			   (unsigned long long)off,
 			   dead ? " (connection to the server lost: reopen the image)" : "",
 			   m ? m : strerror(e));
@@ -99,7 +99,7 @@ static int n_read(void *ctx, void *buf, size_t len, uint64_t off)
 {
 	struct nbd_be *n = ctx;
 	if (off > n->size || len > n->size - off)
-		return bs__err_key(n->uri, NULL, NULL, BS_ECORRUPT,
+		return bs__error(BS__AT(n->uri), BS_NO_OFFSET, BS_ECORRUPT,
 				   "read past the end of the %llu-octet export at offset %llu",
 				   (unsigned long long)n->size, (unsigned long long)off);
 	return n->aligned ? bs__blockio_read(&n->io, buf, len, off) : raw_read(n, buf, len, off);
@@ -109,7 +109,7 @@ static int n_write(void *ctx, const void *buf, size_t len, uint64_t off)
 {
 	struct nbd_be *n = ctx;
 	if (off > n->size || len > n->size - off)
-		return bs__err_key(n->uri, NULL, NULL, BS_ENOSPC,
+		return bs__error(BS__AT(n->uri), BS_NO_OFFSET, BS_ENOSPC,
 				   "write at offset %llu past the end of the %llu-octet export "
 				   "(an export does not grow)",
 				   (unsigned long long)off, (unsigned long long)n->size);
@@ -166,11 +166,11 @@ int bs_backend_nbd(const char *uri, unsigned flags, struct bs_backend **out)
 {
 	*out = NULL;
 	if (!uri)
-		return bs__err_key("(nbd)", NULL, NULL, BS_EINVAL, "no URI");
+		return bs__error(BS__AT("(nbd)"), BS_NO_OFFSET, BS_EINVAL, "no URI");
 	struct nbd_be *n = calloc(1, sizeof *n);
 	if (!n || !(n->uri = strdup(uri))) {
 		free(n);
-		return bs__err_key(uri, NULL, NULL, BS_ENOMEM, "out of memory");
+		return bs__error(BS__AT(uri), BS_NO_OFFSET, BS_ENOMEM, "out of memory");
 	}
 	n->flags = flags;
 	n->max_req = NBD_REQ_MAX;
@@ -194,12 +194,12 @@ int bs_backend_nbd(const char *uri, unsigned flags, struct bs_backend **out)
 	n->size = (uint64_t)sz;
 	if (!(flags & BS_OPEN_RDONLY)) {
 		if (nbd_is_read_only(n->h) == 1) {
-			rc = bs__err_key(uri, NULL, NULL, BS_ERDONLY,
+			rc = bs__error(BS__AT(uri), BS_NO_OFFSET, BS_ERDONLY,
 					 "the server offers this export read-only");
 			goto fail;
 		}
 		if (nbd_can_flush(n->h) != 1 && !(flags & BS_OPEN_NOSYNC)) {
-			rc = bs__err_key(uri, NULL, NULL, BS_EUNSUPPORTED,
+			rc = bs__error(BS__AT(uri), BS_NO_OFFSET, BS_EUNSUPPORTED,
 					 "the server cannot flush this export, so no write "
 					 "could be made durable; refused (open with "
 					 "BS_OPEN_NOSYNC to accept a non-durable export)");
@@ -214,7 +214,7 @@ int bs_backend_nbd(const char *uri, unsigned flags, struct bs_backend **out)
 	uint32_t bsz = minb > 1 && minb <= 65536 ? (uint32_t)minb : 1;
 	if (bsz > 1) {
 		if (bs__blockio_init(&n->io, bsz)) {
-			rc = bs__err_key(uri, NULL, NULL, BS_ENOMEM, "out of memory");
+			rc = bs__error(BS__AT(uri), BS_NO_OFFSET, BS_ENOMEM, "out of memory");
 			goto fail;
 		}
 		n->io.ctx = n;

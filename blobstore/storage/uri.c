@@ -13,7 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "internal.h"
+#include "storage.h"
 
 /* Percent-decodes S[0..N) into a new string; NULL on a bad escape. */
 static char *decode(const char *s, size_t n)
@@ -71,13 +71,13 @@ static int open_blk(const char *uri, unsigned flags, struct bs_backend **out)
 {
 	const char *p = uri + strlen("blk://");
 	if (*p != '/')
-		return bs__err_key(uri, NULL, NULL, BS_EINVAL,
+		return bs__error(BS__AT(uri), BS_NO_OFFSET, BS_EINVAL,
 				   "blk URIs name a local path: blk:///dev/sdX or blk:///path/file?size=N");
 	const char *q = strchr(p, '?');
 	size_t plen = q ? (size_t)(q - p) : strlen(p);
 	char *path = decode(p, plen);
 	if (!path)
-		return bs__err_key(uri, NULL, NULL, BS_EINVAL, "bad %%-escape in the path");
+		return bs__error(BS__AT(uri), BS_NO_OFFSET, BS_EINVAL, "bad %%-escape in the path");
 	struct bs_blk_opts o = {0};
 	while (q && *q) {
 		q++;
@@ -97,7 +97,7 @@ static int open_blk(const char *uri, unsigned flags, struct bs_backend **out)
 			o.direct = num == 1;
 		else {
 			free(path);
-			return bs__err_key(uri, NULL, NULL, BS_EINVAL,
+			return bs__error(BS__AT(uri), BS_NO_OFFSET, BS_EINVAL,
 					   "unknown or malformed option '%.*s' (size=N, bs=N, direct=0|1)",
 					   (int)kl, q);
 		}
@@ -112,7 +112,7 @@ int bs_backend_open(const char *name, unsigned flags, struct bs_backend **out)
 {
 	*out = NULL;
 	if (!name || !*name)
-		return bs__err_key("(image)", NULL, NULL, BS_EINVAL, "no image path or URI");
+		return bs__error(BS__AT("(image)"), BS_NO_OFFSET, BS_EINVAL, "no image path or URI");
 	/* The scheme (RFC 3986: a letter, then letters, digits, + - .)
 	 * before "://". */
 	const char *c = strstr(name, "://");
@@ -127,18 +127,18 @@ int bs_backend_open(const char *name, unsigned flags, struct bs_backend **out)
 	if (!strncmp(name, "file://", 7)) {
 		const char *p = name + 7;
 		if (*p != '/' || strchr(p, '?'))
-			return bs__err_key(name, NULL, NULL, BS_EINVAL,
+			return bs__error(BS__AT(name), BS_NO_OFFSET, BS_EINVAL,
 					   "file URIs name a local absolute path: file:///path");
 		char *path = decode(p, strlen(p));
 		if (!path)
-			return bs__err_key(name, NULL, NULL, BS_EINVAL, "bad %%-escape in the path");
+			return bs__error(BS__AT(name), BS_NO_OFFSET, BS_EINVAL, "bad %%-escape in the path");
 		int rc = bs_backend_open(path, flags, out);
 		free(path);
 		return rc;
 	}
 	/* Another "scheme://" is a mistake, not a relative path. */
 	if (scheme)
-		return bs__err_key(name, NULL, NULL, BS_EINVAL,
+		return bs__error(BS__AT(name), BS_NO_OFFSET, BS_EINVAL,
 				   "unknown URI scheme (file://, blk://, nbd://, nbd+unix://)");
 	struct stat st;
 	if (stat(name, &st) == 0 && S_ISBLK(st.st_mode))

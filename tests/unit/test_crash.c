@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "common.h"
-#include "internal.h" /* bs__blockio: the block layer of block and NBD backends */
+#include "api/api.h" /* bs__blockio: the block layer of block and NBD backends */
 
 /* ---- the expected contents of an image ---------------------------------- */
 

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "common.h"
-#include "internal.h"
+#include "api/api.h"
 #include "blobstore_crypt.h"
 
 /* Framing known answers: image id 01..10, data key 00..1f, entry identity
@@ -550,8 +550,8 @@ static void test_swapped_entries_rejected(void **state)
 static void fix_crc(uint8_t *slot)
 {
 	uint32_t len = be32(slot + 8);
-	uint32_t c = bs_crc32c(0, slot, 12);
-	c = bs_crc32c(c, slot + 16, len);
+	uint32_t c = bs__crc32c(0, slot, 12);
+	c = bs__crc32c(c, slot + 16, len);
 	slot[12] = (uint8_t)(c >> 24);
 	slot[13] = (uint8_t)(c >> 16);
 	slot[14] = (uint8_t)(c >> 8);

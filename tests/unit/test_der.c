@@ -5,31 +5,31 @@
 #include <string.h>
 
 #include "common.h"
-#include "internal.h"
+#include "api/api.h"
 
 #define HDR_OK(...)                                                                   \
 	do {                                                                          \
 		const uint8_t in_[] = {__VA_ARGS__};                                  \
-		struct der_tlv t_;                                                    \
-		const char *w_ = der_header(in_, sizeof in_, &t_);                    \
+		struct bs__tlv t_;                                                    \
+		const char *w_ = bs__der_header(in_, sizeof in_, &t_);                    \
 		if (w_)                                                               \
 			fail_msg("header rejected: %s", w_);                          \
 	} while (0)
 
-static const char *hdr(const uint8_t *p, size_t n, struct der_tlv *t)
+static const char *hdr(const uint8_t *p, size_t n, struct bs__tlv *t)
 {
-	return der_header(p, n, t);
+	return bs__der_header(p, n, t);
 }
 
 static const char *check(const uint8_t *p, size_t n)
 {
-	return der_check_element(p, n);
+	return bs__der_check_element(p, n);
 }
 
 #define REJECT(fn, ...)                                                               \
 	do {                                                                          \
 		const uint8_t in_[] = {__VA_ARGS__};                                  \
-		struct der_tlv t_;                                                    \
+		struct bs__tlv t_;                                                    \
 		(void)t_;                                                             \
 		if (!fn)                                                              \
 			fail_msg("accepted: " #__VA_ARGS__);                          \
@@ -45,7 +45,7 @@ static void int_case(int64_t v, const uint8_t *want, size_t wlen)
 	assert_memory_equal(b, want, wlen);
 	assert_null(check(b, n));
 	int64_t back;
-	assert_true(der_int_value(b + 2, n - 2, &back));
+	assert_true(bs__der_int_value(b + 2, n - 2, &back));
 	assert_true(back == v);
 	/* Too small a buffer: nothing, not a truncated encoding. */
 	assert_int_equal(bs_der_int(v, b, n - 1), 0);
@@ -82,7 +82,7 @@ static void test_int_round_trip(void **state)
 		assert_true(n >= 3 && n <= 10);
 		assert_null(check(b, n));
 		int64_t back;
-		assert_true(der_int_value(b + 2, n - 2, &back));
+		assert_true(bs__der_int_value(b + 2, n - 2, &back));
 		assert_true(back == v);
 	}
 }
@@ -91,12 +91,12 @@ static void test_int_value_rejects(void **state)
 {
 	(void)state;
 	int64_t v;
-	assert_false(der_int_value((const uint8_t[]){0}, 0, &v));
-	assert_false(der_int_value((const uint8_t[]){0, 1}, 2, &v));
-	assert_false(der_int_value((const uint8_t[]){0xff, 0x80}, 2, &v));
+	assert_false(bs__der_int_value((const uint8_t[]){0}, 0, &v));
+	assert_false(bs__der_int_value((const uint8_t[]){0, 1}, 2, &v));
+	assert_false(bs__der_int_value((const uint8_t[]){0xff, 0x80}, 2, &v));
 	/* Nine octets do not fit an int64, even when minimal. */
-	assert_false(der_int_value((const uint8_t[]){0, 0x80, 0, 0, 0, 0, 0, 0, 0}, 9, &v));
-	assert_true(der_int_value((const uint8_t[]){0, 0x80}, 2, &v));
+	assert_false(bs__der_int_value((const uint8_t[]){0, 0x80, 0, 0, 0, 0, 0, 0, 0}, 9, &v));
+	assert_true(bs__der_int_value((const uint8_t[]){0, 0x80}, 2, &v));
 	assert_true(v == 128);
 }
 
@@ -166,7 +166,7 @@ static void test_octets_round_trip(void **state)
 		t_fill(d, sizes[i], i);
 		size_t n = bs_der_octets(d, sizes[i], o, sizes[i] + 8);
 		assert_int_equal(n, hl[i] + sizes[i]);
-		struct der_tlv t;
+		struct bs__tlv t;
 		assert_null(hdr(o, n, &t));
 		assert_int_equal(t.tag, 4);
 		assert_int_equal(t.hdr, hl[i]);
@@ -203,7 +203,7 @@ static void test_header_minimal_lengths(void **state)
 	(void)state;
 	HDR_OK(0x04, 0x00);
 	HDR_OK(0x04, 0x01, 0xaa);
-	struct der_tlv t;
+	struct bs__tlv t;
 	uint8_t b[300] = {0x04, 0x81, 0x80};
 	assert_null(hdr(b, 3 + 0x80, &t));
 	assert_int_equal(t.hdr, 3);
@@ -219,35 +219,35 @@ static void test_header_minimal_lengths(void **state)
 	assert_non_null(w);
 	assert_non_null(strstr(w, "non-minimal"));
 	/* The prefix reader applies the same rules. */
-	assert_non_null(der_header_prefix(b, 4, &t));
+	assert_non_null(bs__der_header_prefix(b, 4, &t));
 }
 
 static void test_header_indefinite_refused(void **state)
 {
 	(void)state;
-	struct der_tlv t;
+	struct bs__tlv t;
 	const uint8_t in[] = {0x30, 0x80, 0x04, 0x00, 0x00, 0x00};
 	const char *w = hdr(in, sizeof in, &t);
 	assert_non_null(w);
 	assert_non_null(strstr(w, "indefinite"));
-	assert_non_null(der_header_prefix(in, sizeof in, &t));
+	assert_non_null(bs__der_header_prefix(in, sizeof in, &t));
 	assert_non_null(check(in, sizeof in));
 }
 
 static void test_header_huge_lengths(void **state)
 {
 	(void)state;
-	struct der_tlv t;
+	struct bs__tlv t;
 	/* Five length octets: 2^32 or more, refused even as a prefix. */
 	const uint8_t l5[] = {0x04, 0x85, 0x01, 0x00, 0x00, 0x00, 0x00};
-	assert_non_null(der_header_prefix(l5, sizeof l5, &t));
+	assert_non_null(bs__der_header_prefix(l5, sizeof l5, &t));
 	const uint8_t l8[] = {0x04, 0x88, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
-	assert_non_null(der_header_prefix(l8, sizeof l8, &t));
+	assert_non_null(bs__der_header_prefix(l8, sizeof l8, &t));
 	const uint8_t l127[] = {0x04, 0xff, 1, 2};
-	assert_non_null(der_header_prefix(l127, sizeof l127, &t));
+	assert_non_null(bs__der_header_prefix(l127, sizeof l127, &t));
 	/* Four octets are readable as a prefix but run past any real parent. */
 	const uint8_t l4[] = {0x04, 0x84, 0xff, 0xff, 0xff, 0xff, 0};
-	assert_null(der_header_prefix(l4, sizeof l4, &t));
+	assert_null(bs__der_header_prefix(l4, sizeof l4, &t));
 	assert_int_equal(t.len, 0xffffffffu);
 	assert_int_equal(t.hdr, 6);
 	assert_non_null(hdr(l4, sizeof l4, &t));
@@ -255,18 +255,18 @@ static void test_header_huge_lengths(void **state)
 	assert_non_null(hdr(l31, sizeof l31, &t));
 	/* Truncated length octets. */
 	const uint8_t tr[] = {0x04, 0x83, 0x01, 0x00};
-	assert_non_null(der_header_prefix(tr, sizeof tr, &t));
-	assert_non_null(der_header_prefix(tr, 1, &t));
-	assert_non_null(der_header_prefix(tr, 0, &t));
+	assert_non_null(bs__der_header_prefix(tr, sizeof tr, &t));
+	assert_non_null(bs__der_header_prefix(tr, 1, &t));
+	assert_non_null(bs__der_header_prefix(tr, 0, &t));
 }
 
 static void test_header_past_parent(void **state)
 {
 	(void)state;
-	struct der_tlv t;
+	struct bs__tlv t;
 	const uint8_t in[] = {0x04, 0x05, 1, 2, 3, 4};
 	assert_non_null(hdr(in, sizeof in, &t));
-	assert_null(der_header_prefix(in, sizeof in, &t));
+	assert_null(bs__der_header_prefix(in, sizeof in, &t));
 	/* Inside a SEQUENCE: the child claims more than the parent holds. */
 	const uint8_t seq[] = {0x30, 0x04, 0x04, 0x03, 1, 2, 0x05, 0x00};
 	assert_non_null(check(seq, sizeof seq));
@@ -277,7 +277,7 @@ static void test_header_past_parent(void **state)
 static void test_header_high_tags(void **state)
 {
 	(void)state;
-	struct der_tlv t;
+	struct bs__tlv t;
 	/* [31] in high form is the smallest legal high tag number. */
 	const uint8_t t31[] = {0x9f, 0x1f, 0x00};
 	assert_null(hdr(t31, sizeof t31, &t));
@@ -304,7 +304,7 @@ static void test_header_high_tags(void **state)
 	assert_null(hdr(max3, sizeof max3, &t));
 	/* Truncated tag. */
 	const uint8_t tr[] = {0x9f, 0x81};
-	assert_non_null(der_header_prefix(tr, sizeof tr, &t));
+	assert_non_null(bs__der_header_prefix(tr, sizeof tr, &t));
 	/* Context-specific primitive and constructed low tags. */
 	const uint8_t ctx[] = {0xa0, 0x03, 0x02, 0x01, 0x05};
 	assert_null(check(ctx, sizeof ctx));
@@ -371,7 +371,7 @@ static void test_check_constructed_primitives(void **state)
 	assert_non_null(check((const uint8_t[]){0x05, 0x00, 0x05, 0x00}, 4));
 	assert_non_null(check((const uint8_t[]){0}, 0));
 	size_t cnt = 0;
-	assert_null(der_check_elements((const uint8_t[]){0x05, 0x00, 0x05, 0x00}, 4, &cnt));
+	assert_null(bs__der_check_elements((const uint8_t[]){0x05, 0x00, 0x05, 0x00}, 4, &cnt));
 	assert_int_equal(cnt, 2);
 }
 
@@ -468,7 +468,7 @@ static void test_check_utf8(void **state)
 		const char *w = check(b, l + 2);
 		if (cases[i].ok != (w == NULL))
 			fail_msg("case %zu: %s", i, w ? w : "accepted");
-		assert_int_equal(der_valid_utf8((const uint8_t *)cases[i].s, l), cases[i].ok);
+		assert_int_equal(bs__utf8_valid((const uint8_t *)cases[i].s, l), cases[i].ok);
 	}
 	/* Every code point round-trips through an encoder written here. */
 	for (uint32_t cp = 0; cp <= 0x10ffff; cp += (cp < 0x20000 ? 1 : 97)) {
@@ -494,7 +494,7 @@ static void test_check_utf8(void **state)
 			n = 4;
 		}
 		bool surrogate = cp >= 0xd800 && cp <= 0xdfff;
-		if (der_valid_utf8(u, n) == surrogate)
+		if (bs__utf8_valid(u, n) == surrogate)
 			fail_msg("U+%04x", (unsigned)cp);
 	}
 }
@@ -513,33 +513,33 @@ static void test_set_order(void **state)
 	const uint8_t b[] = {0x16, 0x01, 'b'};
 	const uint8_t aa[] = {0x16, 0x02, 'a', 'a'};
 	const uint8_t seq[] = {0x30, 0x03, 0x16, 0x01, 'a'};
-	assert_int_equal(sgn(der_set_cmp(a, 3, b, 3)), -1);
-	assert_int_equal(sgn(der_set_cmp(b, 3, a, 3)), 1);
-	assert_int_equal(der_set_cmp(a, 3, a, 3), 0);
+	assert_int_equal(sgn(bs__der_set_cmp(a, 3, b, 3)), -1);
+	assert_int_equal(sgn(bs__der_set_cmp(b, 3, a, 3)), 1);
+	assert_int_equal(bs__der_set_cmp(a, 3, a, 3), 0);
 	/* Encodings compare as octet strings: the length octet decides here. */
-	assert_int_equal(sgn(der_set_cmp(b, 3, aa, 4)), -1);
+	assert_int_equal(sgn(bs__der_set_cmp(b, 3, aa, 4)), -1);
 	/* Flags (tag 16) sort before valued attributes (tag 30). */
-	assert_int_equal(sgn(der_set_cmp(seq, 5, a, 3)), 1);
+	assert_int_equal(sgn(bs__der_set_cmp(seq, 5, a, 3)), 1);
 	/* X.690 11.6: the shorter is padded with zero octets at the end. */
 	const uint8_t p1[] = {0x01};
 	const uint8_t p2[] = {0x01, 0x00};
 	const uint8_t p3[] = {0x01, 0x00, 0x01};
-	assert_int_equal(der_set_cmp(p1, 1, p2, 2), 0);
-	assert_int_equal(der_set_cmp(p2, 2, p1, 1), 0);
-	assert_int_equal(sgn(der_set_cmp(p1, 1, p3, 3)), -1);
-	assert_int_equal(sgn(der_set_cmp(p3, 3, p1, 1)), 1);
-	assert_int_equal(der_set_cmp(p1, 0, p2, 0), 0);
-	assert_int_equal(sgn(der_set_cmp(p1, 0, p3, 3)), -1);
+	assert_int_equal(bs__der_set_cmp(p1, 1, p2, 2), 0);
+	assert_int_equal(bs__der_set_cmp(p2, 2, p1, 1), 0);
+	assert_int_equal(sgn(bs__der_set_cmp(p1, 1, p3, 3)), -1);
+	assert_int_equal(sgn(bs__der_set_cmp(p3, 3, p1, 1)), 1);
+	assert_int_equal(bs__der_set_cmp(p1, 0, p2, 0), 0);
+	assert_int_equal(sgn(bs__der_set_cmp(p1, 0, p3, 3)), -1);
 
 	/* The library's sort orders attributes the same way and rejects
 	 * duplicates. */
-	struct enc_attr v[4] = {{seq, 5}, {b, 3}, {aa, 4}, {a, 3}};
+	struct bs__enc_attr v[4] = {{seq, 5}, {b, 3}, {aa, 4}, {a, 3}};
 	assert_int_equal(bs__attr_sort(v, 4), BS_OK);
 	assert_ptr_equal(v[0].tlv, a);
 	assert_ptr_equal(v[1].tlv, b);
 	assert_ptr_equal(v[2].tlv, aa);
 	assert_ptr_equal(v[3].tlv, seq);
-	struct enc_attr d[2] = {{a, 3}, {a, 3}};
+	struct bs__enc_attr d[2] = {{a, 3}, {a, 3}};
 	assert_int_equal(bs__attr_sort(d, 2), BS_EINVAL);
 }
 
@@ -549,10 +549,10 @@ static void test_header_writer(void **state)
 	size_t lens[] = {0, 1, 127, 128, 255, 256, 65535, 65536, 0xffffff, 0x1000000, 0xffffffffu};
 	for (size_t i = 0; i < sizeof lens / sizeof *lens; i++) {
 		uint8_t h[8];
-		size_t n = der_put_header(h, 0x04, lens[i]);
-		assert_int_equal(n, der_header_len(lens[i]));
-		struct der_tlv t;
-		assert_null(der_header_prefix(h, n, &t));
+		size_t n = bs__der_put_header(h, 0x04, lens[i]);
+		assert_int_equal(n, bs__der_header_len(lens[i]));
+		struct bs__tlv t;
+		assert_null(bs__der_header_prefix(h, n, &t));
 		assert_int_equal(t.hdr, n);
 		assert_int_equal(t.len, lens[i]);
 	}
@@ -605,7 +605,7 @@ static void test_crc32c_implementations(void **state)
 	}
 	assert_true(have >= 1);
 	/* The library's choice is one of them. */
-	assert_int_equal(bs_crc32c(0, b, 65536), t_crc32c_ref(0, b, 65536));
+	assert_int_equal(bs__crc32c(0, b, 65536), t_crc32c_ref(0, b, 65536));
 	free(b);
 }
 

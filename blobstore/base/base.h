@@ -1,0 +1,104 @@
+/* base.h - the base layer: what every layer of the library may use, and
+ * which knows nothing of images.
+ *
+ *   errors   the thread's last error (code, errno of the failing system
+ *            call, message naming the image, entry and offset)  error.c
+ *   text     UTF-8, IA5 and identifier checks, hexadecimal digits  text.c
+ *   bytes    big- and little-endian loads and stores (inline)
+ *   memory   image-lifetime pools and huge-page tables              pool.c
+ */
+#ifndef BS_BASE_H
+#define BS_BASE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "blobstore.h"
+
+#define BS_UNUSED(x) ((void)(x))
+
+/* ---- errors (error.c) ------------------------------------------------------ */
+
+/* What a message is about: the image's label, the entry's type and name.
+ * Any of them may be NULL. */
+struct bs__where {
+	const char *label;
+	const char *type;
+	const char *name;
+};
+
+/* OFFSET is printed unless it is BS_NO_OFFSET. */
+#define BS_NO_OFFSET UINT64_MAX
+
+/* Sets the thread's error ("LABEL: entry 'TYPE'/'NAME' at offset N: MSG",
+ * with the parts W gives) and returns CODE.  W may be NULL.  The errno of
+ * the error is cleared: only bs__error_errno() records one. */
+int bs__error(const struct bs__where *w, uint64_t offset, int code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+int bs__verror(const struct bs__where *w, uint64_t offset, int code, int sys_errno,
+	       const char *fmt, va_list ap);
+/* A failed system call: "LABEL: WHAT: strerror(ERR)", the code mapped from
+ * ERR (ENOSPC -> BS_ENOSPC, ...), ERR kept as the error's errno. */
+int bs__error_errno(const char *label, int err, uint64_t offset, const char *what);
+/* Re-states the current error for W at OFFSET as "WHAT: <current message>"
+ * (the current message loses a leading "LABEL: " that W names already),
+ * keeping its errno; returns CODE. */
+int bs__error_wrap(const struct bs__where *w, uint64_t offset, int code, const char *what);
+
+/* ---- text (text.c) --------------------------------------------------------- */
+
+bool bs__utf8_valid(const uint8_t *p, size_t len);
+bool bs__ia5_valid(const uint8_t *p, size_t len);
+/* An identifier of the format (entry types, attribute names): 1 to MAX
+ * octets of printable ASCII, space allowed only when SPACE_OK. */
+bool bs__ident_valid(const uint8_t *p, size_t len, size_t max, bool space_ok);
+/* The value of one hexadecimal digit (either case), or -1. */
+int bs__hexval(int c);
+
+/* ---- bytes ----------------------------------------------------------------- */
+
+static inline void bs__put_be16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+static inline void bs__put_be32(uint8_t *p, uint32_t v)
+{
+	bs__put_be16(p, (uint16_t)(v >> 16));
+	bs__put_be16(p + 2, (uint16_t)v);
+}
+static inline void bs__put_be64(uint8_t *p, uint64_t v)
+{
+	bs__put_be32(p, (uint32_t)(v >> 32));
+	bs__put_be32(p + 4, (uint32_t)v);
+}
+static inline uint16_t bs__get_be16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+static inline uint32_t bs__get_be32(const uint8_t *p)
+{
+	return (uint32_t)bs__get_be16(p) << 16 | bs__get_be16(p + 2);
+}
+static inline uint64_t bs__get_be64(const uint8_t *p)
+{
+	return (uint64_t)bs__get_be32(p) << 32 | bs__get_be32(p + 4);
+}
+
+/* ---- memory (pool.c) ------------------------------------------------------- */
+
+/* Image-lifetime memory: zeroed, 16-aligned blocks of at most
+ * BS_POOL_MAX_BLOCK octets, released all together by bs__pool_destroy
+ * (never one by one).  NULL when out of memory or N is too large. */
+struct bs_pool;
+#define BS_POOL_MAX_BLOCK (8u << 10)
+void *bs__pool_alloc(struct bs_pool **pool, size_t n);
+void bs__pool_destroy(struct bs_pool **pool);
+/* Zeroed memory for big tables, in huge pages when it is 2 MiB or more;
+ * bs__big_free needs the size that was asked for. */
+void *bs__big_calloc(size_t n);
+void bs__big_free(void *p, size_t n);
+
+#endif

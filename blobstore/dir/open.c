@@ -1,0 +1,186 @@
+/* open.c - formatting, opening and closing an image. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "dir.h"
+
+static int make_image_entry(uint8_t **out, size_t *out_len)
+{
+	uint8_t id[16], val[20];
+	if (getrandom(id, sizeof id, 0) != (ssize_t)sizeof id)
+		return BS_EIO;
+	size_t vl = bs_der_octets(id, sizeof id, val, sizeof val);
+	struct bs__attrs l;
+	int rc = bs__attrs_init(&l, 1);
+	if (!rc)
+		rc = bs__attrs_add(&l, BS_ATTR_ID, val, vl, false);
+	uint64_t data_rel;
+	if (!rc)
+		rc = bs__entry_encode(BS_TYPE_IMAGE, NULL, NULL, 0, l.opt, l.nopt, 0, out, out_len,
+				      &data_rel);
+	bs__attrs_free(&l);
+	return rc;
+}
+
+static int format(bs_image *img)
+{
+	uint8_t *ent;
+	size_t elen;
+	int rc = make_image_entry(&ent, &elen);
+	if (rc)
+		return bs__err(img, NULL, BS_NO_OFFSET, rc, "cannot build the image entry");
+	size_t n = 2 + elen + 2;
+	uint8_t *b = malloc(n);
+	if (!b) {
+		free(ent);
+		return bs__err(img, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+	}
+	b[0] = DER_SET;
+	b[1] = 0x80;
+	memcpy(b + 2, ent, elen);
+	b[n - 2] = b[n - 1] = 0;
+	free(ent);
+	const struct bs_backend_ops *ops = img->io.be->ops;
+	if (ops->replace) {
+		/* Atomic: the storage holds the whole image or stays as it was. */
+		rc = ops->replace(img->io.be->ctx, b, n);
+		if (rc)
+			rc = bs__error_wrap(&(struct bs__where){.label = img->label}, BS_NO_OFFSET, rc,
+					    "format failed");
+	} else {
+		/* Fixed storage: a clean recovery area and everything but the two
+		 * identifying octets first, so an interrupted format never looks
+		 * like an image. */
+		rc = bs__recovery_clear(img);
+		if (!rc)
+			rc = bs__io_write(&img->io, NULL, b + 2, n - 2, 2);
+		if (!rc)
+			rc = bs__io_sync(&img->io);
+		if (!rc)
+			rc = bs__io_write(&img->io, NULL, b, 2, 0);
+		if (!rc)
+			rc = bs__io_sync(&img->io);
+	}
+	free(b);
+	if (!rc && !img->io.fixed)
+		rc = ops->size(img->io.be->ctx, &img->io.size);
+	return rc;
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+int bs__dir_open(struct bs_backend *be, const char *label, unsigned flags, bs_image **out)
+{
+	bs_image *img = calloc(1, sizeof *img);
+	if (!img || !(img->label = strdup(label ? label : "(image)"))) {
+		free(img);
+		bs_backend_free(be);
+		return bs__error(NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+	}
+	img->io.be = be;
+	img->io.label = img->label;
+	img->io.nosync = (flags & BS_OPEN_NOSYNC) != 0;
+	img->flags = flags;
+	int rc = BS_OK;
+	if (!(flags & BS_OPEN_RDONLY) && be->ops->lock) {
+		rc = be->ops->lock(be->ctx, BS_LOCK_EXCL | ((flags & BS_OPEN_WAIT) ? BS_LOCK_WAIT : 0));
+		if (rc)
+			goto fail; /* the backend's message names the image */
+		img->locked = true;
+	}
+	rc = be->ops->size(be->ctx, &img->io.size);
+	if (rc)
+		goto fail;
+	if (img->io.size > BS_MAX_IMAGE_SIZE) {
+		rc = bs__err(img, NULL, BS_NO_OFFSET, BS_ELIMIT, "storage larger than the limit");
+		goto fail;
+	}
+	/* Fixed-size storage keeps a recovery area at its end, and may hold an
+	 * interrupted compaction to finish (or, read-only, to read around). */
+	if (!be->ops->resize && (rc = bs__recovery_open(img)))
+		goto fail;
+	uint8_t start[16] = {0};
+	size_t sl = img->io.size < sizeof start ? (size_t)img->io.size : sizeof start;
+	if (sl && (rc = bs__io_read(&img->io, NULL, start, sl, 0)))
+		goto fail;
+	bool blank = img->io.size == 0 || (!be->ops->resize && all_zero(start, sl));
+	if (blank) {
+		if (!(flags & BS_OPEN_CREATE) || (flags & BS_OPEN_RDONLY)) {
+			rc = bs__err(img, NULL, BS_NO_OFFSET, BS_ECORRUPT,
+				     "empty: not a formatted image (run 'blobstore format')");
+			goto fail;
+		}
+		if ((rc = format(img)))
+			goto fail;
+	} else if ((flags & BS_OPEN_CREATE) && (flags & BS_OPEN_EXCL)) {
+		rc = bs__err(img, NULL, BS_NO_OFFSET, BS_EEXIST, "image already exists");
+		goto fail;
+	} else if (sl < 4) {
+		rc = bs__err(img, NULL, 0, BS_ECORRUPT,
+			     "not a blobstore image: %u octets are too short to be one", (unsigned)sl);
+		goto fail;
+	} else if (start[0] != DER_SET || start[1] != 0x80) {
+		rc = bs__err(img, NULL, 0, BS_ECORRUPT,
+			     "not a blobstore image (starts %02x %02x, not 31 80: an indefinite-length SET)",
+			     sl > 0 ? start[0] : 0, sl > 1 ? start[1] : 0);
+		goto fail;
+	}
+	/* A reader holds no lock: a writer may append while it scans, and the
+	 * new entry then looks like one running past the end.  When the storage
+	 * grew meanwhile, scan again. */
+	for (int tries = 0;; tries++) {
+		rc = bs__scan(img, NULL, true);
+		uint64_t now;
+		if (!rc || !(flags & BS_OPEN_RDONLY) || tries == 8 ||
+		    be->ops->size(be->ctx, &now) || now == img->io.size)
+			break;
+		for (size_t i = 0; i < img->count; i++)
+			bs__entry_free(img, img->list[i]);
+		img->count = 0;
+		img->io.size = now;
+	}
+	if (rc)
+		goto fail;
+	img->image_entry = img->list[0];
+	const struct bs__attr_ref *a = bs__meta_attr(img->image_entry->m, BS_ATTR_ID);
+	struct bs__tlv t;
+	if (a && !bs__der_header(a->value, a->value_len, &t) && t.tag == DER_OCTET_STRING &&
+	    t.len == 16)
+		memcpy(img->id, a->value + t.hdr, 16);
+	/* Octets past the end-of-contents of a file are normally an interrupted
+	 * append, never committed.  They are left alone all the same: damage
+	 * that forged an end-of-contents would look the same, and cutting would
+	 * destroy what follows.  The next append overwrites them, compact drops
+	 * them, check reports them. */
+	*out = img;
+	return BS_OK;
+fail:
+	bs__dir_close(img);
+	return rc;
+}
+
+void bs__dir_close(bs_image *img)
+{
+	if (!img)
+		return;
+	for (size_t i = 0; i < img->count; i++)
+		bs__entry_free(img, img->list[i]);
+	bs__pool_free(img);
+	free(img->list);
+	bs__big_free(img->hash, img->hash_size * sizeof *img->hash);
+	if (img->io.be) {
+		if (img->locked && img->io.be->ops->lock)
+			img->io.be->ops->lock(img->io.be->ctx, BS_LOCK_NONE);
+		bs_backend_free(img->io.be);
+	}
+	bs__sealkey_free(img->key);
+	free(img->label);
+	free(img);
+}
