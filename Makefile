@@ -13,12 +13,11 @@ BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
 DATADIR ?= $(PREFIX)/share/blobstore
 
-VERSION := 0.1.0
+VERSION := 0.2.0
 SOMAJOR := 0
 
 CC ?= cc
 PKG_CONFIG ?= pkg-config
-PKGS := libtasn1 libcrypto libtpms libnbd
 
 BUILD ?= release
 ifeq ($(BUILD),release)
@@ -34,37 +33,73 @@ else
 $(error BUILD must be release, debug or asan)
 endif
 
-PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+# Three libraries: the core (libtasn1, libcrypto), and the NBD backend and
+# the libtpms bridge, each in a library of its own so that a program that
+# uses neither needs neither libnbd nor libtpms.
+pkg_cflags = $(shell $(PKG_CONFIG) --cflags $(1) 2>/dev/null)
+pkg_libs = $(shell $(PKG_CONFIG) --libs $(1) 2>/dev/null)
+CORE_LIBS = $(call pkg_libs,libtasn1 libcrypto) -lpthread
+NBD_LIBS = $(call pkg_libs,libnbd)
+TPM_LIBS = $(call pkg_libs,libtpms)
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers
 CFLAGS ?=
-override CFLAGS += -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -fPIC -Iinclude -Iblobstore -Invram $(PKG_CFLAGS)
+override CFLAGS += -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -fPIC
 LDFLAGS ?=
 override LDFLAGS += $(filter -fsanitize=%,$(OPT))
-LIBS = $(PKG_LIBS) -lpthread
 
-LIB_SRC := $(wildcard blobstore/*/*.c) $(wildcard nvram/*.c)
+# Include paths by target (tools/check-layers.py checks the includes too):
+# the library's layers see the public headers and each other's headers;
+# the device layer (nvram/), the tools and the examples see only the
+# public headers.
+LIB_INC := -Iinclude -Iblobstore
+PUB_INC := -Iinclude
+
+NBD_SRC := blobstore/storage/nbd.c
+TPM_SRC := nvram/tpm.c
+CORE_SRC := $(filter-out $(NBD_SRC),$(wildcard blobstore/*/*.c)) \
+            $(filter-out $(TPM_SRC),$(wildcard nvram/*.c))
 # Objects under obj/: $(O)/blobstore is the tool, not a folder.
-LIB_OBJ := $(LIB_SRC:%.c=$(O)/obj/%.o) $(O)/gen/asn1tab.o $(O)/gen/asn1text.o
+CORE_OBJ := $(CORE_SRC:%.c=$(O)/obj/%.o) $(O)/gen/asn1tab.o $(O)/gen/asn1text.o
+NBD_OBJ := $(NBD_SRC:%.c=$(O)/obj/%.o)
+TPM_OBJ := $(TPM_SRC:%.c=$(O)/obj/%.o)
 TOOL_SRC := $(wildcard tools/blobstore/*.c)
 TOOL_OBJ := $(TOOL_SRC:%.c=$(O)/obj/%.o)
+HEADERS := $(wildcard include/blobstore/*.h include/blobstore/sys/*.h)
 
 STATIC := $(O)/libblobstore.a
+NBD_STATIC := $(O)/libblobstore-nbd.a
+TPM_STATIC := $(O)/libblobstore-tpm.a
 SHARED := $(O)/libblobstore.so.$(VERSION)
-SONAME := libblobstore.so.$(SOMAJOR)
+NBD_SHARED := $(O)/libblobstore-nbd.so.$(VERSION)
+TPM_SHARED := $(O)/libblobstore-tpm.so.$(VERSION)
 TOOL := $(O)/blobstore
+# What programs link: the static libraries and what they need.
+ALL_STATIC := $(TPM_STATIC) $(NBD_STATIC) $(STATIC)
+ALL_LIBS = $(TPM_LIBS) $(NBD_LIBS) $(CORE_LIBS)
 
-.PHONY: all deps check check-unit check-integration check-interop check-asan demo install clean \
-        bench fuzz crashtest
-all: $(STATIC) $(SHARED) $(TOOL)
+.PHONY: all deps check check-unit check-integration check-interop check-asan check-layers demo \
+        install clean bench fuzz crashtest
+all: $(STATIC) $(NBD_STATIC) $(TPM_STATIC) $(SHARED) $(NBD_SHARED) $(TPM_SHARED) $(TOOL)
 
 # Missing Debian packages: installed when root, else the exact apt-get line.
 deps:
 	@tools/deps.sh $(DEPS_FOR)
 
-$(O)/obj/%.o: %.c $(wildcard include/*.h blobstore/*.h blobstore/*/*.h nvram/*.h tools/blobstore/*.h)
+$(O)/obj/blobstore/%.o: blobstore/%.c $(HEADERS) $(wildcard blobstore/*/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CFLAGS) $(LIB_INC) $(call pkg_cflags,libtasn1 libcrypto) -c -o $@ $<
+
+$(NBD_OBJ): override CFLAGS += $(call pkg_cflags,libnbd)
+
+$(O)/obj/nvram/%.o: nvram/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PUB_INC) $(call pkg_cflags,libcrypto) -c -o $@ $<
+
+$(TPM_OBJ): override CFLAGS += $(call pkg_cflags,libtpms)
+
+$(O)/obj/tools/%.o: tools/%.c $(HEADERS) $(wildcard tools/blobstore/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PUB_INC) -c -o $@ $<
 
 $(O)/gen/asn1tab.c: blobstore/blobstore.asn
 	@mkdir -p $(dir $@)
@@ -77,19 +112,36 @@ $(O)/gen/asn1text.c: blobstore/blobstore.asn
 	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; echo ';'; } > $@
 
 $(O)/gen/%.o: $(O)/gen/%.c
-	$(CC) $(filter-out -Wmissing-prototypes -Wshadow,$(CFLAGS)) -Wno-missing-prototypes -c -o $@ $<
+	$(CC) $(filter-out -Wmissing-prototypes -Wshadow,$(CFLAGS)) $(call pkg_cflags,libtasn1) \
+	  -Wno-missing-prototypes -c -o $@ $<
 
-$(STATIC): $(LIB_OBJ)
+$(STATIC): $(CORE_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-$(SHARED): $(LIB_OBJ) blobstore/libblobstore.map
-	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=blobstore/libblobstore.map $(LDFLAGS) -o $@ $(LIB_OBJ) $(LIBS)
-	ln -sf libblobstore.so.$(VERSION) $(O)/$(SONAME)
-	ln -sf $(SONAME) $(O)/libblobstore.so
+$(NBD_STATIC): $(NBD_OBJ)
+	rm -f $@
+	ar rcs $@ $^
 
-$(TOOL): $(TOOL_OBJ) $(STATIC)
-	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(STATIC) $(LIBS)
+$(TPM_STATIC): $(TPM_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+# NAME, objects, version script, what it links.
+define shared_lib
+$(O)/lib$(1).so.$(VERSION): $(2) blobstore/lib$(1).map $(if $(filter blobstore,$(1)),,$(SHARED))
+	$$(CC) -shared -Wl,-soname,lib$(1).so.$(SOMAJOR) -Wl,--version-script=blobstore/lib$(1).map \
+	  -Wl,--no-undefined $$(LDFLAGS) -o $$@ $(2) $(3)
+	ln -sf lib$(1).so.$(VERSION) $(O)/lib$(1).so.$(SOMAJOR)
+	ln -sf lib$(1).so.$(SOMAJOR) $(O)/lib$(1).so
+endef
+$(eval $(call shared_lib,blobstore,$(CORE_OBJ),$$(CORE_LIBS)))
+# The NBD library carries its own copy of the block-aligned I/O it uses.
+$(eval $(call shared_lib,blobstore-nbd,$(NBD_OBJ) $(O)/obj/blobstore/storage/blockio.o,-L$(O) -lblobstore $$(NBD_LIBS)))
+$(eval $(call shared_lib,blobstore-tpm,$(TPM_OBJ),-L$(O) -lblobstore $$(TPM_LIBS)))
+
+$(TOOL): $(TOOL_OBJ) $(NBD_STATIC) $(STATIC)
+	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(NBD_STATIC) $(STATIC) $(NBD_LIBS) $(CORE_LIBS)
 
 include examples/examples.mk
 include tests/tests.mk
@@ -105,18 +157,23 @@ demo: deps
 	@tools/demo.sh $(O)
 
 install: all
-	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(BINDIR) \
-	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(DATADIR)
-	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
-	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
-	ln -sf libblobstore.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
-	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libblobstore.so
-	install -m 644 include/*.h $(DESTDIR)$(INCLUDEDIR)/
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/blobstore/sys $(DESTDIR)$(BINDIR) \
+	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(LIBDIR)/pkgconfig \
+	  $(DESTDIR)$(DATADIR)
+	for l in blobstore blobstore-nbd blobstore-tpm; do \
+	  install -m 644 $(O)/lib$$l.a $(DESTDIR)$(LIBDIR)/ && \
+	  install -m 755 $(O)/lib$$l.so.$(VERSION) $(DESTDIR)$(LIBDIR)/ && \
+	  ln -sf lib$$l.so.$(VERSION) $(DESTDIR)$(LIBDIR)/lib$$l.so.$(SOMAJOR) && \
+	  ln -sf lib$$l.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/lib$$l.so && \
+	  sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' $$l.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/$$l.pc || exit 1; \
+	done
+	install -m 644 include/blobstore/*.h $(DESTDIR)$(INCLUDEDIR)/blobstore/
+	install -m 644 include/blobstore/sys/*.h $(DESTDIR)$(INCLUDEDIR)/blobstore/sys/
 	install -m 755 $(TOOL) $(VTPM) $(DESTDIR)$(BINDIR)/
 	install -m 644 docs/blobstore.1 $(DESTDIR)$(MANDIR)/man1/
+	if [ -f docs/blobstore-vtpm.8 ]; then install -m 644 docs/blobstore-vtpm.8 $(DESTDIR)$(MANDIR)/man8/; fi
 	install -m 644 blobstore/blobstore.asn $(DESTDIR)$(DATADIR)/
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
-	  -e 's|@VERSION@|$(VERSION)|' blobstore.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/blobstore.pc
 
 clean:
 	rm -rf build build-debug build-asan build-fuzz

@@ -3,7 +3,7 @@
  *   bench [all|open|write|rss]    prints a table, writes CSV (BENCH_CSV or
  *                                 build/bench/results.csv)
  *
- * open:  bs_open + listing of images with 1k/10k/100k/1M small named
+ * open:  bs_image_open + listing of images with 1k/10k/100k/1M small named
  *        entries (read-only and read-write) against libtasn1 decoding the
  *        same directory entry by entry, decoding the whole Image in one call
  *        (<= 10k entries: super-linear), and a directory of one file per
@@ -40,9 +40,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "blobstore.h"
-#include "blobstore_backend.h"
+#include <blobstore/blobstore.h>
+#include <blobstore/backend.h>
+#include <blobstore/nbd.h>
+
 #include "bench_util.h"
+#include "storage/storage.h" /* the backend table: the counting wrapper forwards to it */
 
 extern const asn1_static_node bs__asn1_tab[];
 
@@ -128,29 +131,27 @@ static double build_image(size_t n, const char *path)
 	struct bs_backend *be;
 	bs_image *img;
 	if (bs_backend_mem(NULL, 0, &be))
-		die("memory backend: %s", bs_errmsg());
-	if (bs_open_backend(be, "bench", BS_OPEN_CREATE | BS_OPEN_NOSYNC, &img))
-		die("create: %s", bs_errmsg());
+		die("memory backend: %s", last_error());
+	if (bs_image_open_backend(be, "bench", BS_OPEN_CREATE | BS_OPEN_NOSYNC, &img))
+		die("create: %s", last_error());
 	uint8_t data[SMALL_DATA];
 	char name[32];
 	for (size_t i = 0; i < n; i++) {
 		for (size_t k = 0; k < sizeof data; k++)
 			data[k] = (uint8_t)(i * 31 + k);
 		snprintf(name, sizeof name, "entry-%08zu", i);
-		if (bs_entry_create(img, "bench.small", name, sizeof data, NULL, 0, data,
-				    sizeof data, NULL))
-			die("entry %zu: %s", i, bs_errmsg());
+		if (bs_entry_create(img, "bench.small", name, &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = sizeof data, .attrs = NULL, .nattrs = 0}, data, sizeof data, NULL))
+			die("entry %zu: %s", i, last_error());
 	}
 	size_t len;
 	const uint8_t *p = bs_backend_mem_data(be, &len);
 	write_file(path, p, len);
-	bs_close(img);
+	bs_image_close(img);
 	return (now_us() - t0) / 1e6;
 }
 
 /* A backend that forwards to the file backend and counts what is read. */
 struct counting {
-	struct bs_backend be;
 	struct bs_backend *inner;
 	uint64_t *reads, *bytes;
 };
@@ -196,6 +197,7 @@ static void c_close(void *ctx)
 	free(c);
 }
 static const struct bs_backend_ops counting_ops = {
+	.version = BS_BACKEND_OPS_VERSION,
 	.read_at = c_read,
 	.write_at = c_write,
 	.sync = c_sync,
@@ -209,17 +211,15 @@ static void count_open(const char *path, unsigned flags, uint64_t *reads, uint64
 {
 	struct counting *c = calloc(1, sizeof *c);
 	if (!c || bs_backend_file(path, flags, &c->inner))
-		die("%s: %s", path, bs_errmsg());
+		die("%s: %s", path, last_error());
 	*reads = *bytes = 0;
 	c->reads = reads;
 	c->bytes = bytes;
-	c->be.ops = &counting_ops;
-	c->be.ctx = c;
-	c->be.block_size = 1;
+	struct bs_backend *be;
 	bs_image *img;
-	if (bs_open_backend(&c->be, path, flags, &img))
-		die("%s: %s", path, bs_errmsg());
-	bs_close(img);
+	if (bs_backend_new(&counting_ops, c, 1, &be) || bs_image_open_backend(be, path, flags, &img))
+		die("%s: %s", path, last_error());
+	bs_image_close(img);
 }
 
 /* ---- open: ours against libtasn1 and a directory of files -------------- */
@@ -230,18 +230,18 @@ static double time_ours(const char *path, unsigned flags, size_t expect)
 {
 	bs_image *img;
 	double t0 = now_us();
-	if (bs_open(path, flags, &img))
-		die("%s: %s", path, bs_errmsg());
+	if (bs_image_open(path, flags, &img))
+		die("%s: %s", path, last_error());
 	/* listing is part of the job: walk every entry and its name */
-	size_t n = bs_count(img), namelen = 0;
-	for (size_t i = 0; i < n; i++) {
-		const char *name = bs_entry_name(bs_entry_at(img, i));
+	size_t n = 0, namelen = 0;
+	for (bs_entry *e = NULL; (e = bs_entry_next(img, e, BS_ITER_LIBRARY)); n++) {
+		const char *name = bs_entry_name(e);
 		namelen += name ? strlen(name) : 0;
 	}
 	double t = now_us() - t0;
 	if (n != expect + 1 || namelen == 0)
 		die("%s: %zu entries, expected %zu", path, n, expect + 1);
-	bs_close(img);
+	bs_image_close(img);
 	return t;
 }
 
@@ -398,7 +398,7 @@ static void bench_open(void)
 		die("asn1_array2tree: %s", err);
 	static const size_t sizes[] = {1000, 10000, 100000, 1000000};
 	printf("\n== open and list: %d-octet named entries, warm page cache; medians of runs\n"
-	       "   interleaved in a changing order.  ours = bs_open + walk every entry's name;\n"
+	       "   interleaved in a changing order.  ours = bs_image_open + walk every entry's name;\n"
 	       "   tasn1/ent = libtasn1 per entry; tasn1 all = one call (super-linear: <= 10k);\n"
 	       "   files = a directory of one file per blob (swtpm dir backend): readdir +\n"
 	       "   open/fstat/read/close each\n", SMALL_DATA);
@@ -519,8 +519,8 @@ static void bench_open(void)
 	struct bs_backend *be;
 	bs_image *img;
 	if (bs_backend_mem(NULL, 0, &be) ||
-	    bs_open_backend(be, "bench", BS_OPEN_CREATE | BS_OPEN_NOSYNC, &img))
-		die("create: %s", bs_errmsg());
+	    bs_image_open_backend(be, "bench", BS_OPEN_CREATE | BS_OPEN_NOSYNC, &img))
+		die("create: %s", last_error());
 	size_t big = 1024 * 1024;
 	uint8_t *data = calloc(1, big);
 	if (!data)
@@ -528,13 +528,13 @@ static void bench_open(void)
 	for (int i = 0; i < 16; i++) {
 		char name[16];
 		snprintf(name, sizeof name, "big-%02d", i);
-		if (bs_entry_create(img, "bench.large", name, big, NULL, 0, data, big, NULL))
-			die("large entry: %s", bs_errmsg());
+		if (bs_entry_create(img, "bench.large", name, &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = big, .attrs = NULL, .nattrs = 0}, data, big, NULL))
+			die("large entry: %s", last_error());
 	}
 	size_t ilen;
 	const uint8_t *ip = bs_backend_mem_data(be, &ilen);
 	write_file(path, ip, ilen);
-	bs_close(img);
+	bs_image_close(img);
 	free(data);
 	uint64_t reads, bytes;
 	count_open(path, BS_OPEN_RDONLY, &reads, &bytes);
@@ -632,10 +632,10 @@ static void bench_write(void)
 		unlink(ipath);
 		bs_image *img;
 		bs_entry *e;
-		if (bs_open(ipath, BS_OPEN_CREATE, &img))
-			die("%s: %s", ipath, bs_errmsg());
-		if (bs_entry_create(img, "bench.state", "permall", size, NULL, 0, buf, size, &e))
-			die("%s: %s", ipath, bs_errmsg());
+		if (bs_image_open(ipath, BS_OPEN_CREATE, &img))
+			die("%s: %s", ipath, last_error());
+		if (bs_entry_create(img, "bench.state", "permall", &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = size, .attrs = NULL, .nattrs = 0}, buf, size, &e))
+			die("%s: %s", ipath, last_error());
 		/* The limit writes what a slot write writes (header and data) into
 		 * the same file, past the image's end (octets there are never read
 		 * as the image), alternating halves as the slots do: same inode,
@@ -674,8 +674,8 @@ static void bench_write(void)
 				size_t m = perms[(r * 7) % 24][k];
 				double t0 = now_us();
 				if (m == 0) {
-					if (bs_entry_write(img, e, buf, size))
-						die("write: %s", bs_errmsg());
+					if (bs_entry_write(e, buf, size))
+						die("write: %s", last_error());
 					t[m] = now_us() - t0;
 				} else if (m == 1) {
 					/* alternate halves, as the two slots do */
@@ -718,7 +718,7 @@ static void bench_write(void)
 		record("write", cas, "tmp_rename_nosync", mrn, "us");
 		record("write", cas, "ratio_ours_vs_limit", ratio, "x");
 		record("write", cas, "ratio_tmp_fsync_rename_vs_ours", mrs / mo, "x");
-		bs_close(img);
+		bs_image_close(img);
 		close(lfd);
 		unlink(ipath);
 		unlink(spath);
@@ -768,12 +768,12 @@ static int rss_child(const char *path)
 {
 	long before = vm_hwm();
 	bs_image *img;
-	if (bs_open(path, BS_OPEN_RDONLY, &img)) {
-		fprintf(stderr, "%s: %s\n", path, bs_errmsg());
+	if (bs_image_open(path, BS_OPEN_RDONLY, &img)) {
+		fprintf(stderr, "%s: %s\n", path, last_error());
 		return 1;
 	}
 	long after = vm_hwm();
-	bs_close(img);
+	bs_image_close(img);
 	printf("%ld %ld\n", before, after);
 	return 0;
 }

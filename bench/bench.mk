@@ -17,24 +17,24 @@ BENCH_ARGS ?= all
 BENCH_OUT ?= $(O)/bench
 BENCH_QUICK ?= 0
 
-$(BENCH_BIN): bench/bench.c bench/bench_util.h $(STATIC) $(wildcard include/*.h)
+$(BENCH_BIN): bench/bench.c bench/bench_util.h $(ALL_STATIC) $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(STATIC) $(LDFLAGS) $(LIBS)
+	$(CC) $(CFLAGS) $(LIB_INC) -o $@ $< $(ALL_STATIC) $(LDFLAGS) $(ALL_LIBS)
 
 # Encrypted and checksummed put/get against raw EVP AES-256-GCM, SHA-256
 # and CRC-32C (docs/CRYPTO.md).
 BENCH_CRYPT_BIN := $(O)/bench/bench_crypt
 
-$(BENCH_CRYPT_BIN): bench/bench_crypt.c bench/bench_util.h $(STATIC) $(wildcard include/*.h)
+$(BENCH_CRYPT_BIN): bench/bench_crypt.c bench/bench_util.h $(ALL_STATIC) $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(STATIC) $(LDFLAGS) $(LIBS)
+	$(CC) $(CFLAGS) $(LIB_INC) -o $@ $< $(ALL_STATIC) $(LDFLAGS) $(ALL_LIBS)
 
 # Per-operation costs on each storage backend (docs/SCALING.md).
 BENCH_BACKENDS_BIN := $(O)/bench/bench_backends
 
-$(BENCH_BACKENDS_BIN): bench/bench_backends.c bench/bench_util.h $(STATIC) $(wildcard include/*.h)
+$(BENCH_BACKENDS_BIN): bench/bench_backends.c bench/bench_util.h $(ALL_STATIC) $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(STATIC) $(LDFLAGS) $(LIBS)
+	$(CC) $(CFLAGS) $(LIB_INC) -o $@ $< $(ALL_STATIC) $(LDFLAGS) $(ALL_LIBS)
 
 # TPM NV writes per second: swtpm against blobstore-vtpm (a client only:
 # it links nothing of the library).

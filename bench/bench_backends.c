@@ -23,9 +23,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "blobstore.h"
-#include "blobstore_backend.h"
+#include <blobstore/blobstore.h>
+#include <blobstore/backend.h>
+#include <blobstore/nbd.h>
+
 #include "bench_util.h"
+#include "storage/storage.h" /* the backend table, to blank storage */
 
 #define OPS 4
 static const char *const op_names[OPS] = {"create", "replace", "read", "open"};
@@ -42,7 +45,7 @@ struct target {
 
 static void die(const char *what)
 {
-	fprintf(stderr, "bench_backends: %s: %s\n", what, bs_errmsg());
+	fprintf(stderr, "bench_backends: %s: %s\n", what, last_error());
 	exit(1);
 }
 
@@ -100,23 +103,23 @@ static void measure(struct target *t, size_t n)
 	else
 		blank(t->uri);
 	bs_image *im;
-	if (bs_open(t->uri, BS_OPEN_CREATE, &im))
+	if (bs_image_open(t->uri, BS_OPEN_CREATE, &im))
 		die(t->uri);
 	for (size_t i = 0; i < n; i++) {
 		snprintf(nm, sizeof nm, "e%zu", i);
 		double t0 = now_us();
-		if (bs_entry_create(im, "vtpm", nm, sizeof data, NULL, 0, data, sizeof data, NULL))
+		if (bs_entry_create(im, "vtpm", nm, &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = sizeof data, .attrs = NULL, .nattrs = 0}, data, sizeof data, NULL))
 			die("create");
 		v[i] = now_us() - t0;
 	}
 	t->med[0] = median(v, n);
 	bs_entry *e;
-	if (bs_find(im, "vtpm", "e0", &e))
+	if (bs_entry_find(im, "vtpm", "e0", &e))
 		die("find");
 	for (size_t i = 0; i < n; i++) {
 		data[0] = (uint8_t)i;
 		double t0 = now_us();
-		if (bs_entry_write(im, e, data, sizeof data))
+		if (bs_entry_write(e, data, sizeof data))
 			die("replace");
 		v[i] = now_us() - t0;
 	}
@@ -124,17 +127,17 @@ static void measure(struct target *t, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		size_t l;
 		double t0 = now_us();
-		if (bs_entry_read(im, e, data, sizeof data, &l))
+		if (bs_entry_read(e, data, sizeof data, &l))
 			die("read");
 		v[i] = now_us() - t0;
 	}
 	t->med[2] = median(v, n);
-	bs_close(im);
+	bs_image_close(im);
 	for (size_t i = 0; i < n; i++) {
 		double t0 = now_us();
-		if (bs_open(t->uri, 0, &im))
+		if (bs_image_open(t->uri, 0, &im))
 			die("open");
-		bs_close(im);
+		bs_image_close(im);
 		v[i] = now_us() - t0;
 	}
 	t->med[3] = median(v, n);
@@ -143,6 +146,7 @@ static void measure(struct target *t, size_t n)
 
 int main(int argc, char **argv)
 {
+	bs_nbd_register(); /* the NBD targets */
 	const char *env = getenv("BENCH_DIR");
 	char dir[400];
 	mkdir(env && *env ? env : "build/bench", 0755);

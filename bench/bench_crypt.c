@@ -26,9 +26,9 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#include "blobstore.h"
-#include "blobstore_backend.h"
-#include "blobstore_crypt.h"
+#include <blobstore/blobstore.h>
+#include <blobstore/backend.h>
+#include <blobstore/crypt.h>
 #include "api/api.h" /* bs_crc32c: the raw CRC-32C the library uses */
 #include "bench_util.h"
 
@@ -43,7 +43,7 @@ static double now(void)
 
 static void die(const char *what)
 {
-	fprintf(stderr, "bench_crypt: %s: %s\n", what, bs_errmsg());
+	fprintf(stderr, "bench_crypt: %s: %s\n", what, last_error());
 	exit(1);
 }
 
@@ -107,14 +107,14 @@ static void raw_sha256(struct state *s)
 
 static void put(struct state *s, bs_entry *e)
 {
-	if (bs_entry_write(s->img, e, s->in, SIZE))
+	if (bs_entry_write(e, s->in, SIZE))
 		die("put");
 }
 
 static void get(struct state *s, bs_entry *e)
 {
 	size_t n;
-	if (bs_entry_read(s->img, e, s->out, SIZE, &n) || n != SIZE)
+	if (bs_entry_read(e, s->out, SIZE, &n) || n != SIZE)
 		die("get");
 }
 
@@ -158,19 +158,19 @@ int main(void)
 	struct bs_backend *be;
 	bs_key *k;
 	if (bs_backend_mem(NULL, 0, &be) ||
-	    bs_open_backend(be, "bench.img", BS_OPEN_CREATE | BS_OPEN_NOSYNC, &s.img))
+	    bs_image_open_backend(be, "bench.img", BS_OPEN_CREATE | BS_OPEN_NOSYNC, &s.img))
 		die("open");
 	if (bs_key_from_bytes(s.key, sizeof s.key, &k) || bs_image_init_encryption(s.img, k, NULL))
 		die("encryption");
 	bs_key_free(k);
-	struct bs_entry_opts o = {.capacity = SIZE, .flags = BS_ENTRY_ENCRYPT};
-	if (bs_entry_create2(s.img, "vtpm", "permall", &o, s.in, SIZE, &s.enc))
+	struct bs_entry_opts o = {.version = BS_ENTRY_OPTS_VERSION, .capacity = SIZE, .flags = BS_ENTRY_ENCRYPT};
+	if (bs_entry_create(s.img, "vtpm", "permall", &o, s.in, SIZE, &s.enc))
 		die("create encrypted");
-	o = (struct bs_entry_opts){.capacity = SIZE, .check = "sha256"};
-	if (bs_entry_create2(s.img, "bench", "sha256", &o, s.in, SIZE, &s.sha))
+	o = (struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = SIZE, .checksum = BS_CHECKSUM_SHA256};
+	if (bs_entry_create(s.img, "bench", "sha256", &o, s.in, SIZE, &s.sha))
 		die("create sha256");
-	o = (struct bs_entry_opts){.capacity = SIZE, .check = "crc32c"};
-	if (bs_entry_create2(s.img, "bench", "crc32c", &o, s.in, SIZE, &s.crc))
+	o = (struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = SIZE, .checksum = BS_CHECKSUM_CRC32C};
+	if (bs_entry_create(s.img, "bench", "crc32c", &o, s.in, SIZE, &s.crc))
 		die("create crc32c");
 
 	s.ec = EVP_CIPHER_CTX_new();
@@ -245,7 +245,7 @@ int main(void)
 	EVP_CIPHER_CTX_free(s.ec);
 	EVP_CIPHER_CTX_free(s.dc);
 	EVP_MD_CTX_free(s.md);
-	bs_close(s.img);
+	bs_image_close(s.img);
 	free(s.in);
 	free(s.out);
 	free(s.ct);

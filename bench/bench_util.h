@@ -63,4 +63,14 @@ static inline void permute(size_t r, size_t n, size_t *order)
 	}
 }
 
+#ifdef BLOBSTORE_BLOBSTORE_H
+/* The message of the library's last failure. */
+static inline const char *last_error(void)
+{
+	const char *m;
+	bs_error_last(&m, NULL);
+	return m;
+}
+#endif
+
 #endif

@@ -6,9 +6,9 @@
 
 EXAMPLE_BINS := $(O)/examples/versioned-v1 $(O)/examples/versioned-v2 $(O)/examples/versioned-v3
 
-$(O)/examples/versioned-v%: examples/versioned/device.c $(STATIC) $(wildcard include/*.h)
+$(O)/examples/versioned-v%: examples/versioned/device.c $(STATIC) $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -DDEVICE_VERSION=$* -o $@ $< $(STATIC) $(LDFLAGS) $(LIBS)
+	$(CC) $(CFLAGS) $(PUB_INC) -DDEVICE_VERSION=$* -o $@ $< $(STATIC) $(LDFLAGS) $(CORE_LIBS)
 
 all: $(EXAMPLE_BINS)
 
@@ -16,8 +16,9 @@ all: $(EXAMPLE_BINS)
 # speaking swtpm's socket protocol (docs/VTPM.md); installed by make install.
 VTPM := $(O)/blobstore-vtpm
 VTPM_SRC := examples/vtpm/main.c examples/vtpm/proto.c
-$(VTPM): $(VTPM_SRC) examples/vtpm/proto.h $(STATIC) $(wildcard include/*.h)
-	$(CC) $(CFLAGS) -o $@ $(VTPM_SRC) $(STATIC) $(LDFLAGS) $(LIBS)
+$(VTPM): $(VTPM_SRC) examples/vtpm/proto.h $(ALL_STATIC) $(HEADERS)
+	$(CC) $(CFLAGS) $(PUB_INC) $(call pkg_cflags,libtpms) -o $@ $(VTPM_SRC) $(ALL_STATIC) $(LDFLAGS) \
+	  $(ALL_LIBS)
 
 EXAMPLE_BINS += $(VTPM)
 all: $(VTPM)

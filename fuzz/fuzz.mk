@@ -15,17 +15,18 @@ FUZZ_MAX_LEN ?= 8192
 FUZZ_TARGETS := $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_O)/%)
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) -Iinclude -Iblobstore -Invram $(PKG_CFLAGS) $(FUZZ_SAN)
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) $(LIB_INC) $(call pkg_cflags,libtasn1 libcrypto libtpms libnbd) \
+  $(FUZZ_SAN)
 FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ_O)/%.o,$(wildcard blobstore/*/*.c nvram/*.c)) \
                 $(FUZZ_O)/gen/asn1tab.o $(FUZZ_O)/gen/asn1text.o
 
 .PHONY: fuzz-smoke fuzz-build
 
-$(FUZZ_O)/blobstore/%.o: blobstore/%.c $(wildcard include/*.h blobstore/*.h blobstore/*/*.h)
+$(FUZZ_O)/blobstore/%.o: blobstore/%.c $(HEADERS) $(wildcard blobstore/*/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
-$(FUZZ_O)/nvram/%.o: nvram/%.c $(wildcard include/*.h blobstore/*.h nvram/*.h)
+$(FUZZ_O)/nvram/%.o: nvram/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
@@ -38,11 +39,12 @@ $(FUZZ_O)/libblobstore.a: $(FUZZ_LIB_OBJ)
 	ar rcs $@ $^
 
 $(FUZZ_BINS): $(FUZZ_O)/%: fuzz/%.c $(FUZZ_O)/libblobstore.a
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_O)/libblobstore.a $(PKG_LIBS) -lpthread
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_O)/libblobstore.a $(ALL_LIBS)
 
-$(FUZZ_O)/mkseeds: fuzz/mkseeds.c $(STATIC)
+$(FUZZ_O)/mkseeds: fuzz/mkseeds.c tests/unit/fault.c $(ALL_STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(STATIC) $(LDFLAGS) $(LIBS)
+	$(CC) $(CFLAGS) $(PUB_INC) -Itests/unit -o $@ $< tests/unit/fault.c $(ALL_STATIC) $(LDFLAGS) \
+	  $(ALL_LIBS)
 
 fuzz-build: $(FUZZ_BINS) $(FUZZ_O)/mkseeds
 

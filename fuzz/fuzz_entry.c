@@ -126,15 +126,15 @@ static void primitives(const uint8_t *data, size_t size)
 	if (!bs__der_header_prefix(p, size, &t))
 		MUST(t.hdr <= size);
 	char desc[96];
-	bs_der_describe(p, size, desc, sizeof desc);
+	bs_value_describe(p, size, desc, sizeof desc);
 	MUST(memchr(desc, 0, sizeof desc) != NULL);
 	int64_t v;
 	if (size <= 9 && bs__der_int_value(p, size, &v)) {
-		uint8_t enc[BS_DER_MAX_INT];
-		size_t n = bs_der_int(v, enc, sizeof enc);
+		uint8_t enc[BS__DER_MAX_INT];
+		size_t n = bs__der_encode_int(v, enc, sizeof enc);
 		MUST(n == size + 2 && !memcmp(enc + 2, p, size));
 	}
-	(void)bs__utf8_valid(p, size);
+	(void)bs_utf8_valid(p, size);
 	(void)bs__ia5_valid(p, size);
 	free(p);
 }

@@ -11,8 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "blobstore.h"
-#include "blobstore_backend.h"
+#include <blobstore/blobstore.h>
+#include <blobstore/backend.h>
+#include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -20,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 	do {                                                                                 \
 		if (!(cond)) {                                                               \
 			fprintf(stderr, "invariant failed: %s (line %d): %s\n", #cond, __LINE__, \
-				bs_errmsg());                                                \
+				last_error());                                                \
 			abort();                                                             \
 		}                                                                            \
 	} while (0)
@@ -57,28 +58,30 @@ static int is_flagged(const struct flagged *f, const bs_entry *e)
 /* Every accessor on every entry: all must answer without crashing. */
 static void walk(bs_image *img)
 {
-	struct bs_stat st;
-	MUST(bs_stat(img, &st) == BS_OK);
-	MUST(st.entries == bs_count(img));
+	struct bs_image_stat st = BS_IMAGE_STAT_INIT;
+	MUST(bs_image_stat(img, &st) == BS_OK);
+	MUST(st.entries == bs_image_count(img, BS_ITER_LIBRARY));
 	MUST(st.dir_end <= st.size);
-	for (size_t i = 0; i < bs_count(img); i++) {
-		bs_entry *e = bs_entry_at(img, i);
+	for (bs_entry *e = NULL; (e = bs_entry_next(img, e, BS_ITER_LIBRARY));) {
 		MUST(e != NULL);
 		MUST(bs_entry_type(e) != NULL);
 		(void)bs_entry_name(e);
 		MUST(bs_entry_offset(e) + bs_entry_size(e) <= st.size);
 		(void)bs_entry_capacity(e);
-		MUST(bs_entry_status_msg(e) != NULL);
+		MUST(bs_entry_status_message(e) != NULL);
 		(void)bs_entry_is_slotted(e);
-		(void)bs_entry_check(e);
+		(void)bs_checksum_name(bs_entry_checksum(e));
 		for (int mand = 0; mand < 2; mand++)
-			for (size_t k = 0; k < bs_attr_count(e, mand); k++) {
+			for (size_t k = 0; k < bs_attr_count(e); k++) {
 				const char *name;
 				const uint8_t *v;
 				size_t vl;
-				MUST(bs_attr_at(e, mand, k, &name, &v, &vl) == BS_OK);
+				unsigned fl_;
+				MUST(bs_attr_at(e, k, &name, &v, &vl, &fl_) == BS_OK);
+				if (((fl_ & BS_ATTR_MANDATORY) != 0) != (mand != 0))
+					continue;
 				char desc[128];
-				bs_der_describe(v, vl, desc, sizeof desc);
+				bs_value_describe(v, vl, desc, sizeof desc);
 				MUST(memchr(desc, 0, sizeof desc) != NULL);
 				int64_t iv;
 				int bv;
@@ -86,7 +89,7 @@ static void walk(bs_image *img)
 				const uint8_t *bytes;
 				size_t bl;
 				unsigned fl;
-				MUST(bs_attr_get(e, name, &fl, &v, &vl) == BS_OK);
+				MUST(bs_attr_get(e, name, &v, &vl, &fl) == BS_OK);
 				(void)bs_attr_get_int(e, name, &iv);
 				(void)bs_attr_get_bool(e, name, &bv);
 				if (bs_attr_get_str(e, name, &sv) == BS_OK)
@@ -96,7 +99,7 @@ static void walk(bs_image *img)
 			}
 		if (!bs_entry_status(e) && bs_entry_type(e)[0]) {
 			bs_entry *f;
-			MUST(bs_find(img, bs_entry_type(e), bs_entry_name(e), &f) == BS_OK);
+			MUST(bs_entry_find(img, bs_entry_type(e), bs_entry_name(e), &f) == BS_OK);
 			MUST(f == e);
 		}
 	}
@@ -104,8 +107,7 @@ static void walk(bs_image *img)
 
 static void read_all(bs_image *img, const struct flagged *fl)
 {
-	for (size_t i = 0; i < bs_count(img); i++) {
-		bs_entry *e = bs_entry_at(img, i);
+	for (bs_entry *e = NULL; (e = bs_entry_next(img, e, BS_ITER_LIBRARY));) {
 		/* A read-only reader retries a slot that fails its check (a
 		 * writer may be mid-write) and sleeps between tries: read only
 		 * what the check passed, so the fuzzer is not put to sleep. */
@@ -113,12 +115,12 @@ static void read_all(bs_image *img, const struct flagged *fl)
 			continue;
 		void *buf = NULL;
 		size_t len = 0;
-		int rc = bs_entry_read_alloc(img, e, &buf, &len);
+		int rc = bs_entry_read_alloc(e, &buf, &len);
 		if (rc == BS_OK) {
 			MUST(buf != NULL);
 			uint8_t small[8];
 			size_t l2;
-			int rc2 = bs_entry_read(img, e, small, sizeof small, &l2);
+			int rc2 = bs_entry_read(e, small, sizeof small, &l2);
 			MUST(rc2 == (len <= sizeof small ? BS_OK : BS_ERANGE));
 			MUST(l2 == len);
 		}
@@ -132,20 +134,20 @@ static void read_only(const uint8_t *data, size_t size)
 	bs_image *img;
 	if (bs_backend_mem(data, size, &be))
 		return;
-	if (bs_open_backend(be, "fuzz", BS_OPEN_RDONLY, &img))
+	if (bs_image_open_backend(be, "fuzz", BS_OPEN_RDONLY, &img))
 		return;
 	walk(img);
 	struct flagged fl = {0};
-	int rc = bs_check(img, 0, on_problem, &fl);
+	int rc = bs_image_check(img, 0, on_problem, &fl);
 	MUST(rc == BS_OK || fl.n || fl.other);
 	read_all(img, &fl);
 	struct flagged fl2 = {0};
-	(void)bs_check(img, 1, on_problem, &fl2);
+	(void)bs_image_check(img, 1, on_problem, &fl2);
 	uint8_t raw[4];
 	(void)bs_image_read_raw(img, 0, raw, sizeof raw);
 	MUST(bs_image_read_raw(img, UINT64_MAX, raw, 1) != BS_OK);
-	MUST(bs_entry_write(img, bs_entry_at(img, 0), "x", 1) == BS_ERDONLY);
-	bs_close(img);
+	MUST(bs_entry_write(bs_entry_next(img, NULL, BS_ITER_LIBRARY), "x", 1) == BS_ERDONLY);
+	bs_image_close(img);
 }
 
 /* The image the read-write backend now holds. */
@@ -166,20 +168,20 @@ static void verify(const uint8_t *snap, size_t len, const char *type, const char
 	struct bs_backend *be;
 	bs_image *img;
 	MUST(bs_backend_mem(snap, len, &be) == BS_OK);
-	MUST(bs_open_backend(be, "fuzz-reopen", BS_OPEN_RDONLY, &img) == BS_OK);
+	MUST(bs_image_open_backend(be, "fuzz-reopen", BS_OPEN_RDONLY, &img) == BS_OK);
 	bs_entry *e;
-	int rc = bs_find(img, type, name, &e);
+	int rc = bs_entry_find(img, type, name, &e);
 	if (!want) {
 		MUST(rc == BS_ENOENT);
 	} else {
 		MUST(rc == BS_OK);
 		void *buf;
 		size_t l;
-		MUST(bs_entry_read_alloc(img, e, &buf, &l) == BS_OK);
+		MUST(bs_entry_read_alloc(e, &buf, &l) == BS_OK);
 		MUST(l == want_len && !memcmp(buf, want, l));
 		free(buf);
 	}
-	bs_close(img);
+	bs_image_close(img);
 }
 
 static void read_write(const uint8_t *data, size_t size)
@@ -188,22 +190,22 @@ static void read_write(const uint8_t *data, size_t size)
 	bs_image *img;
 	if (bs_backend_mem(data, size, &be))
 		return;
-	if (bs_open_backend(be, "fuzz", BS_OPEN_NOSYNC, &img))
+	if (bs_image_open_backend(be, "fuzz", BS_OPEN_NOSYNC, &img))
 		return;
 	walk(img);
 	bs_entry *e = NULL;
-	for (size_t i = 1; i < bs_count(img) && !e; i++)
-		if (!bs_entry_status(bs_entry_at(img, i)))
-			e = bs_entry_at(img, i);
+	for (bs_entry *x = NULL; !e && (x = bs_entry_next(img, x, 0));)
+		if (!bs_entry_status(x))
+			e = x;
 	if (!e) {
-		if (bs_entry_create(img, "fuzz.new", "n", 8, NULL, 0, "abc", 3, &e) == BS_OK) {
+		if (bs_entry_create(img, "fuzz.new", "n", &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 8, .attrs = NULL, .nattrs = 0}, "abc", 3, &e) == BS_OK) {
 			size_t len;
 			uint8_t *snap = snapshot(be, &len);
 			if (snap)
 				verify(snap, len, "fuzz.new", "n", (const uint8_t *)"abc", 3);
 			free(snap);
 		}
-		bs_close(img);
+		bs_image_close(img);
 		return;
 	}
 	char *type = strdup(bs_entry_type(e));
@@ -215,35 +217,36 @@ static void read_write(const uint8_t *data, size_t size)
 	size_t n = bs_entry_capacity(e) < 40 ? bs_entry_capacity(e) : 40;
 	size_t len;
 	uint8_t *snap;
-	if (bs_entry_write(img, e, val, n) == BS_OK) {
+	if (bs_entry_write(e, val, n) == BS_OK) {
 		snap = snapshot(be, &len);
 		if (snap)
 			verify(snap, len, type, name, val, n);
 		free(snap);
 		/* Larger than the capacity: a rewrite. */
-		if (bs_entry_write(img, e, val, sizeof val) == BS_OK) {
+		if (bs_entry_write(e, val, sizeof val) == BS_OK) {
 			snap = snapshot(be, &len);
 			if (snap)
 				verify(snap, len, type, name, val, sizeof val);
 			free(snap);
 		}
 	}
-	uint8_t iv[BS_DER_MAX_INT];
-	size_t il = bs_der_int(-12345, iv, sizeof iv);
-	if (bs_attr_set(img, e, "fuzz.attr", 0, iv, il) == BS_OK) {
+	uint8_t iv[BS_VALUE_MAX_INT];
+	size_t il = 0;
+	MUST(bs_value_encode_int(-12345, 0, iv, sizeof iv, &il) == BS_OK);
+	if (bs_attr_set(e, "fuzz.attr", 0, iv, il) == BS_OK) {
 		int64_t got;
 		MUST(bs_attr_get_int(e, "fuzz.attr", &got) == BS_OK && got == -12345);
-		MUST(bs_attr_remove(img, e, "fuzz.attr") == BS_OK);
+		MUST(bs_attr_remove(e, "fuzz.attr") == BS_OK);
 	}
-	if (bs_entry_delete(img, e) == BS_OK) {
+	if (bs_entry_delete(e) == BS_OK) {
 		snap = snapshot(be, &len);
 		if (snap)
 			verify(snap, len, type, name, NULL, 0);
 		free(snap);
 	}
-	if (bs_compact(img) == BS_OK) {
-		struct bs_stat st;
-		MUST(bs_stat(img, &st) == BS_OK && st.free_holes == 0);
+	if (bs_image_compact(img) == BS_OK) {
+		struct bs_image_stat st = BS_IMAGE_STAT_INIT;
+		MUST(bs_image_stat(img, &st) == BS_OK && st.free_holes == 0);
 		walk(img);
 		snap = snapshot(be, &len);
 		if (snap)
@@ -252,7 +255,7 @@ static void read_write(const uint8_t *data, size_t size)
 	}
 	free(type);
 	free(name);
-	bs_close(img);
+	bs_image_close(img);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -14,7 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nvram_swtpm.h"
+#include <blobstore/swtpm.h>
+#include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -26,49 +27,49 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 		}                                                                      \
 	} while (0)
 
-static void round_trip(const uint8_t *plain, size_t len, const struct nvram_swtpm_key *k)
+static void round_trip(const uint8_t *plain, size_t len, const struct bs_swtpm_key *k)
 {
 	uint8_t *blob, *back;
 	size_t blob_len, back_len;
-	MUST(nvram_swtpm_blob_encode(plain, len, k, &blob, &blob_len) == BS_OK);
-	struct nvram_swtpm_blob_info info;
-	MUST(nvram_swtpm_blob_decode(blob, blob_len, k, 0, "again", &back, &back_len, &info) ==
+	MUST(bs_swtpm_blob_encode(plain, len, k, &blob, &blob_len) == BS_OK);
+	struct bs_swtpm_blob_info info = BS_SWTPM_BLOB_INFO_INIT;
+	MUST(bs_swtpm_blob_decode(blob, blob_len, k, 0, "again", &back, &back_len, &info) ==
 	     BS_OK);
-	MUST(info.version == 2 && info.has_header && info.encrypted == (k != NULL));
+	MUST(info.blob_version == 2 && info.has_header && info.encrypted == (k != NULL));
 	MUST(back_len == len && !memcmp(back, plain, len));
-	nvram_swtpm_free(back, back_len);
+	bs_swtpm_free(back, back_len);
 	free(blob);
 }
 
-static void decode(const uint8_t *p, size_t size, const struct nvram_swtpm_key *k,
+static void decode(const uint8_t *p, size_t size, const struct bs_swtpm_key *k,
 		   unsigned flags)
 {
 	uint8_t *out = (uint8_t *)1;
 	size_t out_len = 7;
-	struct nvram_swtpm_blob_info info;
-	int rc = nvram_swtpm_blob_decode(p, size, k, flags, "fuzz", &out, &out_len, &info);
+	struct bs_swtpm_blob_info info = BS_SWTPM_BLOB_INFO_INIT;
+	int rc = bs_swtpm_blob_decode(p, size, k, flags, "fuzz", &out, &out_len, &info);
 	if (rc) {
-		MUST(out == NULL && out_len == 0);
-		MUST(bs_errmsg()[0] != 0);
+		MUST(out == (uint8_t *)1 && out_len == 7); /* untouched on failure */
+		MUST(last_error()[0] != 0);
 		MUST(rc == BS_ECORRUPT || rc == BS_EUNSUPPORTED || rc == BS_EKEY ||
 		     rc == BS_ELIMIT || rc == BS_ENOMEM);
 		return;
 	}
 	MUST(out != NULL && out_len <= size);
-	MUST(info.version == 1 || info.version == 2);
-	if (!k && info.version == 2 && !info.encrypted) {
+	MUST(info.blob_version == 1 || info.blob_version == 2);
+	if (!k && info.blob_version == 2 && !info.encrypted) {
 		/* Only the one encoding of these data is accepted, but for
 		 * the minimum version (octet 1), which may be 1 or 2. */
 		uint8_t *enc;
 		size_t enc_len;
-		MUST(nvram_swtpm_blob_encode(out, out_len, NULL, &enc, &enc_len) == BS_OK);
+		MUST(bs_swtpm_blob_encode(out, out_len, NULL, &enc, &enc_len) == BS_OK);
 		MUST(enc_len == size && enc[0] == p[0] && !memcmp(enc + 2, p + 2, size - 2));
 		free(enc);
 	}
 	round_trip(out, out_len, NULL);
 	if (k)
 		round_trip(out, out_len, k);
-	nvram_swtpm_free(out, out_len);
+	bs_swtpm_free(out, out_len);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -77,21 +78,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	MUST(p != NULL);
 	if (size)
 		memcpy(p, data, size);
-	struct nvram_swtpm_key k16 = {.len = 16}, k32 = {.len = 32};
+	struct bs_swtpm_key k16 = {.version = BS_SWTPM_KEY_VERSION, .len = 16}, k32 = {.version = BS_SWTPM_KEY_VERSION, .len = 32};
 	for (int i = 0; i < 32; i++) {
 		k16.bytes[i] = (uint8_t)(i + 1);
 		k32.bytes[i] = (uint8_t)(0x80 + i);
 	}
-	for (unsigned flags = 0; flags <= NVRAM_SWTPM_HEADERLESS; flags += NVRAM_SWTPM_HEADERLESS) {
+	for (unsigned flags = 0; flags <= BS_SWTPM_HEADERLESS; flags += BS_SWTPM_HEADERLESS) {
 		decode(p, size, NULL, flags);
 		decode(p, size, &k16, flags);
 		decode(p, size, &k32, flags);
 	}
-	struct nvram_swtpm_blob_info info;
-	(void)nvram_swtpm_blob_inspect(p, size, 0, "fuzz", &info);
-	struct nvram_swtpm_key k;
-	for (int fmt = NVRAM_SWTPM_KEY_HEX; fmt <= NVRAM_SWTPM_KEY_BINARY; fmt++)
-		if (nvram_swtpm_key_parse(p, size, fmt, 0, &k) == BS_OK)
+	struct bs_swtpm_blob_info info = BS_SWTPM_BLOB_INFO_INIT;
+	(void)bs_swtpm_blob_inspect(p, size, 0, "fuzz", &info);
+	struct bs_swtpm_key k = BS_SWTPM_KEY_INIT;
+	for (int fmt = BS_SWTPM_KEY_HEX; fmt <= BS_SWTPM_KEY_BINARY; fmt++)
+		if (bs_swtpm_key_parse(p, size, fmt, 0, &k) == BS_OK)
 			MUST(k.len == 16 || k.len == 32);
 	free(p);
 	return 0;

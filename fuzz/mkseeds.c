@@ -14,14 +14,23 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "blobstore.h"
-#include "blobstore_backend.h"
+#include <blobstore/blobstore.h>
+#include <blobstore/backend.h>
+#include "fault.h" /* the tests' backend that injects faults */
+#include "fuzz_util.h"
+
+/* What a memory or fault backend holds. */
+static const uint8_t *seed_data(const struct bs_backend *be, size_t *len)
+{
+	const uint8_t *p = bs_backend_mem_data(be, len);
+	return p ? p : fault_backend_data(be, len);
+}
 
 static const char *outdir;
 
 static void die(const char *what)
 {
-	fprintf(stderr, "mkseeds: %s: %s\n", what, bs_errmsg());
+	fprintf(stderr, "mkseeds: %s: %s\n", what, last_error());
 	exit(1);
 }
 
@@ -43,12 +52,12 @@ static void put(const char *target, const char *name, const uint8_t *p, size_t l
 static void save(bs_image *img, struct bs_backend *be, const char *name, int entries)
 {
 	size_t len;
-	const uint8_t *p = bs_backend_mem_data(be, &len);
+	const uint8_t *p = seed_data(be, &len);
 	char fn[256];
 	snprintf(fn, sizeof fn, "%s.bs", name);
 	put("fuzz_image", fn, p, len);
-	for (size_t i = 0; entries && i < bs_count(img); i++) {
-		bs_entry *e = bs_entry_at(img, i);
+	size_t i = 0;
+	for (bs_entry *e = NULL; entries && (e = bs_entry_next(img, e, BS_ITER_LIBRARY)); i++) {
 		uint64_t off = bs_entry_offset(e), size = bs_entry_size(e);
 		if (off + size > len)
 			continue;
@@ -62,7 +71,7 @@ static bs_image *fresh(struct bs_backend **be)
 	bs_image *img;
 	if (bs_backend_mem(NULL, 0, be))
 		die("memory backend");
-	if (bs_open_backend(*be, "seed", BS_OPEN_CREATE | BS_OPEN_NOSYNC, &img))
+	if (bs_image_open_backend(*be, "seed", BS_OPEN_CREATE | BS_OPEN_NOSYNC, &img))
 		die("create");
 	return img;
 }
@@ -72,44 +81,46 @@ static uint8_t *rich(size_t *len)
 {
 	struct bs_backend *be;
 	bs_image *img = fresh(&be);
-	uint8_t iv[BS_DER_MAX_INT], bv[4], sv[32], ov[16];
-	size_t il = bs_der_int(-300, iv, sizeof iv);
-	size_t bl = bs_der_bool(1, bv, sizeof bv);
-	size_t sl = bs_der_utf8("z\xc3\xa9ro", sv, sizeof sv);
-	size_t ol = bs_der_octets("\x01\x02\x03", 3, ov, sizeof ov);
+	uint8_t iv[BS_VALUE_MAX_INT], bv[BS_VALUE_MAX_INT], sv[32], ov[16];
+	size_t il = 0, bl = 0, sl = 0, ol = 0;
+	if (bs_value_encode_int(-300, 0, iv, sizeof iv, &il) ||
+	    bs_value_encode_bool(1, 0, bv, sizeof bv, &bl) ||
+	    bs_value_encode_str("z\xc3\xa9ro", 0, 0, sv, sizeof sv, &sl) ||
+	    bs_value_encode_bytes("\x01\x02\x03", 3, 0, ov, sizeof ov, &ol))
+		return NULL;
 	struct bs_attr attrs[] = {
-		{"count", 0, iv, il},
-		{"enabled", 0, bv, bl},
-		{"label", 0, sv, sl},
-		{"blob", 0, ov, ol},
-		{"flag", 0, NULL, 0},
+		{BS_ATTR_VERSION, "count", 0, iv, il},
+		{BS_ATTR_VERSION, "enabled", 0, bv, bl},
+		{BS_ATTR_VERSION, "label", 0, sv, sl},
+		{BS_ATTR_VERSION, "blob", 0, ov, ol},
+		{BS_ATTR_VERSION, "flag", 0, NULL, 0},
 	};
-	if (bs_entry_create(img, "tpm2", "permall", 24, attrs, 5, "permanent", 9, NULL))
+	if (bs_entry_create(img, "tpm2", "permall", &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 24, .attrs = attrs, .nattrs = 5}, "permanent", 9, NULL))
 		die("permall");
-	struct bs_entry_opts o = {.capacity = 16, .check = "sha256"};
-	if (bs_entry_create2(img, "tpm2", "volatilestate", &o, "volatile", 8, NULL))
+	struct bs_entry_opts o = {.version = BS_ENTRY_OPTS_VERSION, .capacity = 16, .checksum = BS_CHECKSUM_SHA256};
+	if (bs_entry_create(img, "tpm2", "volatilestate", &o, "volatile", 8, NULL))
 		die("sha256 entry");
-	struct bs_entry_opts raw = {.flags = BS_ENTRY_RAW};
-	if (bs_entry_create2(img, "nvram", "raw", &raw, "raw data", 8, NULL))
+	struct bs_entry_opts raw = {.version = BS_ENTRY_OPTS_VERSION, .flags = BS_ENTRY_RAW};
+	if (bs_entry_create(img, "nvram", "raw", &raw, "raw data", 8, NULL))
 		die("raw entry");
-	if (bs_entry_create(img, "unnamed", NULL, 4, NULL, 0, "u", 1, NULL))
+	if (bs_entry_create(img, "unnamed", NULL, &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 4, .attrs = NULL, .nattrs = 0}, "u", 1, NULL))
 		die("unnamed entry");
 	bs_entry *gone, *grown;
-	if (bs_entry_create(img, "temp", "deleted", 8, NULL, 0, "secret", 6, &gone) ||
-	    bs_entry_delete(img, gone))
+	if (bs_entry_create(img, "temp", "deleted", &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 8, .attrs = NULL, .nattrs = 0}, "secret", 6, &gone) ||
+	    bs_entry_delete(gone))
 		die("deleted entry");
-	if (bs_entry_create(img, "grow", "rewritten", 4, NULL, 0, "ab", 2, &grown) ||
-	    bs_entry_write(img, grown, "longer than four", 16))
+	if (bs_entry_create(img, "grow", "rewritten", &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 4, .attrs = NULL, .nattrs = 0}, "ab", 2, &grown) ||
+	    bs_entry_write(grown, "longer than four", 16))
 		die("rewritten entry");
-	if (bs_entry_write(img, grown, "again", 5))
+	if (bs_entry_write(grown, "again", 5))
 		die("slot write");
 	save(img, be, "rich", 1);
-	const uint8_t *p = bs_backend_mem_data(be, len);
+	const uint8_t *p = seed_data(be, len);
 	uint8_t *c = malloc(*len);
 	if (!c)
 		die("out of memory");
 	memcpy(c, p, *len);
-	bs_close(img);
+	bs_image_close(img);
 	return c;
 }
 
@@ -118,25 +129,25 @@ enum op { OP_GROW, OP_WRITE, OP_CREATE };
 static void crashed(const uint8_t *rich_img, size_t len, enum op op, uint64_t crash_after,
 		    size_t tear_at, const char *name)
 {
-	struct bs_fault_plan plan = {.crash_after = crash_after, .tear_at = tear_at};
+	struct fault_plan plan = {.crash_after = crash_after, .tear_at = tear_at};
 	struct bs_backend *be;
 	bs_image *img;
-	if (bs_backend_fault(rich_img, len, &plan, &be))
+	if (fault_backend_new(rich_img, len, &plan, &be))
 		die("fault backend");
-	if (bs_open_backend(be, "seed", 0, &img))
+	if (bs_image_open_backend(be, "seed", 0, &img))
 		die("open rich");
 	bs_entry *e;
-	if (bs_find(img, "tpm2", "permall", &e))
+	if (bs_entry_find(img, "tpm2", "permall", &e))
 		die("find");
 	static const char big[40] = "a value that outgrows the capacity";
 	if (op == OP_GROW)
-		bs_entry_write(img, e, big, sizeof big);
+		bs_entry_write(e, big, sizeof big);
 	else if (op == OP_WRITE)
-		bs_entry_write(img, e, "torn", 4);
+		bs_entry_write(e, "torn", 4);
 	else
-		bs_entry_create(img, "late", "append", 8, NULL, 0, "late", 4, NULL);
+		bs_entry_create(img, "late", "append", &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 8, .attrs = NULL, .nattrs = 0}, "late", 4, NULL);
 	save(img, be, name, 0);
-	bs_close(img);
+	bs_image_close(img);
 }
 
 int main(int argc, char **argv)
@@ -150,17 +161,17 @@ int main(int argc, char **argv)
 	struct bs_backend *be;
 	bs_image *img = fresh(&be);
 	save(img, be, "empty", 1);
-	bs_close(img);
+	bs_image_close(img);
 
 	img = fresh(&be);
 	char name[16];
 	for (int i = 0; i < 12; i++) {
 		snprintf(name, sizeof name, "e%02d", i);
-		if (bs_entry_create(img, "small", name, 8, NULL, 0, name, 3, NULL))
+		if (bs_entry_create(img, "small", name, &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 8, .attrs = NULL, .nattrs = 0}, name, 3, NULL))
 			die("small entry");
 	}
 	save(img, be, "many", 0);
-	bs_close(img);
+	bs_image_close(img);
 
 	size_t len;
 	uint8_t *r = rich(&len);

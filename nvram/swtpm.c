@@ -32,8 +32,8 @@
 #include <openssl/params.h>
 #include <openssl/rand.h>
 
-#include "api/api.h"
-#include "nvram_swtpm.h"
+#include <blobstore/swtpm.h>
+#include <blobstore/sys/util.h>
 
 #define TAG_DATA 1u
 #define TAG_ENCRYPTED_DATA 2u
@@ -46,7 +46,7 @@
 #define AES_BLOCK 16u
 #define SHA256_LEN 32u
 #define HMAC_LEN 32u
-#define KNOWN_FLAGS (NVRAM_SWTPM_FLAG_ENCRYPTED | NVRAM_SWTPM_FLAG_256BIT_KEY)
+#define KNOWN_FLAGS (BS_SWTPM_FLAG_ENCRYPTED | BS_SWTPM_FLAG_256BIT_KEY)
 #define MIGRATION_FLAGS 0x16u
 
 static int blob_err(const char *label, uint64_t off, int code, const char *fmt, ...)
@@ -56,8 +56,7 @@ static int blob_err(const char *label, uint64_t off, int code, const char *fmt, 
 {
 	va_list ap;
 	va_start(ap, fmt);
-	struct bs__where w = {.label = label ? label : "swtpm blob"};
-	code = bs__verror(&w, off, code, 0, fmt, ap);
+	code = bs_error_vset(label ? label : "swtpm blob", NULL, NULL, off, code, 0, fmt, ap);
 	va_end(ap);
 	return code;
 }
@@ -86,7 +85,7 @@ static void put32(uint8_t *p, uint32_t v)
 	p[3] = (uint8_t)v;
 }
 
-void nvram_swtpm_free(void *p, size_t len)
+void bs_swtpm_free(void *p, size_t len)
 {
 	if (!p)
 		return;
@@ -94,7 +93,7 @@ void nvram_swtpm_free(void *p, size_t len)
 	free(p);
 }
 
-void nvram_swtpm_key_wipe(struct nvram_swtpm_key *k)
+void bs_swtpm_key_wipe(struct bs_swtpm_key *k)
 {
 	if (k)
 		OPENSSL_cleanse(k, sizeof *k);
@@ -107,37 +106,37 @@ static bool is_space(uint8_t c)
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
-int nvram_swtpm_key_parse(const void *content, size_t len, int format, size_t keylen,
-			  struct nvram_swtpm_key *out)
+static int key_parse(const void *content, size_t len, int format, size_t keylen,
+		     struct bs_swtpm_key *out)
 {
 	const uint8_t *p = content;
 	if (!out || (!p && len) || (keylen && keylen != 16 && keylen != 32))
-		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL, "swtpm key: invalid argument");
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0, "swtpm key: invalid argument");
 	memset(out, 0, sizeof *out);
-	if (format == NVRAM_SWTPM_KEY_BINARY) {
+	if (format == BS_SWTPM_KEY_BINARY) {
 		if (len != 16 && len != 32)
-			return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL,
+			return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0,
 				       "swtpm key: a binary key file holds 16 or 32 octets, not %zu",
 				       len);
 		if (keylen && len != keylen)
-			return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL,
+			return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0,
 				       "swtpm key: the cipher needs a %zu-bit key, the file holds "
 				       "%zu bits", keylen * 8, len * 8);
 		memcpy(out->bytes, p, len);
 		out->len = len;
 		return BS_OK;
 	}
-	if (format != NVRAM_SWTPM_KEY_HEX)
-		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL, "swtpm key: unknown format %d",
+	if (format != BS_SWTPM_KEY_HEX)
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0, "swtpm key: unknown format %d",
 			       format);
 	size_t i = 0, digits = 0;
 	if (len >= 2 && p[0] == '0' && (p[1] == 'x' || p[1] == 'X'))
 		i = 2;
 	for (; i < len && !is_space(p[i]); i++, digits++) {
-		int v = bs__hexval(p[i]);
+		int v = bs_hex_digit(p[i]);
 		if (v < 0 || digits >= 64) {
-			nvram_swtpm_key_wipe(out);
-			return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL,
+			bs_swtpm_key_wipe(out);
+			return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0,
 				       v < 0 ? "swtpm key: octet %zu of the key file is not a "
 					       "hexadecimal digit"
 				             : "swtpm key: more than 64 hexadecimal digits (at "
@@ -148,59 +147,86 @@ int nvram_swtpm_key_parse(const void *content, size_t len, int format, size_t ke
 	}
 	for (; i < len; i++)
 		if (!is_space(p[i])) {
-			nvram_swtpm_key_wipe(out);
-			return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL,
+			bs_swtpm_key_wipe(out);
+			return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0,
 				       "swtpm key: text after the key at octet %zu", i);
 		}
 	if (digits != 32 && digits != 64) {
-		nvram_swtpm_key_wipe(out);
-		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL,
+		bs_swtpm_key_wipe(out);
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0,
 			       "swtpm key: %zu hexadecimal digits; a key has 32 (AES-128) or 64 "
 			       "(AES-256)", digits);
 	}
 	out->len = digits / 2;
 	if (keylen && out->len != keylen) {
 		size_t have = out->len;
-		nvram_swtpm_key_wipe(out);
-		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL,
+		bs_swtpm_key_wipe(out);
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0,
 			       "swtpm key: the cipher needs a %zu-bit key, the file holds %zu bits",
 			       keylen * 8, have * 8);
 	}
 	return BS_OK;
 }
 
-int nvram_swtpm_key_from_passphrase(const void *pw, size_t len, int kdf, size_t keylen,
-				    struct nvram_swtpm_key *out)
+static int key_from_passphrase(const void *pw, size_t len, int kdf, size_t keylen,
+			       struct bs_swtpm_key *out)
 {
 	static const uint8_t salt[] = {'s', 'w', 't', 'p', 'm'};
 	if (!out || (!pw && len) || (keylen != 16 && keylen != 32) || len > INT32_MAX)
-		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL,
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0,
 			       "swtpm passphrase: invalid argument");
 	memset(out, 0, sizeof *out);
 	const char *empty = "";
 	if (!pw)
 		pw = empty;
-	if (kdf == NVRAM_SWTPM_KDF_PBKDF2) {
+	if (kdf == BS_SWTPM_KDF_PBKDF2) {
 		if (PKCS5_PBKDF2_HMAC(pw, (int)len, salt, sizeof salt, 1000, EVP_sha512(),
 				      (int)keylen, out->bytes) != 1)
-			return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL,
+			return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0,
 				       "swtpm passphrase: PBKDF2 failed");
-	} else if (kdf == NVRAM_SWTPM_KDF_SHA512) {
+	} else if (kdf == BS_SWTPM_KDF_SHA512) {
 		uint8_t md[64];
 		unsigned mdlen = 0;
 		if (EVP_Digest(pw, len, md, &mdlen, EVP_sha512(), NULL) != 1 || mdlen != 64) {
 			OPENSSL_cleanse(md, sizeof md);
-			return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL,
+			return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0,
 				       "swtpm passphrase: SHA-512 failed");
 		}
 		memcpy(out->bytes, md, keylen);
 		OPENSSL_cleanse(md, sizeof md);
 	} else {
-		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL,
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0,
 			       "swtpm passphrase: unknown KDF %d", kdf);
 	}
 	out->len = keylen;
 	return BS_OK;
+}
+
+/* The key in a local copy, *OUT written only on success, the copy wiped. */
+int bs_swtpm_key_parse(const void *content, size_t len, int format, size_t keylen,
+		       struct bs_swtpm_key *out)
+{
+	struct bs_swtpm_key k;
+	int rc = key_parse(content, len, format, keylen, out ? &k : NULL);
+	if (!rc) {
+		k.version = BS_SWTPM_KEY_VERSION;
+		*out = k;
+	}
+	bs_swtpm_key_wipe(&k);
+	return rc;
+}
+
+int bs_swtpm_key_from_passphrase(const void *pw, size_t len, int kdf, size_t keylen,
+				 struct bs_swtpm_key *out)
+{
+	struct bs_swtpm_key k;
+	int rc = key_from_passphrase(pw, len, kdf, keylen, out ? &k : NULL);
+	if (!rc) {
+		k.version = BS_SWTPM_KEY_VERSION;
+		*out = k;
+	}
+	bs_swtpm_key_wipe(&k);
+	return rc;
 }
 
 /* ---- crypto helpers ------------------------------------------------------ */
@@ -212,7 +238,7 @@ static const EVP_CIPHER *cbc(size_t keylen)
 
 /* AES-CBC without OpenSSL's padding (swtpm pads itself) over LEN octets, a
  * multiple of 16.  Returns false on an OpenSSL failure. */
-static bool cbc_run(bool enc, const struct nvram_swtpm_key *k, const uint8_t iv[AES_BLOCK],
+static bool cbc_run(bool enc, const struct bs_swtpm_key *k, const uint8_t iv[AES_BLOCK],
 		    const uint8_t *in, size_t len, uint8_t *out)
 {
 	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
@@ -227,7 +253,7 @@ static bool cbc_run(bool enc, const struct nvram_swtpm_key *k, const uint8_t iv[
 }
 
 /* HMAC-SHA256 keyed with the AES key over A || B (B may be NULL). */
-static bool hmac_sha256(const struct nvram_swtpm_key *k, const uint8_t *a, size_t alen,
+static bool hmac_sha256(const struct bs_swtpm_key *k, const uint8_t *a, size_t alen,
 			const uint8_t *b, size_t blen, uint8_t md[HMAC_LEN])
 {
 	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
@@ -266,7 +292,7 @@ struct blob {
 	const uint8_t *p;
 	size_t len;
 	const char *label;
-	struct nvram_swtpm_blob_info info;
+	struct bs_swtpm_blob_info info;
 	size_t body; /* offset of the body */
 	/* version 2 records: offset of the value and its length; off 0 = absent */
 	size_t data_off, data_len, ct_off, ct_len, mac_off, mac_len, iv_off, iv_len;
@@ -276,7 +302,7 @@ struct blob {
 static int check_header(struct blob *b)
 {
 	const uint8_t *p = b->p;
-	if (b->len < NVRAM_SWTPM_HDR_LEN)
+	if (b->len < BS_SWTPM_HDR_LEN)
 		return blob_err(b->label, 0, BS_ECORRUPT,
 				"%zu octets: too short for the 10-octet blob header", b->len);
 	uint32_t totlen = be32(p + 6);
@@ -284,7 +310,7 @@ static int check_header(struct blob *b)
 		return blob_err(b->label, 6, BS_ECORRUPT,
 				"the header's total length is %lu, the file has %zu octets",
 				(unsigned long)totlen, b->len);
-	if (be16(p + 2) != NVRAM_SWTPM_HDR_LEN)
+	if (be16(p + 2) != BS_SWTPM_HDR_LEN)
 		return blob_err(b->label, 2, BS_ECORRUPT, "header size %u, expected 10",
 				be16(p + 2));
 	unsigned version = p[0], min_version = p[1];
@@ -306,14 +332,14 @@ static int check_header(struct blob *b)
 	if (flags & ~KNOWN_FLAGS)
 		return blob_err(b->label, 4, BS_EUNSUPPORTED, "unknown header flags 0x%04x",
 				flags & ~KNOWN_FLAGS);
-	if ((flags & NVRAM_SWTPM_FLAG_256BIT_KEY) && !(flags & NVRAM_SWTPM_FLAG_ENCRYPTED))
+	if ((flags & BS_SWTPM_FLAG_256BIT_KEY) && !(flags & BS_SWTPM_FLAG_ENCRYPTED))
 		return blob_err(b->label, 4, BS_ECORRUPT,
 				"flags 0x%04x: a key size without the encrypted flag", flags);
-	b->info.version = version;
+	b->info.blob_version = version;
 	b->info.has_header = 1;
 	b->info.flags = flags;
-	b->info.encrypted = !!(flags & NVRAM_SWTPM_FLAG_ENCRYPTED);
-	b->body = NVRAM_SWTPM_HDR_LEN;
+	b->info.encrypted = !!(flags & BS_SWTPM_FLAG_ENCRYPTED);
+	b->body = BS_SWTPM_HDR_LEN;
 	return BS_OK;
 }
 
@@ -408,16 +434,16 @@ static int inspect(const void *blob, size_t len, unsigned flags, bool have_key, 
 	b->label = label;
 	if (!blob && len)
 		return blob_err(label, BS_NO_OFFSET, BS_EINVAL, "no blob");
-	if (len > NVRAM_SWTPM_MAX_BLOB)
+	if (len > BS_SWTPM_MAX_BLOB)
 		return blob_err(label, BS_NO_OFFSET, BS_ELIMIT,
-				"%zu octets, more than the limit of %u", len, NVRAM_SWTPM_MAX_BLOB);
+				"%zu octets, more than the limit of %u", len, BS_SWTPM_MAX_BLOB);
 	int rc = check_header(b);
-	if (rc && (flags & NVRAM_SWTPM_HEADERLESS)) {
+	if (rc && (flags & BS_SWTPM_HEADERLESS)) {
 		/* What swtpm up to 0.7 did with a file whose header does not
 		 * check: all of it is a version-1 payload, encrypted exactly
 		 * when a key is configured. */
 		memset(&b->info, 0, sizeof b->info);
-		b->info.version = 1;
+		b->info.blob_version = 1;
 		b->info.encrypted = have_key;
 		b->body = 0;
 		return BS_OK;
@@ -425,8 +451,8 @@ static int inspect(const void *blob, size_t len, unsigned flags, bool have_key, 
 	if (rc)
 		return rc;
 	if (b->info.encrypted)
-		b->info.keylen = (b->info.flags & NVRAM_SWTPM_FLAG_256BIT_KEY) ? 32 : 16;
-	if (b->info.version == 2)
+		b->info.keylen = (b->info.flags & BS_SWTPM_FLAG_256BIT_KEY) ? 32 : 16;
+	if (b->info.blob_version == 2)
 		return check_records(b);
 	if (b->info.encrypted && (b->len - b->body == 0 || (b->len - b->body) % AES_BLOCK))
 		return blob_err(label, b->body, BS_ECORRUPT,
@@ -434,18 +460,18 @@ static int inspect(const void *blob, size_t len, unsigned flags, bool have_key, 
 				"AES blocks", b->len - b->body);
 	/* A version-1 header never said the key size: the 128-bit default
 	 * is only a guess, so do not claim it. */
-	if (!(b->info.flags & NVRAM_SWTPM_FLAG_256BIT_KEY))
+	if (!(b->info.flags & BS_SWTPM_FLAG_256BIT_KEY))
 		b->info.keylen = 0;
 	return BS_OK;
 }
 
-int nvram_swtpm_blob_inspect(const void *blob, size_t len, unsigned flags, const char *label,
-			     struct nvram_swtpm_blob_info *info)
+int bs_swtpm_blob_inspect(const void *blob, size_t len, unsigned flags, const char *label,
+			     struct bs_swtpm_blob_info *info)
 {
 	struct blob b;
 	int rc = inspect(blob, len, flags, false, label, &b);
 	if (!rc && info)
-		*info = b.info;
+		*info = b.info, info->version = BS_SWTPM_BLOB_INFO_VERSION;
 	return rc;
 }
 
@@ -453,7 +479,7 @@ static int dup_out(const uint8_t *p, size_t len, uint8_t **out, size_t *out_len)
 {
 	uint8_t *c = malloc(len ? len : 1);
 	if (!c)
-		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, 0, "out of memory");
 	if (len)
 		memcpy(c, p, len);
 	*out = c;
@@ -461,7 +487,7 @@ static int dup_out(const uint8_t *p, size_t len, uint8_t **out, size_t *out_len)
 	return BS_OK;
 }
 
-static int decrypt_v2(const struct blob *b, const struct nvram_swtpm_key *k, uint8_t **out,
+static int decrypt_v2(const struct blob *b, const struct bs_swtpm_key *k, uint8_t **out,
 		      size_t *out_len)
 {
 	const uint8_t *ct = b->p + b->ct_off;
@@ -478,12 +504,12 @@ static int decrypt_v2(const struct blob *b, const struct nvram_swtpm_key *k, uin
 	if (!plain)
 		return blob_err(b->label, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
 	if (!cbc_run(false, k, iv0, ct, b->ct_len, plain)) {
-		nvram_swtpm_free(plain, b->ct_len);
+		bs_swtpm_free(plain, b->ct_len);
 		return blob_err(b->label, BS_NO_OFFSET, BS_ENOMEM, "AES-CBC failed");
 	}
 	size_t pad = pad_len(plain, b->ct_len, k->len);
 	if (!pad) {
-		nvram_swtpm_free(plain, b->ct_len);
+		bs_swtpm_free(plain, b->ct_len);
 		/* The HMAC matched, so the key is right: the writer was broken. */
 		return blob_err(b->label, b->ct_off + b->ct_len - 1, BS_ECORRUPT,
 				"invalid padding after decryption");
@@ -494,7 +520,7 @@ static int decrypt_v2(const struct blob *b, const struct nvram_swtpm_key *k, uin
 	return BS_OK;
 }
 
-static int decrypt_v1(const struct blob *b, const struct nvram_swtpm_key *k, uint8_t **out,
+static int decrypt_v1(const struct blob *b, const struct bs_swtpm_key *k, uint8_t **out,
 		      size_t *out_len)
 {
 	const uint8_t *ct = b->p + b->body;
@@ -508,7 +534,7 @@ static int decrypt_v1(const struct blob *b, const struct nvram_swtpm_key *k, uin
 	if (!plain)
 		return blob_err(b->label, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
 	if (!cbc_run(false, k, iv0, ct, len, plain)) {
-		nvram_swtpm_free(plain, len);
+		bs_swtpm_free(plain, len);
 		return blob_err(b->label, BS_NO_OFFSET, BS_ENOMEM, "AES-CBC failed");
 	}
 	/* Version 1 has no MAC: a wrong key shows as bad padding or a hash
@@ -521,7 +547,7 @@ static int decrypt_v1(const struct blob *b, const struct nvram_swtpm_key *k, uin
 			     NULL) == 1 && mdlen == SHA256_LEN &&
 		  !CRYPTO_memcmp(md, plain, SHA256_LEN);
 	if (!ok) {
-		nvram_swtpm_free(plain, len);
+		bs_swtpm_free(plain, len);
 		return blob_err(b->label, b->body, BS_EKEY,
 				"decryption failed (%s): wrong key, or the blob was altered",
 				pad ? "SHA-256 mismatch" : "invalid padding");
@@ -534,14 +560,15 @@ static int decrypt_v1(const struct blob *b, const struct nvram_swtpm_key *k, uin
 	return BS_OK;
 }
 
-int nvram_swtpm_blob_decode(const void *blob, size_t len, const struct nvram_swtpm_key *key,
+int bs_swtpm_blob_decode(const void *blob, size_t len, const struct bs_swtpm_key *key,
 			    unsigned flags, const char *label, uint8_t **out, size_t *out_len,
-			    struct nvram_swtpm_blob_info *info)
+			    struct bs_swtpm_blob_info *info)
 {
 	if (!out || !out_len)
 		return blob_err(label, BS_NO_OFFSET, BS_EINVAL, "no output");
-	*out = NULL;
-	*out_len = 0;
+	if (key && key->version != BS_SWTPM_KEY_VERSION)
+		return blob_err(label, BS_NO_OFFSET, BS_EINVAL,
+				"a key of an unknown version (BS_SWTPM_KEY_INIT)");
 	if (key && key->len != 16 && key->len != 32)
 		return blob_err(label, BS_NO_OFFSET, BS_EINVAL, "a key has 16 or 32 octets, not %zu",
 				key->len);
@@ -550,9 +577,9 @@ int nvram_swtpm_blob_decode(const void *blob, size_t len, const struct nvram_swt
 	if (rc)
 		return rc;
 	if (info)
-		*info = b.info;
+		*info = b.info, info->version = BS_SWTPM_BLOB_INFO_VERSION;
 	if (!b.info.encrypted) {
-		if (b.info.version == 2)
+		if (b.info.blob_version == 2)
 			return dup_out(b.p + b.data_off, b.data_len, out, out_len);
 		return dup_out(b.p + b.body, b.len - b.body, out, out_len);
 	}
@@ -566,7 +593,7 @@ int nvram_swtpm_blob_decode(const void *blob, size_t len, const struct nvram_swt
 				"the blob was encrypted with a %zu-bit key (aes-%zu-cbc), the key "
 				"given has %zu bits", b.info.keylen * 8, b.info.keylen * 8,
 				key->len * 8);
-	if (b.info.version == 2)
+	if (b.info.blob_version == 2)
 		return decrypt_v2(&b, key, out, out_len);
 	return decrypt_v1(&b, key, out, out_len);
 }
@@ -582,45 +609,45 @@ static uint8_t *put_tlv(uint8_t *p, unsigned tag, const void *v, size_t len)
 	return p + TLV_HDR_LEN + len;
 }
 
-int nvram_swtpm_blob_encode(const void *data, size_t len, const struct nvram_swtpm_key *key,
+int bs_swtpm_blob_encode(const void *data, size_t len, const struct bs_swtpm_key *key,
 			    uint8_t **out, size_t *out_len)
 {
-	if (!out || !out_len || (!data && len) || (key && key->len != 16 && key->len != 32))
-		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL, "swtpm blob: invalid argument");
-	*out = NULL;
-	*out_len = 0;
+	if (!out || !out_len || (!data && len) ||
+	    (key && (key->version != BS_SWTPM_KEY_VERSION || (key->len != 16 && key->len != 32))))
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0,
+				    "swtpm blob: invalid argument");
 	/* Room for the header, three records, an IV of 32 and 32 octets of
 	 * padding, all under the limit. */
-	if (len > NVRAM_SWTPM_MAX_BLOB - 256)
-		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_ELIMIT,
+	if (len > BS_SWTPM_MAX_BLOB - 256)
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_ELIMIT, 0,
 			       "swtpm blob: %zu octets of data, more than the limit", len);
 	uint16_t flags = 0;
 	size_t total;
 	if (!key) {
-		total = NVRAM_SWTPM_HDR_LEN + TLV_HDR_LEN + len;
+		total = BS_SWTPM_HDR_LEN + TLV_HDR_LEN + len;
 	} else {
-		flags = NVRAM_SWTPM_FLAG_ENCRYPTED |
-			(key->len == 32 ? NVRAM_SWTPM_FLAG_256BIT_KEY : 0);
+		flags = BS_SWTPM_FLAG_ENCRYPTED |
+			(key->len == 32 ? BS_SWTPM_FLAG_256BIT_KEY : 0);
 		size_t ct_len = len + (key->len - len % key->len);
-		total = NVRAM_SWTPM_HDR_LEN + 3 * TLV_HDR_LEN + ct_len + HMAC_LEN + key->len;
+		total = BS_SWTPM_HDR_LEN + 3 * TLV_HDR_LEN + ct_len + HMAC_LEN + key->len;
 	}
 	uint8_t *b = malloc(total);
 	if (!b)
-		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, 0, "out of memory");
 	b[0] = 2; /* version */
 	b[1] = 1; /* minimum version: swtpm writes 1, and so do we */
-	put16(b + 2, NVRAM_SWTPM_HDR_LEN);
+	put16(b + 2, BS_SWTPM_HDR_LEN);
 	put16(b + 4, flags);
 	put32(b + 6, (uint32_t)total);
 	if (!key) {
-		put_tlv(b + NVRAM_SWTPM_HDR_LEN, TAG_DATA, data, len);
+		put_tlv(b + BS_SWTPM_HDR_LEN, TAG_DATA, data, len);
 		*out = b;
 		*out_len = total;
 		return BS_OK;
 	}
 	/* swtpm's order: ciphertext, HMAC, IV (IV as long as the key). */
 	size_t pad = key->len - len % key->len, ct_len = len + pad;
-	uint8_t *ct_rec = b + NVRAM_SWTPM_HDR_LEN;
+	uint8_t *ct_rec = b + BS_SWTPM_HDR_LEN;
 	uint8_t *ct = ct_rec + TLV_HDR_LEN;
 	uint8_t *mac_rec = ct + ct_len;
 	uint8_t *iv_rec = mac_rec + TLV_HDR_LEN + HMAC_LEN;
@@ -628,14 +655,14 @@ int nvram_swtpm_blob_encode(const void *data, size_t len, const struct nvram_swt
 	uint8_t *plain = malloc(ct_len);
 	int rc = BS_OK;
 	if (!plain) {
-		rc = bs__err(NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+		rc = bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, 0, "out of memory");
 		goto out;
 	}
 	if (len)
 		memcpy(plain, data, len);
 	memset(plain + len, (int)pad, pad);
 	if (RAND_bytes(iv, (int)key->len) != 1) {
-		rc = bs__err(NULL, NULL, BS_NO_OFFSET, BS_EIO, "swtpm blob: no random octets for the IV");
+		rc = bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EIO, 0, "swtpm blob: no random octets for the IV");
 		goto out;
 	}
 	put16(ct_rec, TAG_ENCRYPTED_DATA);
@@ -646,11 +673,11 @@ int nvram_swtpm_blob_encode(const void *data, size_t len, const struct nvram_swt
 	put32(mac_rec + 2, HMAC_LEN);
 	if (!cbc_run(true, key, iv, plain, ct_len, ct) ||
 	    !hmac_sha256(key, ct, ct_len, iv, key->len, mac_rec + TLV_HDR_LEN)) {
-		rc = bs__err(NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, "swtpm blob: encryption failed");
+		rc = bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, 0, "swtpm blob: encryption failed");
 		goto out;
 	}
 out:
-	nvram_swtpm_free(plain, ct_len);
+	bs_swtpm_free(plain, ct_len);
 	if (rc) {
 		free(b);
 		return rc;

@@ -14,11 +14,17 @@
 #include <libtpms/tpm_memory.h>
 #include <libtpms/tpm_types.h>
 
-#include "blobstore_crypt.h"
-#include "api/api.h"
-#include "nvram_internal.h"
-#include "nvram.h"
-#include "nvram_tpm.h"
+#include <blobstore/crypt.h>
+#include <blobstore/nvram.h>
+#include <blobstore/sys/util.h>
+#include <blobstore/tpm.h>
+
+static const char *last_error(void)
+{
+	const char *m;
+	bs_error_last(&m, NULL);
+	return m;
+}
 
 /* libtpms has no context pointer in its callbacks: the bridge's state is
  * process-wide, like libtpms' own. */
@@ -27,31 +33,33 @@ static struct {
 	unsigned locality;
 	int last_rc;
 	char last_msg[512];
-	nvram_tpm_trace_fn trace;
+	bs_tpm_trace_fn trace;
 	void *trace_ctx;
 } bridge;
 
-int nvram_tpm_entry_name(uint32_t tpm_number, const char *name, char *buf, size_t cap)
+int bs_tpm_entry_name(uint32_t tpm_number, const char *name, char *buf, size_t cap)
 {
 	if (!name || !*name || strchr(name, '/') || !buf)
-		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL, "invalid TPM blob name");
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0, "invalid TPM blob name");
 	int n = tpm_number ? snprintf(buf, cap, "%u/%s", (unsigned)tpm_number, name)
 			   : snprintf(buf, cap, "%s", name);
 	if (n < 0 || (size_t)n >= cap)
-		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_ERANGE, "TPM blob name too long");
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_ERANGE, 0, "TPM blob name too long");
 	return BS_OK;
 }
 
 /* Opens the device behind blob NAME; BS_ENOENT when there is none. */
-static int open_blob(bs_image *img, uint32_t tpm_number, const char *name, nvram_dev **dev,
-		     char *ename, size_t cap)
+static int open_blob(bs_image *img, uint32_t tpm_number, const char *name, bs_device **dev,
+		     char *ename, size_t cap, unsigned grow_factor)
 {
-	int rc = nvram_tpm_entry_name(tpm_number, name, ename, cap);
+	int rc = bs_tpm_entry_name(tpm_number, name, ename, cap);
 	if (rc)
 		return rc;
 	if (!img)
-		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL, "no image");
-	return nvram_open(img, NVRAM_TPM_TYPE, ename, 0, 0, dev);
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0, "no image");
+	struct bs_device_opts o = BS_DEVICE_OPTS_INIT;
+	o.grow_factor = grow_factor;
+	return bs_device_open(img, BS_TPM_TYPE, ename, &o, dev);
 }
 
 /* The volatile state comes and goes with every resume.  Deleting its
@@ -60,26 +68,30 @@ static int open_blob(bs_image *img, uint32_t tpm_number, const char *name, nvram
  * an empty value in a kept entry: one slot write, no growth. */
 static bool is_volatile(const char *name)
 {
-	return name && !strcmp(name, NVRAM_TPM_VOLATILE);
+	return name && !strcmp(name, BS_TPM_VOLATILE);
 }
 
-int nvram_tpm_load(bs_image *img, uint32_t tpm_number, const char *name, void **out, size_t *len)
+int bs_tpm_load(bs_image *img, uint32_t tpm_number, const char *name, void **out, size_t *len)
 {
 	char ename[64];
-	nvram_dev *dev = NULL;
+	bs_device *dev = NULL;
 	if (!out || !len)
-		return bs__err(img, NULL, BS_NO_OFFSET, BS_EINVAL, "invalid argument");
-	*out = NULL;
-	*len = 0;
-	int rc = open_blob(img, tpm_number, name, &dev, ename, sizeof ename);
+		return bs_error_set(bs_image_label(img), NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0,
+				    "invalid argument");
+	void *d = NULL;
+	size_t n = 0;
+	int rc = open_blob(img, tpm_number, name, &dev, ename, sizeof ename, 0);
 	if (!rc)
-		rc = nvram_get_alloc(dev, out, len);
-	nvram_close(dev);
-	if (!rc && *len == 0 && is_volatile(name)) {
-		free(*out);
-		*out = NULL;
-		rc = bs__err_key(bs_image_label(img), NVRAM_TPM_TYPE, ename, BS_ENOENT,
-				 "no volatile state (the entry is empty)");
+		rc = bs_device_get_alloc(dev, &d, &n);
+	bs_device_close(dev);
+	if (!rc && n == 0 && is_volatile(name)) {
+		free(d);
+		return bs_error_set(bs_image_label(img), BS_TPM_TYPE, ename, BS_NO_OFFSET, BS_ENOENT, 0,
+				    "no volatile state (the entry is empty)");
+	}
+	if (!rc) {
+		*out = d;
+		*len = n;
 	}
 	return rc;
 }
@@ -87,71 +99,72 @@ int nvram_tpm_load(bs_image *img, uint32_t tpm_number, const char *name, void **
 static size_t capacity_for(size_t len)
 {
 	size_t c = len > SIZE_MAX / 2 ? len : 2 * len;
-	return c < NVRAM_TPM_MIN_CAPACITY ? NVRAM_TPM_MIN_CAPACITY : c;
+	return c < BS_TPM_MIN_CAPACITY ? BS_TPM_MIN_CAPACITY : c;
 }
 
-int nvram_tpm_store(bs_image *img, uint32_t tpm_number, const char *name, const void *data,
+int bs_tpm_store(bs_image *img, uint32_t tpm_number, const char *name, const void *data,
 		    size_t len)
 {
 	char ename[64];
-	nvram_dev *dev = NULL;
+	bs_device *dev = NULL;
 	if (len && !data)
-		return bs__err(img, NULL, BS_NO_OFFSET, BS_EINVAL, "invalid argument");
-	if (len > NVRAM_TPM_MAX_BLOB)
-		return bs__err_key(img ? bs_image_label(img) : "", NVRAM_TPM_TYPE, name, BS_ELIMIT,
+		return bs_error_set(bs_image_label(img), NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0, "invalid argument");
+	if (len > BS_TPM_MAX_BLOB)
+		return bs_error_set(img ? bs_image_label(img) : "", BS_TPM_TYPE, name, BS_NO_OFFSET, BS_ELIMIT, 0,
 				   "TPM blob of %zu octets exceeds the limit of %u", len,
-				   NVRAM_TPM_MAX_BLOB);
-	int rc = open_blob(img, tpm_number, name, &dev, ename, sizeof ename);
+				   BS_TPM_MAX_BLOB);
+	/* Grow with headroom (twice the size) so that a slowly growing
+	 * permall does not cost a rewrite of the entry on every store; the
+	 * growth and the new state are one rewrite, so a crash leaves the old
+	 * state or the new one. */
+	int rc = open_blob(img, tpm_number, name, &dev, ename, sizeof ename, 2);
 	if (rc == BS_ENOENT) {
-		struct bs_entry_opts eo = {.capacity = capacity_for(len), .check = "crc32c"};
-		if (bs_image_encrypted(img)) {
-			if (!bs_image_key_loaded(img))
-				return bs__err_key(bs_image_label(img), NVRAM_TPM_TYPE, ename,
-						   BS_EKEY,
+		struct bs_entry_opts eo = {.version = BS_ENTRY_OPTS_VERSION, .capacity = capacity_for(len), .checksum = BS_CHECKSUM_CRC32C};
+		if (bs_image_is_encrypted(img)) {
+			if (!bs_image_has_key(img))
+				return bs_error_set(bs_image_label(img), BS_TPM_TYPE, ename,
+						    BS_NO_OFFSET, BS_EKEY, 0,
 						   "the image is encrypted but its key is not loaded;"
 						   " refusing to store TPM state in the clear");
 			eo.flags |= BS_ENTRY_ENCRYPT;
 		}
-		return bs_entry_create2(img, NVRAM_TPM_TYPE, ename, &eo, data, len, NULL);
+		return bs_entry_create(img, BS_TPM_TYPE, ename, &eo, data, len, NULL);
 	}
 	if (rc)
 		return rc;
-	/* Grow with headroom so that a slowly growing permall does not cost a
-	 * rewrite of the entry on every store; the growth and the new state
-	 * are one rewrite, so a crash leaves the old state or the new one. */
-	rc = nv_put_cap(dev, data, len, capacity_for(len));
-	nvram_close(dev);
+	rc = bs_device_put(dev, data, len);
+	bs_device_close(dev);
 	return rc;
 }
 
-int nvram_tpm_delete(bs_image *img, uint32_t tpm_number, const char *name, int must_exist)
+int bs_tpm_delete(bs_image *img, uint32_t tpm_number, const char *name, int must_exist)
 {
 	char ename[64];
-	int rc = nvram_tpm_entry_name(tpm_number, name, ename, sizeof ename);
+	int rc = bs_tpm_entry_name(tpm_number, name, ename, sizeof ename);
 	if (rc)
 		return rc;
 	if (!img)
-		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL, "no image");
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0, "no image");
 	bs_entry *e;
-	rc = bs_find(img, NVRAM_TPM_TYPE, ename, &e);
+	rc = bs_entry_find(img, BS_TPM_TYPE, ename, &e);
 	if (!rc && is_volatile(name)) {
 		void *p = NULL;
 		size_t n = 0;
-		rc = nvram_tpm_load(img, tpm_number, name, &p, &n);
+		rc = bs_tpm_load(img, tpm_number, name, &p, &n);
 		free(p);
 		if (rc == BS_ENOENT) /* empty already: nothing to write */
 			return must_exist ? rc : BS_OK;
 		/* A value that does not read (corrupt) is emptied too. */
-		nvram_dev *dev = NULL;
-		rc = nvram_open(img, NVRAM_TPM_TYPE, ename, 0, 0, &dev);
+		bs_device *dev = NULL;
+		rc = bs_device_open(img, BS_TPM_TYPE, ename, &(struct bs_device_opts){.version = BS_DEVICE_OPTS_VERSION, .capacity = 0, .flags = 0}, &dev);
 		if (!rc)
-			rc = nvram_put(dev, NULL, 0);
-		nvram_close(dev);
+			rc = bs_device_put(dev, NULL, 0);
+		bs_device_close(dev);
 		return rc;
 	}
 	if (rc == BS_ENOENT && !must_exist)
 		return BS_OK;
-	return rc ? rc : bs_entry_delete(img, e);
+	return rc ? rc : bs_entry_delete(e);
 }
 
 /* ---- libtpms callbacks --------------------------------------------------- */
@@ -160,7 +173,7 @@ static void note(const char *op, const char *name, size_t len, int rc)
 {
 	if (rc && rc != BS_ENOENT) {
 		bridge.last_rc = rc;
-		snprintf(bridge.last_msg, sizeof bridge.last_msg, "%s", bs_errmsg());
+		snprintf(bridge.last_msg, sizeof bridge.last_msg, "%s", last_error());
 	}
 	if (bridge.trace)
 		bridge.trace(bridge.trace_ctx, op, name, len, rc);
@@ -178,13 +191,13 @@ static TPM_RESULT cb_loaddata(unsigned char **data, uint32_t *length, uint32_t t
 	size_t len = 0;
 	*data = NULL;
 	*length = 0;
-	int rc = nvram_tpm_load(bridge.img, tpm_number, name, &p, &len);
+	int rc = bs_tpm_load(bridge.img, tpm_number, name, &p, &len);
 	if (!rc && len > UINT32_MAX)
-		rc = bs__err(bridge.img, NULL, BS_NO_OFFSET, BS_ELIMIT, "TPM blob too large");
+		rc = bs_error_set(bs_image_label(bridge.img), NULL, NULL, BS_NO_OFFSET, BS_ELIMIT, 0, "TPM blob too large");
 	if (!rc && len == 0)
 		/* The bridge never stores an empty blob; an empty entry is
 		 * not "no state", so it must not let libtpms manufacture. */
-		rc = bs__err_key(bs_image_label(bridge.img), NVRAM_TPM_TYPE, name, BS_ECORRUPT,
+		rc = bs_error_set(bs_image_label(bridge.img), BS_TPM_TYPE, name, BS_NO_OFFSET, BS_ECORRUPT, 0,
 				 "TPM blob is empty");
 	note("load", name, len, rc);
 	if (rc) {
@@ -205,14 +218,14 @@ static TPM_RESULT cb_loaddata(unsigned char **data, uint32_t *length, uint32_t t
 static TPM_RESULT cb_storedata(const unsigned char *data, uint32_t length, uint32_t tpm_number,
 			       const char *name)
 {
-	int rc = nvram_tpm_store(bridge.img, tpm_number, name, data, length);
+	int rc = bs_tpm_store(bridge.img, tpm_number, name, data, length);
 	note("store", name, length, rc);
 	return rc ? TPM_FAIL : TPM_SUCCESS;
 }
 
 static TPM_RESULT cb_deletename(uint32_t tpm_number, const char *name, TPM_BOOL must_exist)
 {
-	int rc = nvram_tpm_delete(bridge.img, tpm_number, name, must_exist);
+	int rc = bs_tpm_delete(bridge.img, tpm_number, name, must_exist);
 	note("delete", name, 0, rc);
 	return rc ? TPM_FAIL : TPM_SUCCESS;
 }
@@ -236,7 +249,7 @@ static TPM_RESULT cb_getphysicalpresence(TPM_BOOL *pp, uint32_t tpm_number)
 	return TPM_SUCCESS;
 }
 
-int nvram_tpm_register(bs_image *img)
+int bs_tpm_register(bs_image *img)
 {
 	static struct libtpms_callbacks cbs = {
 		.sizeOfStruct = sizeof(struct libtpms_callbacks),
@@ -249,9 +262,9 @@ int nvram_tpm_register(bs_image *img)
 		.tpm_io_getphysicalpresence = cb_getphysicalpresence,
 	};
 	if (!img)
-		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL, "no image");
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0, "no image");
 	if (TPMLIB_RegisterCallbacks(&cbs) != TPM_SUCCESS)
-		return bs__err(img, NULL, BS_NO_OFFSET, BS_EIO, "libtpms refused the callbacks");
+		return bs_error_set(bs_image_label(img), NULL, NULL, BS_NO_OFFSET, BS_EIO, 0, "libtpms refused the callbacks");
 	bridge.img = img;
 	bridge.locality = 0;
 	bridge.last_rc = BS_OK;
@@ -259,55 +272,55 @@ int nvram_tpm_register(bs_image *img)
 	return BS_OK;
 }
 
-void nvram_tpm_unregister(void)
+void bs_tpm_unregister(void)
 {
 	bridge.img = NULL;
 }
 
-bs_image *nvram_tpm_image(void)
+bs_image *bs_tpm_image(void)
 {
 	return bridge.img;
 }
 
-int nvram_tpm_set_locality(unsigned locality)
+int bs_tpm_set_locality(unsigned locality)
 {
 	if (locality > 4)
-		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL, "locality %u above 4", locality);
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0, "locality %u above 4", locality);
 	bridge.locality = locality;
 	return BS_OK;
 }
 
-unsigned nvram_tpm_locality(void)
+unsigned bs_tpm_locality(void)
 {
 	return bridge.locality;
 }
 
-int nvram_tpm_last_error(const char **msg)
+int bs_tpm_last_error(const char **msg)
 {
 	if (msg)
 		*msg = bridge.last_msg;
 	return bridge.last_rc;
 }
 
-int nvram_tpm_store_volatile(void)
+int bs_tpm_store_volatile(void)
 {
 	unsigned char *buf = NULL;
 	uint32_t len = 0;
 	if (!bridge.img)
-		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL, "no image registered");
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0, "no image registered");
 	TPM_RESULT res = TPMLIB_VolatileAll_Store(&buf, &len);
 	if (res != TPM_SUCCESS) {
 		free(buf);
-		return bs__err(bridge.img, NULL, BS_NO_OFFSET, BS_EIO,
+		return bs_error_set(bs_image_label(bridge.img), NULL, NULL, BS_NO_OFFSET, BS_EIO, 0,
 			       "libtpms could not save its volatile state (0x%x)", (unsigned)res);
 	}
-	int rc = nvram_tpm_store(bridge.img, 0, NVRAM_TPM_VOLATILE, buf, len);
-	note("store", NVRAM_TPM_VOLATILE, len, rc);
+	int rc = bs_tpm_store(bridge.img, 0, BS_TPM_VOLATILE, buf, len);
+	note("store", BS_TPM_VOLATILE, len, rc);
 	free(buf);
 	return rc;
 }
 
-void nvram_tpm_set_trace(nvram_tpm_trace_fn fn, void *ctx)
+void bs_tpm_set_trace(bs_tpm_trace_fn fn, void *ctx)
 {
 	bridge.trace = fn;
 	bridge.trace_ctx = ctx;

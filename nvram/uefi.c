@@ -19,13 +19,14 @@
  *   after the store (store header offset + Size): the fault-tolerant-write
  *     working block and spare area, copied byte for byte.
  * All numbers little-endian.  Every length is checked before use. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api.h"
-#include "nvram_internal.h"
-#include "nvram_uefi.h"
+#include <blobstore/nvram.h>
+#include <blobstore/sys/util.h>
+#include <blobstore/uefi.h>
 
 #define FV_HDR_MIN 0x38u
 #define STORE_HDR_LEN 28u
@@ -41,17 +42,11 @@ static const uint8_t auth_var_guid[16] = {0x78, 0x2c, 0xf3, 0xaa, 0x7b, 0x94, 0x
 static const uint8_t plain_var_guid[16] = {0x16, 0x36, 0xcf, 0xdd, 0x75, 0x32, 0x64, 0x41,
 					   0x98, 0xb6, 0xfe, 0x85, 0x70, 0x7f, 0xfe, 0x7d};
 
-static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
-static uint32_t le32(const uint8_t *p) { return (uint32_t)le16(p) | (uint32_t)le16(p + 2) << 16; }
-static uint64_t le64(const uint8_t *p) { return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32; }
-static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
-static void put32(uint8_t *p, uint32_t v) { put16(p, (uint16_t)v); put16(p + 2, (uint16_t)(v >> 16)); }
-static void put64(uint8_t *p, uint64_t v) { put32(p, (uint32_t)v); put32(p + 4, (uint32_t)(v >> 32)); }
 static size_t align4(size_t v) { return (v + 3) & ~(size_t)3; }
 
 static int corrupt(size_t off, const char *what)
 {
-	return bs__err(NULL, NULL, BS_NO_OFFSET, BS_ECORRUPT, "varstore at octet %zu: %s", off, what);
+	return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_ECORRUPT, 0, "varstore at octet %zu: %s", off, what);
 }
 
 /* ---- GUIDs and keys ---------------------------------------------------------- */
@@ -59,7 +54,7 @@ static int corrupt(size_t off, const char *what)
 /* Text order of the GUID octets: the first three fields are little-endian. */
 static const int guid_order[16] = {3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15};
 
-void nvram_uefi_guid_str(const uint8_t guid[16], char out[37])
+void bs_uefi_guid_str(const uint8_t guid[16], char out[37])
 {
 	size_t n = 0;
 	for (int i = 0; i < 16; i++) {
@@ -70,7 +65,7 @@ void nvram_uefi_guid_str(const uint8_t guid[16], char out[37])
 	out[n] = 0;
 }
 
-int nvram_uefi_guid_parse(const char *s, uint8_t guid[16])
+int bs_uefi_guid_parse(const char *s, uint8_t guid[16])
 {
 	size_t pos = 0;
 	for (int i = 0; i < 16; i++) {
@@ -78,7 +73,7 @@ int nvram_uefi_guid_parse(const char *s, uint8_t guid[16])
 			if (s[pos++] != '-')
 				return BS_EINVAL;
 		}
-		int h = bs__hexval(s[pos]), l = h < 0 ? -1 : bs__hexval(s[pos + 1]);
+		int h = bs_hex_digit(s[pos]), l = h < 0 ? -1 : bs_hex_digit(s[pos + 1]);
 		if (h < 0 || l < 0)
 			return BS_EINVAL;
 		guid[guid_order[i]] = (uint8_t)(h << 4 | l);
@@ -87,16 +82,16 @@ int nvram_uefi_guid_parse(const char *s, uint8_t guid[16])
 	return s[pos] ? BS_EINVAL : BS_OK;
 }
 
-int nvram_uefi_key_parse(const char *key, uint8_t guid[16], const char **name)
+int bs_uefi_key_parse(const char *key, uint8_t guid[16], const char **name)
 {
 	if (!key || strlen(key) < 38 || key[36] != ':' || !key[37])
-		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL,
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0,
 			       "variable key must be GUID:NAME (8-4-4-4-12 hex GUID)");
 	char g[37];
 	memcpy(g, key, 36);
 	g[36] = 0;
-	if (nvram_uefi_guid_parse(g, guid))
-		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL, "bad GUID in '%s'", key);
+	if (bs_uefi_guid_parse(g, guid))
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0, "bad GUID in '%s'", key);
 	*name = key + 37;
 	return BS_OK;
 }
@@ -108,7 +103,7 @@ int nvram_uefi_key_parse(const char *key, uint8_t guid[16], const char **name)
  * NUL, unpaired surrogate). */
 static char *utf16_to_utf8(const uint8_t *p, size_t len)
 {
-	if (len < 2 || len % 2 || le16(p + len - 2) != 0)
+	if (len < 2 || len % 2 || bs_get_le16(p + len - 2) != 0)
 		return NULL;
 	size_t units = len / 2 - 1;
 	char *s = malloc(units * 3 + 1);
@@ -116,13 +111,13 @@ static char *utf16_to_utf8(const uint8_t *p, size_t len)
 		return NULL;
 	size_t n = 0;
 	for (size_t i = 0; i < units; i++) {
-		uint32_t c = le16(p + 2 * i);
+		uint32_t c = bs_get_le16(p + 2 * i);
 		if (c == 0)
 			goto bad;
 		if (c >= 0xd800 && c <= 0xdbff) {
 			if (i + 1 >= units)
 				goto bad;
-			uint32_t lo = le16(p + 2 * (i + 1));
+			uint32_t lo = bs_get_le16(p + 2 * (i + 1));
 			if (lo < 0xdc00 || lo > 0xdfff)
 				goto bad;
 			c = 0x10000 + ((c - 0xd800) << 10) + (lo - 0xdc00);
@@ -158,7 +153,7 @@ bad:
 static int utf8_to_utf16(const char *s, uint8_t **out, size_t *out_len)
 {
 	size_t n = strlen(s);
-	if (!n || !bs__utf8_valid((const uint8_t *)s, n))
+	if (!n || !bs_utf8_valid((const uint8_t *)s, n))
 		return BS_EINVAL;
 	uint8_t *b = malloc(2 * n + 2);
 	if (!b)
@@ -174,15 +169,15 @@ static int utf8_to_utf16(const char *s, uint8_t **out, size_t *out_len)
 		i += l;
 		if (cp >= 0x10000) {
 			cp -= 0x10000;
-			put16(b + k, (uint16_t)(0xd800 + (cp >> 10)));
-			put16(b + k + 2, (uint16_t)(0xdc00 + (cp & 0x3ff)));
+			bs_put_le16(b + k, (uint16_t)(0xd800 + (cp >> 10)));
+			bs_put_le16(b + k + 2, (uint16_t)(0xdc00 + (cp & 0x3ff)));
 			k += 4;
 		} else {
-			put16(b + k, (uint16_t)cp);
+			bs_put_le16(b + k, (uint16_t)cp);
 			k += 2;
 		}
 	}
-	put16(b + k, 0);
+	bs_put_le16(b + k, 0);
 	*out = b;
 	*out_len = k + 2;
 	return BS_OK;
@@ -190,7 +185,7 @@ static int utf8_to_utf16(const char *s, uint8_t **out, size_t *out_len)
 
 /* ---- parsing ------------------------------------------------------------------ */
 
-void nvram_uefi_store_free(struct nvram_uefi_store *st)
+void bs_uefi_store_free(struct bs_uefi_store *st)
 {
 	if (!st)
 		return;
@@ -213,20 +208,20 @@ static int parse_layout(const uint8_t *fd, size_t len, struct layout *lay)
 		return corrupt(0, "shorter than a firmware volume header");
 	if (memcmp(fd + 0x28, "_FVH", 4))
 		return corrupt(0x28, "no firmware volume signature _FVH");
-	uint64_t fv_len = le64(fd + 0x20);
+	uint64_t fv_len = bs_get_le64(fd + 0x20);
 	if (fv_len > len || fv_len < FV_HDR_MIN)
 		return corrupt(0x20, "firmware volume length does not match the file");
-	size_t hl = le16(fd + 0x30);
+	size_t hl = bs_get_le16(fd + 0x30);
 	if (hl < FV_HDR_MIN + 8 || hl % 2 || hl > fv_len)
 		return corrupt(0x30, "bad firmware volume header length");
 	uint16_t sum = 0;
 	for (size_t i = 0; i < hl; i += 2)
-		sum = (uint16_t)(sum + le16(fd + i));
+		sum = (uint16_t)(sum + bs_get_le16(fd + i));
 	if (sum)
 		return corrupt(0x32, "firmware volume header checksum does not sum to zero");
 	/* Block map entries (8 octets each) must end with (0,0) inside the header. */
 	size_t bm = FV_HDR_MIN;
-	while (bm + 8 <= hl && (le32(fd + bm) || le32(fd + bm + 4)))
+	while (bm + 8 <= hl && (bs_get_le32(fd + bm) || bs_get_le32(fd + bm + 4)))
 		bm += 8;
 	if (bm + 8 > hl)
 		return corrupt(bm, "firmware volume block map is not terminated");
@@ -234,12 +229,12 @@ static int parse_layout(const uint8_t *fd, size_t len, struct layout *lay)
 	if ((size_t)fv_len - so < STORE_HDR_LEN)
 		return corrupt(so, "no room for the variable store header");
 	if (!memcmp(fd + so, plain_var_guid, 16))
-		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EUNSUPPORTED,
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EUNSUPPORTED, 0,
 			       "varstore at octet %zu: non-authenticated variable store format "
 			       "(only gEfiAuthenticatedVariableGuid stores are supported)", so);
 	if (memcmp(fd + so, auth_var_guid, 16))
 		return corrupt(so, "variable store signature is not gEfiAuthenticatedVariableGuid");
-	size_t size = le32(fd + so + 16);
+	size_t size = bs_get_le32(fd + so + 16);
 	if (size < STORE_HDR_LEN || size > (size_t)fv_len - so)
 		return corrupt(so + 16, "variable store size runs past the firmware volume");
 	if (fd[so + 20] != STORE_FORMATTED || fd[so + 21] != STORE_HEALTHY)
@@ -253,31 +248,31 @@ static int parse_layout(const uint8_t *fd, size_t len, struct layout *lay)
 	return BS_OK;
 }
 
-static bool same_var(const struct nvram_uefi_var *a, const struct nvram_uefi_var *b)
+static bool same_var(const struct bs_uefi_var *a, const struct bs_uefi_var *b)
 {
 	return !memcmp(a->guid, b->guid, 16) && !strcmp(a->name, b->name);
 }
 
-int nvram_uefi_parse(const uint8_t *fd, size_t len, struct nvram_uefi_store **out)
+int bs_uefi_parse(const uint8_t *fd, size_t len, struct bs_uefi_store **out)
 {
 	struct layout lay;
 	*out = NULL;
 	int rc = parse_layout(fd, len, &lay);
 	if (rc)
 		return rc;
-	struct nvram_uefi_store *st = calloc(1, sizeof *st);
+	struct bs_uefi_store *st = calloc(1, sizeof *st);
 	if (!st)
-		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, 0, "out of memory");
 	st->file_size = len;
 	st->vars_offset = lay.vars_off;
 	st->store_end = lay.store_end;
 	size_t cap = 0;
 	bool *transition = NULL;
 	size_t pos = lay.vars_off;
-	while (lay.store_end - pos >= VAR_HDR_LEN && le16(fd + pos) == VAR_START_ID) {
+	while (lay.store_end - pos >= VAR_HDR_LEN && bs_get_le16(fd + pos) == VAR_START_ID) {
 		const uint8_t *h = fd + pos;
 		uint8_t state = h[2];
-		size_t ns = le32(h + 36), ds = le32(h + 40);
+		size_t ns = bs_get_le32(h + 36), ds = bs_get_le32(h + 40);
 		size_t room = lay.store_end - pos - VAR_HDR_LEN;
 		if (ns > room || ds > room - ns) {
 			rc = corrupt(pos, "variable name or data runs past the store");
@@ -285,7 +280,7 @@ int nvram_uefi_parse(const uint8_t *fd, size_t len, struct nvram_uefi_store **ou
 		}
 		size_t next = align4(pos + VAR_HDR_LEN + ns + ds);
 		if (state == VAR_ADDED || state == VAR_ADDED_IN_DELETE) {
-			struct nvram_uefi_var v = {0};
+			struct bs_uefi_var v = {0};
 			v.name = utf16_to_utf8(h + VAR_HDR_LEN, ns);
 			if (!v.name) {
 				rc = corrupt(pos + VAR_HDR_LEN,
@@ -293,23 +288,23 @@ int nvram_uefi_parse(const uint8_t *fd, size_t len, struct nvram_uefi_store **ou
 				goto fail;
 			}
 			memcpy(v.guid, h + 44, 16);
-			v.attributes = le32(h + 4);
-			v.monotonic_count = le64(h + 8);
+			v.attributes = bs_get_le32(h + 4);
+			v.monotonic_count = bs_get_le64(h + 8);
 			memcpy(v.timestamp, h + 16, 16);
-			v.pubkey_index = le32(h + 32);
+			v.pubkey_index = bs_get_le32(h + 32);
 			v.data_len = ds;
 			v.data = malloc(ds ? ds : 1);
 			if (!v.data || st->nvars == SIZE_MAX / sizeof *st->vars - 1) {
 				free(v.name);
 				free(v.data);
-				rc = bs__err(NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+				rc = bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, 0, "out of memory");
 				goto fail;
 			}
 			if (ds)
 				memcpy(v.data, h + VAR_HDR_LEN + ns, ds);
 			if (st->nvars == cap) {
 				size_t nc = cap ? cap * 2 : 32;
-				struct nvram_uefi_var *nv = realloc(st->vars, nc * sizeof *nv);
+				struct bs_uefi_var *nv = realloc(st->vars, nc * sizeof *nv);
 				bool *nt = realloc(transition, nc * sizeof *nt);
 				if (nt)
 					transition = nt;
@@ -318,7 +313,7 @@ int nvram_uefi_parse(const uint8_t *fd, size_t len, struct nvram_uefi_store **ou
 				if (!nv || !nt) {
 					free(v.name);
 					free(v.data);
-					rc = bs__err(NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+					rc = bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, 0, "out of memory");
 					goto fail;
 				}
 				cap = nc;
@@ -336,7 +331,7 @@ int nvram_uefi_parse(const uint8_t *fd, size_t len, struct nvram_uefi_store **ou
 	/* Decide first, then compact: the comparisons need every copy intact. */
 	bool *dropped = calloc(st->nvars + 1, sizeof *dropped);
 	if (!dropped) {
-		rc = bs__err(NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+		rc = bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, 0, "out of memory");
 		goto fail;
 	}
 	for (size_t i = 0; i < st->nvars; i++) {
@@ -348,7 +343,7 @@ int nvram_uefi_parse(const uint8_t *fd, size_t len, struct nvram_uefi_store **ou
 				drop = true;
 			else if (transition[i] == transition[j]) {
 				free(dropped);
-				rc = bs__err(NULL, NULL, BS_NO_OFFSET, BS_ECORRUPT,
+				rc = bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_ECORRUPT, 0,
 					     "varstore: variable '%s' is stored twice", st->vars[i].name);
 				goto fail;
 			}
@@ -371,7 +366,7 @@ int nvram_uefi_parse(const uint8_t *fd, size_t len, struct nvram_uefi_store **ou
 	return BS_OK;
 fail:
 	free(transition);
-	nvram_uefi_store_free(st);
+	bs_uefi_store_free(st);
 	return rc;
 }
 
@@ -379,14 +374,14 @@ fail:
 
 static void fv_checksum(uint8_t *fd, size_t hl)
 {
-	put16(fd + 0x32, 0);
+	bs_put_le16(fd + 0x32, 0);
 	uint16_t sum = 0;
 	for (size_t i = 0; i < hl; i += 2)
-		sum = (uint16_t)(sum + le16(fd + i));
-	put16(fd + 0x32, (uint16_t)(0x10000u - sum));
+		sum = (uint16_t)(sum + bs_get_le16(fd + i));
+	bs_put_le16(fd + 0x32, (uint16_t)(0x10000u - sum));
 }
 
-int nvram_uefi_build(const struct nvram_uefi_var *vars, size_t n, const uint8_t *tmpl,
+int bs_uefi_build(const struct bs_uefi_var *vars, size_t n, const uint8_t *tmpl,
 		     size_t tlen, uint8_t **out, size_t *out_len)
 {
 	struct layout lay;
@@ -396,18 +391,18 @@ int nvram_uefi_build(const struct nvram_uefi_var *vars, size_t n, const uint8_t 
 		return rc;
 	uint8_t *b = malloc(tlen);
 	if (!b)
-		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, 0, "out of memory");
 	memcpy(b, tmpl, tlen);
 	memset(b + lay.vars_off, 0xff, lay.store_end - lay.vars_off);
 	size_t pos = lay.vars_off;
 	for (size_t i = 0; i < n; i++) {
-		const struct nvram_uefi_var *v = &vars[i];
+		const struct bs_uefi_var *v = &vars[i];
 		uint8_t *name;
 		size_t nl;
 		rc = utf8_to_utf16(v->name, &name, &nl);
 		if (rc) {
 			free(b);
-			return bs__err(NULL, NULL, BS_NO_OFFSET, rc, "variable name '%s' not valid",
+			return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, rc, 0, "variable name '%s' not valid",
 				       v->name);
 		}
 		if (v->data_len > UINT32_MAX || nl > UINT32_MAX ||
@@ -416,21 +411,21 @@ int nvram_uefi_build(const struct nvram_uefi_var *vars, size_t n, const uint8_t 
 		    lay.store_end - pos - VAR_HDR_LEN - nl < v->data_len) {
 			free(name);
 			free(b);
-			return bs__err(NULL, NULL, BS_NO_OFFSET, BS_ENOSPC,
+			return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_ENOSPC, 0,
 				       "variables do not fit the variable store of %zu octets "
 				       "(at variable %zu, '%s')", lay.store_end - lay.store_off, i,
 				       v->name);
 		}
 		uint8_t *h = b + pos;
 		memset(h, 0, VAR_HDR_LEN);
-		put16(h, VAR_START_ID);
+		bs_put_le16(h, VAR_START_ID);
 		h[2] = VAR_ADDED;
-		put32(h + 4, v->attributes);
-		put64(h + 8, v->monotonic_count);
+		bs_put_le32(h + 4, v->attributes);
+		bs_put_le64(h + 8, v->monotonic_count);
 		memcpy(h + 16, v->timestamp, 16);
-		put32(h + 32, v->pubkey_index);
-		put32(h + 36, (uint32_t)nl);
-		put32(h + 40, (uint32_t)v->data_len);
+		bs_put_le32(h + 32, v->pubkey_index);
+		bs_put_le32(h + 36, (uint32_t)nl);
+		bs_put_le32(h + 40, (uint32_t)v->data_len);
 		memcpy(h + 44, v->guid, 16);
 		memcpy(h + VAR_HDR_LEN, name, nl);
 		if (v->data_len)
@@ -450,16 +445,27 @@ int nvram_uefi_build(const struct nvram_uefi_var *vars, size_t n, const uint8_t 
 
 /* ---- the image side --------------------------------------------------------------- */
 
-static int der_of(const struct nv_value *v, uint8_t **der, size_t *dl)
+/* The read-only DER of an unsigned integer, or of 16 octets (B non-NULL),
+ * in a malloc()ed *DER. */
+static int der_of(uint64_t u, const uint8_t *b, uint8_t **der, size_t *dl)
 {
-	int rc = nv_value_encode(v, der, dl);
-	return rc ? bs__err(NULL, NULL, BS_NO_OFFSET, rc, "cannot encode a value") : BS_OK;
+	size_t cap = 32;
+	uint8_t *d = malloc(cap);
+	int rc = !d ? BS_ENOMEM
+		: b ? bs_value_encode_bytes(b, 16, 0, d, cap, dl)
+		    : bs_value_encode_uint(u, 0, d, cap, dl);
+	if (rc) {
+		free(d);
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, rc, 0, "cannot encode a value");
+	}
+	*der = d;
+	return BS_OK;
 }
 
-static char *var_key(const struct nvram_uefi_var *v)
+static char *var_key(const struct bs_uefi_var *v)
 {
 	char g[37];
-	nvram_uefi_guid_str(v->guid, g);
+	bs_uefi_guid_str(v->guid, g);
 	size_t n = strlen(v->name) + 38;
 	char *k = malloc(n);
 	if (k)
@@ -476,10 +482,10 @@ static int put_entry(bs_image *img, const char *type, const char *key, const str
 		     size_t nattrs, const void *data, size_t len)
 {
 	bs_entry *e;
-	int rc = bs_find(img, type, key, &e);
+	int rc = bs_entry_find(img, type, key, &e);
 	if (rc == BS_ENOENT) {
-		struct bs_entry_opts o = {.capacity = len, .attrs = attrs, .nattrs = nattrs};
-		return bs_entry_create2(img, type, key, &o, data, len, NULL);
+		struct bs_entry_opts o = {.version = BS_ENTRY_OPTS_VERSION, .capacity = len, .attrs = attrs, .nattrs = nattrs};
+		return bs_entry_create(img, type, key, &o, data, len, NULL);
 	}
 	if (rc)
 		return rc;
@@ -487,23 +493,18 @@ static int put_entry(bs_image *img, const char *type, const char *key, const str
 		const uint8_t *v;
 		size_t vl;
 		unsigned fl;
-		if (bs_attr_get(e, attrs[i].name, &fl, &v, &vl) != BS_OK || fl ||
+		if (bs_attr_get(e, attrs[i].name, &v, &vl, &fl) != BS_OK || fl ||
 		    vl != attrs[i].value_len || memcmp(v, attrs[i].value, vl))
 			/* Attributes change: data and attributes in one rewrite, so a
 			 * crash never pairs new attributes with old data. */
-			return bs_entry_update(img, e, attrs, nattrs, data, len);
+			return bs_entry_update(e, &(struct bs_entry_update){.version = BS_ENTRY_UPDATE_VERSION, .attrs = attrs, .nattrs = nattrs, .data = data, .len = len});
 	}
-	return bs_entry_write(img, e, data, len);
+	return bs_entry_write(e, data, len);
 }
 
-static int create_var(bs_image *img, const struct nvram_uefi_var *v)
+static int create_var(bs_image *img, const struct bs_uefi_var *v)
 {
-	struct nv_value vals[4] = {
-		{.kind = NV_UINT, .u = v->attributes},
-		{.kind = NV_BYTES, .p = v->timestamp, .len = 16},
-		{.kind = NV_UINT, .u = v->monotonic_count},
-		{.kind = NV_UINT, .u = v->pubkey_index},
-	};
+	const uint64_t nums[4] = {v->attributes, 0, v->monotonic_count, v->pubkey_index};
 	static const char *const names[4] = {"uefi.attributes", "uefi.timestamp",
 					     "uefi.monotonic-count", "uefi.pubkey-index"};
 	struct bs_attr attrs[4];
@@ -511,14 +512,14 @@ static int create_var(bs_image *img, const struct nvram_uefi_var *v)
 	int rc = BS_OK;
 	char *key = var_key(v);
 	if (!key)
-		return bs__err(img, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+		return bs_error_set(bs_image_label(img), NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, 0, "out of memory");
 	for (int i = 0; i < 4 && !rc; i++) {
 		size_t dl = 0;
-		rc = der_of(&vals[i], &der[i], &dl);
-		attrs[i] = (struct bs_attr){.name = names[i], .value = der[i], .value_len = dl};
+		rc = der_of(nums[i], i == 1 ? v->timestamp : NULL, &der[i], &dl);
+		attrs[i] = (struct bs_attr)BS_ATTR(names[i], 0, der[i], dl);
 	}
 	if (!rc)
-		rc = put_entry(img, NVRAM_UEFI_VAR_TYPE, key, attrs, 4, v->data, v->data_len);
+		rc = put_entry(img, BS_UEFI_VAR_TYPE, key, attrs, 4, v->data, v->data_len);
 	for (int i = 0; i < 4; i++)
 		free(der[i]);
 	free(key);
@@ -526,33 +527,33 @@ static int create_var(bs_image *img, const struct nvram_uefi_var *v)
 }
 
 /* Deletes the variables that the imported store ST does not hold. */
-static int delete_stale_vars(bs_image *img, const struct nvram_uefi_store *st)
+static int delete_stale_vars(bs_image *img, const struct bs_uefi_store *st)
 {
-	for (size_t i = bs_count(img); i-- > 0;) {
-		bs_entry *e = bs_entry_at(img, i);
-		if (strcmp(bs_entry_type(e), NVRAM_UEFI_VAR_TYPE))
+	for (bs_entry *e = NULL, *next = bs_entry_next(img, NULL, 0); (e = next);) {
+		next = bs_entry_next(img, e, 0); /* before E may go */
+		if (strcmp(bs_entry_type(e), BS_UEFI_VAR_TYPE))
 			continue;
 		const char *name = bs_entry_name(e);
 		bool keep = false;
 		for (size_t k = 0; name && !keep && k < st->nvars; k++) {
 			char *key = var_key(&st->vars[k]);
 			if (!key)
-				return bs__err(img, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+				return bs_error_set(bs_image_label(img), NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, 0, "out of memory");
 			keep = !strcmp(key, name);
 			free(key);
 		}
-		int rc = keep ? BS_OK : bs_entry_delete(img, e);
+		int rc = keep ? BS_OK : bs_entry_delete(e);
 		if (rc)
 			return rc;
 	}
 	return BS_OK;
 }
 
-int nvram_uefi_import(bs_image *img, const uint8_t *fd, size_t len, size_t *count)
+int bs_uefi_import(bs_image *img, const uint8_t *fd, size_t len, size_t *count)
 {
-	struct nvram_uefi_store *st;
+	struct bs_uefi_store *st;
 	struct layout lay;
-	int rc = nvram_uefi_parse(fd, len, &st);
+	int rc = bs_uefi_parse(fd, len, &st);
 	if (rc)
 		return rc;
 	parse_layout(fd, len, &lay); /* succeeded inside parse */
@@ -568,25 +569,23 @@ int nvram_uefi_import(bs_image *img, const uint8_t *fd, size_t len, size_t *coun
 	size_t head = lay.vars_off, tail = tail_end - lay.store_end;
 	uint8_t *blob = malloc(head + tail + 1);
 	if (!blob) {
-		rc = bs__err(img, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+		rc = bs_error_set(bs_image_label(img), NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, 0, "out of memory");
 		goto out;
 	}
 	memcpy(blob, fd, head);
 	memcpy(blob + head, fd + lay.store_end, tail);
-	struct nv_value vals[3] = {{.kind = NV_UINT, .u = len},
-				   {.kind = NV_UINT, .u = lay.vars_off},
-				   {.kind = NV_UINT, .u = lay.store_end}};
+	const uint64_t nums[3] = {len, lay.vars_off, lay.store_end};
 	static const char *const names[3] = {"uefi.file-size", "uefi.vars-offset",
 					     "uefi.store-end"};
 	struct bs_attr attrs[3];
 	uint8_t *der[3] = {0};
 	for (int i = 0; i < 3 && !rc; i++) {
 		size_t dl = 0;
-		rc = der_of(&vals[i], &der[i], &dl);
-		attrs[i] = (struct bs_attr){.name = names[i], .value = der[i], .value_len = dl};
+		rc = der_of(nums[i], NULL, &der[i], &dl);
+		attrs[i] = (struct bs_attr)BS_ATTR(names[i], 0, der[i], dl);
 	}
 	if (!rc)
-		rc = put_entry(img, NVRAM_UEFI_STORE_TYPE, NULL, attrs, 3, blob, head + tail);
+		rc = put_entry(img, BS_UEFI_STORE_TYPE, NULL, attrs, 3, blob, head + tail);
 	for (int i = 0; i < 3; i++)
 		free(der[i]);
 	free(blob);
@@ -597,92 +596,91 @@ int nvram_uefi_import(bs_image *img, const uint8_t *fd, size_t len, size_t *coun
 	if (!rc && count)
 		*count = st->nvars;
 out:
-	nvram_uefi_store_free(st);
+	bs_uefi_store_free(st);
 	return rc;
 }
 
-static int attr_uint(bs_image *img, bs_entry *e, const char *name, uint64_t max, uint64_t *out)
+static int attr_uint(bs_entry *e, const char *name, uint64_t max, uint64_t *out)
 {
-	const uint8_t *v;
-	size_t vl;
-	int rc = bs_attr_get(e, name, NULL, &v, &vl);
-	if (rc)
-		return bs__err(img, e, BS_NO_OFFSET, BS_ECORRUPT, "attribute '%s' missing", name);
-	if (nv_value_uint(v, vl, out, NULL) || *out > max)
-		return bs__err(img, e, BS_NO_OFFSET, BS_ECORRUPT,
-			       "attribute '%s' is not an integer in range", name);
+	uint64_t u;
+	int rc = bs_attr_get_uint(e, name, &u);
+	if (rc == BS_ENOENT)
+		return bs_error_set_entry(e, BS_NO_OFFSET, BS_ECORRUPT, "attribute '%s' missing", name);
+	if (rc || u > max)
+		return bs_error_set_entry(e, BS_NO_OFFSET, BS_ECORRUPT,
+					  "attribute '%s' is not an integer in range", name);
+	*out = u;
 	return BS_OK;
 }
 
-static int load_var(bs_image *img, bs_entry *e, struct nvram_uefi_var *v)
+static int load_var(bs_entry *e, struct bs_uefi_var *v)
 {
 	int rc = bs_entry_status(e);
 	if (rc)
-		return bs__err(img, e, bs_entry_offset(e), rc, "entry refused: %s",
-			       bs_entry_status_msg(e));
+		return bs_error_set_entry(e, bs_entry_offset(e), rc, "entry refused: %s",
+			       bs_entry_status_message(e));
 	const char *name;
 	const char *key = bs_entry_name(e);
-	if (!key || nvram_uefi_key_parse(key, v->guid, &name))
-		return bs__err(img, e, BS_NO_OFFSET, BS_ECORRUPT, "name is not GUID:NAME");
+	if (!key || bs_uefi_key_parse(key, v->guid, &name))
+		return bs_error_set_entry(e, BS_NO_OFFSET, BS_ECORRUPT, "name is not GUID:NAME");
 	uint64_t x;
-	if ((rc = attr_uint(img, e, "uefi.attributes", UINT32_MAX, &x)))
+	if ((rc = attr_uint(e, "uefi.attributes", UINT32_MAX, &x)))
 		return rc;
 	v->attributes = (uint32_t)x;
-	if ((rc = attr_uint(img, e, "uefi.monotonic-count", UINT64_MAX, &v->monotonic_count)))
+	if ((rc = attr_uint(e, "uefi.monotonic-count", UINT64_MAX, &v->monotonic_count)))
 		return rc;
-	if ((rc = attr_uint(img, e, "uefi.pubkey-index", UINT32_MAX, &x)))
+	if ((rc = attr_uint(e, "uefi.pubkey-index", UINT32_MAX, &x)))
 		return rc;
 	v->pubkey_index = (uint32_t)x;
 	const uint8_t *ts;
 	size_t tl;
 	if (bs_attr_get_bytes(e, "uefi.timestamp", &ts, &tl) || tl != 16)
-		return bs__err(img, e, BS_NO_OFFSET, BS_ECORRUPT,
+		return bs_error_set_entry(e, BS_NO_OFFSET, BS_ECORRUPT,
 			       "attribute 'uefi.timestamp' is not 16 octets");
 	memcpy(v->timestamp, ts, 16);
 	if (!(v->name = strdup(name)))
-		return bs__err(img, e, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+		return bs_error_set_entry(e, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
 	void *d;
-	if ((rc = bs_entry_read_alloc(img, e, &d, &v->data_len)))
+	if ((rc = bs_entry_read_alloc(e, &d, &v->data_len)))
 		return rc;
 	v->data = d;
 	return BS_OK;
 }
 
-int nvram_uefi_load(bs_image *img, struct nvram_uefi_store **out)
+int bs_uefi_load(bs_image *img, struct bs_uefi_store **out)
 {
 	*out = NULL;
-	struct nvram_uefi_store *st = calloc(1, sizeof *st);
+	struct bs_uefi_store *st = calloc(1, sizeof *st);
 	if (!st)
-		return bs__err(img, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+		return bs_error_set(bs_image_label(img), NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, 0, "out of memory");
 	size_t n = 0;
-	for (size_t i = 0; i < bs_count(img); i++)
-		n += !strcmp(bs_entry_type(bs_entry_at(img, i)), NVRAM_UEFI_VAR_TYPE);
+	for (bs_entry *e = NULL; (e = bs_entry_next(img, e, 0));)
+		n += !strcmp(bs_entry_type(e), BS_UEFI_VAR_TYPE);
 	st->vars = calloc(n + 1, sizeof *st->vars);
 	if (!st->vars) {
 		free(st);
-		return bs__err(img, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+		return bs_error_set(bs_image_label(img), NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, 0, "out of memory");
 	}
 	int rc = BS_OK;
-	for (size_t i = 0; !rc && i < bs_count(img); i++) {
-		bs_entry *e = bs_entry_at(img, i);
-		if (strcmp(bs_entry_type(e), NVRAM_UEFI_VAR_TYPE))
+	for (bs_entry *e = NULL; !rc && (e = bs_entry_next(img, e, 0));) {
+		if (strcmp(bs_entry_type(e), BS_UEFI_VAR_TYPE))
 			continue;
-		rc = load_var(img, e, &st->vars[st->nvars]);
+		rc = load_var(e, &st->vars[st->nvars]);
 		st->nvars++; /* freed either way */
 	}
 	bs_entry *se;
-	if (!rc && bs_find(img, NVRAM_UEFI_STORE_TYPE, NULL, &se) == BS_OK) {
+	if (!rc && bs_entry_find(img, BS_UEFI_STORE_TYPE, NULL, &se) == BS_OK) {
 		uint64_t fs, vo, end;
-		if (!(rc = attr_uint(img, se, "uefi.file-size", SIZE_MAX, &fs)) &&
-		    !(rc = attr_uint(img, se, "uefi.vars-offset", SIZE_MAX, &vo)) &&
-		    !(rc = attr_uint(img, se, "uefi.store-end", SIZE_MAX, &end))) {
+		if (!(rc = attr_uint(se, "uefi.file-size", SIZE_MAX, &fs)) &&
+		    !(rc = attr_uint(se, "uefi.vars-offset", SIZE_MAX, &vo)) &&
+		    !(rc = attr_uint(se, "uefi.store-end", SIZE_MAX, &end))) {
 			st->file_size = (size_t)fs;
 			st->vars_offset = (size_t)vo;
 			st->store_end = (size_t)end;
 		}
 	}
 	if (rc) {
-		nvram_uefi_store_free(st);
+		bs_uefi_store_free(st);
 		return rc;
 	}
 	*out = st;
@@ -690,28 +688,28 @@ int nvram_uefi_load(bs_image *img, struct nvram_uefi_store **out)
 }
 
 /* Rebuilds the file layout saved at import (headers and post-store areas). */
-static int saved_template(bs_image *img, const struct nvram_uefi_store *st, uint8_t **out)
+static int saved_template(bs_image *img, const struct bs_uefi_store *st, uint8_t **out)
 {
 	bs_entry *se;
 	*out = NULL;
-	if (bs_find(img, NVRAM_UEFI_STORE_TYPE, NULL, &se))
-		return bs__err(img, NULL, BS_NO_OFFSET, BS_ENOENT,
+	if (bs_entry_find(img, BS_UEFI_STORE_TYPE, NULL, &se))
+		return bs_error_set(bs_image_label(img), NULL, NULL, BS_NO_OFFSET, BS_ENOENT, 0,
 			       "no saved varstore layout (import a file first, or give a template)");
 	void *blob;
 	size_t bl;
-	int rc = bs_entry_read_alloc(img, se, &blob, &bl);
+	int rc = bs_entry_read_alloc(se, &blob, &bl);
 	if (rc)
 		return rc;
 	size_t fs = st->file_size, vo = st->vars_offset, end = st->store_end;
 	if (!fs || fs > BS_MAX_ENTRY_SIZE || vo > end || end > fs || bl < vo ||
 	    bl - vo > fs - end) {
 		free(blob);
-		return bs__err(img, se, BS_NO_OFFSET, BS_ECORRUPT, "saved varstore layout is inconsistent");
+		return bs_error_set_entry(se, BS_NO_OFFSET, BS_ECORRUPT, "saved varstore layout is inconsistent");
 	}
 	uint8_t *t = malloc(fs);
 	if (!t) {
 		free(blob);
-		return bs__err(img, se, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+		return bs_error_set_entry(se, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
 	}
 	memset(t, 0xff, fs);
 	memcpy(t, blob, vo);
@@ -721,12 +719,12 @@ static int saved_template(bs_image *img, const struct nvram_uefi_store *st, uint
 	return BS_OK;
 }
 
-int nvram_uefi_export(bs_image *img, const uint8_t *tmpl, size_t tlen, uint8_t **out,
+int bs_uefi_export(bs_image *img, const uint8_t *tmpl, size_t tlen, uint8_t **out,
 		      size_t *out_len)
 {
-	struct nvram_uefi_store *st;
+	struct bs_uefi_store *st;
 	*out = NULL;
-	int rc = nvram_uefi_load(img, &st);
+	int rc = bs_uefi_load(img, &st);
 	if (rc)
 		return rc;
 	uint8_t *saved = NULL;
@@ -736,70 +734,70 @@ int nvram_uefi_export(bs_image *img, const uint8_t *tmpl, size_t tlen, uint8_t *
 		tmpl = saved;
 		tlen = st->file_size;
 	}
-	rc = nvram_uefi_build(st->vars, st->nvars, tmpl, tlen, out, out_len);
+	rc = bs_uefi_build(st->vars, st->nvars, tmpl, tlen, out, out_len);
 out:
 	free(saved);
-	nvram_uefi_store_free(st);
+	bs_uefi_store_free(st);
 	return rc;
 }
 
-int nvram_uefi_set(bs_image *img, const char *key, uint32_t attributes, const void *data,
+int bs_uefi_set(bs_image *img, const char *key, uint32_t attributes, const void *data,
 		   size_t len)
 {
 	uint8_t guid[16];
 	const char *name;
-	int rc = nvram_uefi_key_parse(key, guid, &name);
+	int rc = bs_uefi_key_parse(key, guid, &name);
 	if (rc)
 		return rc;
 	uint8_t *u16;
 	size_t ul;
 	if ((rc = utf8_to_utf16(name, &u16, &ul)))
-		return bs__err(img, NULL, BS_NO_OFFSET, rc, "variable name is not valid UTF-8");
+		return bs_error_set(bs_image_label(img), NULL, NULL, BS_NO_OFFSET, rc, 0, "variable name is not valid UTF-8");
 	free(u16);
 	/* The canonical key: lower-case GUID. */
-	struct nvram_uefi_var v = {.attributes = attributes, .name = (char *)name,
+	struct bs_uefi_var v = {.attributes = attributes, .name = (char *)name,
 				   .data = (uint8_t *)data, .data_len = len};
 	memcpy(v.guid, guid, 16);
 	char *k = var_key(&v);
 	if (!k)
-		return bs__err(img, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+		return bs_error_set(bs_image_label(img), NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, 0, "out of memory");
 	bs_entry *e;
-	if (bs_find(img, NVRAM_UEFI_VAR_TYPE, k, &e) == BS_ENOENT) {
+	if (bs_entry_find(img, BS_UEFI_VAR_TYPE, k, &e) == BS_ENOENT) {
 		free(k);
 		return create_var(img, &v);
 	}
-	nvram_dev *dev;
-	rc = nvram_open(img, NVRAM_UEFI_VAR_TYPE, k, 0, 0, &dev);
+	bs_device *dev;
+	rc = bs_device_open(img, BS_UEFI_VAR_TYPE, k, &(struct bs_device_opts){.version = BS_DEVICE_OPTS_VERSION, .capacity = 0, .flags = 0}, &dev);
 	free(k);
 	if (rc)
 		return rc;
 	uint64_t old = 0;
-	nvram_attr_get_uint(dev, "uefi.attributes", &old, NULL);
-	rc = nvram_put(dev, data, len);
+	bs_attr_get_uint(bs_device_entry(dev), "uefi.attributes", &old);
+	rc = bs_device_put(dev, data, len);
 	if (!rc && old != attributes) {
 		/* A read-only attribute: replaced, not rewritten in place. */
-		rc = nvram_attr_remove(dev, "uefi.attributes");
+		rc = bs_device_attr_remove(dev, "uefi.attributes");
 		if (!rc || rc == BS_ENOENT)
-			rc = nvram_attr_set_uint(dev, "uefi.attributes", 0, attributes);
+			rc = bs_device_attr_set_uint(dev, "uefi.attributes", 0, attributes);
 	}
-	nvram_close(dev);
+	bs_device_close(dev);
 	return rc;
 }
 
-int nvram_uefi_remove(bs_image *img, const char *key)
+int bs_uefi_remove(bs_image *img, const char *key)
 {
 	uint8_t guid[16];
 	const char *name;
-	int rc = nvram_uefi_key_parse(key, guid, &name);
+	int rc = bs_uefi_key_parse(key, guid, &name);
 	if (rc)
 		return rc;
-	struct nvram_uefi_var v = {.name = (char *)name};
+	struct bs_uefi_var v = {.name = (char *)name};
 	memcpy(v.guid, guid, 16);
 	char *k = var_key(&v);
 	if (!k)
-		return bs__err(img, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+		return bs_error_set(bs_image_label(img), NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, 0, "out of memory");
 	bs_entry *e;
-	rc = bs_find(img, NVRAM_UEFI_VAR_TYPE, k, &e);
+	rc = bs_entry_find(img, BS_UEFI_VAR_TYPE, k, &e);
 	free(k);
-	return rc ? rc : bs_entry_delete(img, e);
+	return rc ? rc : bs_entry_delete(e);
 }

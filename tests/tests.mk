@@ -11,14 +11,16 @@ CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(O)/tests/%)
-UNIT_COMMON := $(wildcard tests/unit/common.c)
+UNIT_COMMON := tests/unit/common.c tests/unit/fault.c
 INTEG := $(sort $(wildcard tests/integration/test_*.sh))
 INTEROP := $(sort $(wildcard tests/interop/test_*.sh))
 EXAMPLE_BINS ?=
 
-$(O)/tests/%: tests/unit/%.c $(UNIT_COMMON) $(STATIC) $(wildcard tests/unit/*.h)
+# Unit tests may look inside the library (its layers' headers).
+$(O)/tests/%: tests/unit/%.c $(UNIT_COMMON) $(ALL_STATIC) $(wildcard tests/unit/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(CMOCKA_CFLAGS) -Itests/unit -o $@ $< $(UNIT_COMMON) $(STATIC) $(LDFLAGS) $(CMOCKA_LIBS) $(LIBS)
+	$(CC) $(CFLAGS) $(LIB_INC) $(call pkg_cflags,libtpms) $(CMOCKA_CFLAGS) -Itests/unit -o $@ $< \
+	  $(UNIT_COMMON) $(ALL_STATIC) $(LDFLAGS) $(CMOCKA_LIBS) $(ALL_LIBS)
 
 TEST_ENV = BLOBSTORE=$(CURDIR)/$(TOOL) BUILD_DIR=$(CURDIR)/$(O) SRCDIR=$(CURDIR)
 
@@ -30,6 +32,11 @@ check-unit: tests
 
 check-integration: tests
 	@$(TEST_ENV) tests/run.sh "integration ($(BUILD))" $(INTEG)
+
+# The layer rule (docs/ARCHITECTURE.md); make check runs it as
+# tests/integration/test_layers.sh.
+check-layers: all
+	@python3 tools/check-layers.py $(O)
 
 check-interop: tests
 	@$(TEST_ENV) tests/run.sh "interop ($(BUILD))" $(INTEROP)

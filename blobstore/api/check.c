@@ -1,9 +1,16 @@
-/* check.c - bs_check(): every entry's structure, slot checks and, when
+/* check.c - bs_image_check(): every entry's structure, slot checks and, when
  * asked, its decoding against the ASN.1 module. */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "api.h"
+
+static const char *last_message(void)
+{
+	const char *m;
+	bs_error_last(&m, NULL);
+	return m;
+}
 
 /* E's slots, reported through CB. */
 static int check_slots(bs_image *img, bs_entry *e, bs_check_cb cb, void *ctx)
@@ -12,7 +19,7 @@ static int check_slots(bs_image *img, bs_entry *e, bs_check_cb cb, void *ctx)
 	int rc = bs__data_check(img, e, &rep);
 	if (rc) {
 		if (cb)
-			cb(ctx, e, e->data_off, rc, bs_errmsg());
+			cb(ctx, e, e->data_off, rc, last_message());
 		return rc;
 	}
 	if (rep.newer_bad && cb) {
@@ -28,8 +35,11 @@ static int check_slots(bs_image *img, bs_entry *e, bs_check_cb cb, void *ctx)
 	return BS_OK;
 }
 
-int bs_check(bs_image *img, int schema, bs_check_cb cb, void *ctx)
+int bs_image_check(bs_image *img, unsigned flags, bs_check_cb cb, void *ctx)
 {
+	if (!img)
+		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL, "no image");
+	bool schema = flags & BS_CHECK_SCHEMA;
 	int first = BS_OK;
 	for (size_t i = 0; i < img->count; i++) {
 		bs_entry *e = img->list[i];
@@ -37,7 +47,7 @@ int bs_check(bs_image *img, int schema, bs_check_cb cb, void *ctx)
 		if (e->status) {
 			rc = e->status;
 			if (cb)
-				cb(ctx, e, e->off, rc, bs_entry_status_msg(e));
+				cb(ctx, e, e->off, rc, bs_entry_status_message(e));
 		} else if (e->slotted) {
 			rc = check_slots(img, e, cb, ctx);
 		}
@@ -52,7 +62,7 @@ int bs_check(bs_image *img, int schema, bs_check_cb cb, void *ctx)
 			} else if ((src = bs__io_read(&img->io, &w, b, (size_t)e->size, e->off))) {
 				rc = src;
 				if (cb)
-					cb(ctx, e, e->off, rc, bs_errmsg());
+					cb(ctx, e, e->off, rc, last_message());
 			} else if (bs__schema_check_entry(b, (size_t)e->size, why, sizeof why)) {
 				rc = rc ? rc : BS_ECORRUPT;
 				if (cb)

@@ -1,4 +1,4 @@
-/* dump.c - bs_dump(): an annotated listing of a whole image, for people.
+/* dump.c - bs_image_dump(): an annotated listing of a whole image, for people.
  *
  * Walks the directory and the inside of every entry with the DER walker
  * (der/walk.c) and the codec's layout step, so the listing shows what the
@@ -47,7 +47,7 @@ static void line(struct dumper *d, uint64_t off, unsigned depth, const uint8_t *
 	while (left) {
 		size_t k = *c < 0xc0 ? 1 : *c < 0xe0 ? 2 : *c < 0xf0 ? 3 : 4;
 		if (k > left || (k == 1 && (*c < 0x20 || *c >= 0x7f)) ||
-		    (k > 1 && (!bs__utf8_valid(c, k) || (c[0] == 0xc2 && c[1] < 0xa0)))) {
+		    (k > 1 && (!bs_utf8_valid(c, k) || (c[0] == 0xc2 && c[1] < 0xa0)))) {
 			k = 1; /* controls (C0, DEL, C1) and broken UTF-8 */
 			*c = '?';
 		}
@@ -219,7 +219,7 @@ static void attr_summary(const uint8_t *c, size_t len, char *buf, size_t cap)
 	buf[0] = 0;
 	if (bs__der_header(c, len, &t) || t.tag != DER_IA5STRING)
 		return;
-	bs_der_describe(c + t.hdr + t.len, len - t.hdr - t.len, desc, sizeof desc);
+	bs_value_describe(c + t.hdr + t.len, len - t.hdr - t.len, desc, sizeof desc);
 	snprintf(buf, cap, " '%.*s' = %s", (int)(t.len < 255 ? t.len : 255),
 		 (const char *)c + t.hdr, desc);
 }
@@ -284,7 +284,7 @@ static int walk_entry(struct dumper *d, uint64_t base, const struct view *v, bs_
 				return rc;
 		} else if (t.len <= avail - t.hdr) {
 			char desc[DESCRIBE_CHARS];
-			bs_der_describe(p, t.hdr + t.len, desc, sizeof desc);
+			bs_value_describe(p, t.hdr + t.len, desc, sizeof desc);
 			if (r == R_ATTR)
 				rl = "flag attribute";
 			line(d, base + it.pos, ind, p, t.hdr, "%s%s%s", rl ? rl : "", rl ? ": " : "",
@@ -318,7 +318,7 @@ static void entry_label(const bs_entry *e, char *buf, size_t cap)
 	clean_copy(t, sizeof t, e->m && e->m->type ? e->m->type : "");
 	clean_copy(n, sizeof n, name ? name : "");
 	snprintf(buf, cap, "'%s'%s%s%s%s%s", t, name ? "/'" : "", name ? n : "", name ? "'" : "",
-		 e->status ? ", REFUSED: " : "", e->status ? bs_entry_status_msg(e) : "");
+		 e->status ? ", REFUSED: " : "", e->status ? bs_entry_status_message(e) : "");
 }
 
 /* One Entry element of SIZE octets at OFF. */
@@ -406,7 +406,7 @@ static bs_entry *entry_at_offset(bs_entry **sorted, size_t n, uint64_t off)
 	return lo < n && sorted[lo]->off == off ? sorted[lo] : NULL;
 }
 
-int bs_dump(bs_image *img, FILE *out)
+int bs_image_dump(bs_image *img, FILE *out)
 {
 	if (!img || !out)
 		return bs__err(img, NULL, BS_NO_OFFSET, BS_EINVAL, "invalid argument");
@@ -416,8 +416,8 @@ int bs_dump(bs_image *img, FILE *out)
 		return bs__err(img, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
 	memcpy(sorted, img->list, img->count * sizeof *sorted);
 	qsort(sorted, img->count, sizeof *sorted, cmp_off);
-	struct bs_stat st;
-	bs_stat(img, &st);
+	struct bs_image_stat st = BS_IMAGE_STAT_INIT;
+	bs_image_stat(img, &st);
 	fprintf(out, "image %s: %" PRIu64 " octets, directory end %" PRIu64 ", %" PRIu64
 		     " entries (%" PRIu64 " refused), %" PRIu64 " octets free in holes\n",
 		img->label, st.size, st.dir_end, st.entries, st.refused, st.free_holes);

@@ -1,5 +1,6 @@
 /* entry.c - the public calls on entries: find, create, read, write,
  * resize, update, delete, accept, and the accessors. */
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,14 +8,24 @@
 
 int bs__refused(bs_image *img, const bs_entry *e)
 {
-	return bs__err(img, e, e->off, e->status, "entry refused: %s", bs_entry_status_msg(e));
+	return bs__err(img, e, e->off, e->status, "entry refused: %s", bs_entry_status_message(e));
 }
 
-int bs_find(bs_image *img, const char *type, const char *name, bs_entry **out)
+int bs_error_set_entry(const bs_entry *e, uint64_t offset, int code, const char *fmt, ...)
 {
-	*out = NULL;
-	if (!img || !type)
-		return bs__err(img, NULL, BS_NO_OFFSET, BS_EINVAL, "no type given");
+	struct bs__where w;
+	bs__where_of(e ? e->img : NULL, e, &w);
+	va_list ap;
+	va_start(ap, fmt);
+	bs__verror(&w, offset, code, 0, fmt ? fmt : "", ap);
+	va_end(ap);
+	return code;
+}
+
+int bs_entry_find(bs_image *img, const char *type, const char *name, bs_entry **out)
+{
+	if (!img || !type || !out)
+		return bs__err(img, NULL, BS_NO_OFFSET, BS_EINVAL, "no image, type or output");
 	bs_entry *e = bs__table_find(img, type, name);
 	if (!e)
 		return bs__err_key(img->label, type, name, BS_ENOENT, "no such entry");
@@ -30,7 +41,7 @@ static bool valid_type(const char *t)
 static bool valid_name(const char *s)
 {
 	size_t n = strlen(s);
-	return n <= BS_MAX_NAME_LEN && bs__utf8_valid((const uint8_t *)s, n);
+	return n <= BS_MAX_NAME_LEN && bs_utf8_valid((const uint8_t *)s, n);
 }
 
 /* LIB: the library's own entry, which may use "bs." names. */
@@ -38,12 +49,20 @@ static int create(bs_image *img, const char *type, const char *name,
 		  const struct bs_entry_opts *opts, const void *data, size_t len, bs_entry **out,
 		  bool lib)
 {
-	if (out)
-		*out = NULL;
+	static const struct bs_entry_opts defaults = BS_ENTRY_OPTS_INIT;
 	if (!opts)
-		return bs__err(img, NULL, BS_NO_OFFSET, BS_EINVAL, "no options");
+		opts = &defaults;
 	if (!img || !type || (len && !data) || (opts->nattrs && !opts->attrs))
 		return bs__err(img, NULL, BS_NO_OFFSET, BS_EINVAL, "invalid argument");
+	if (opts->version != BS_ENTRY_OPTS_VERSION)
+		return bs__err(img, NULL, BS_NO_OFFSET, BS_EINVAL,
+			       "entry options of unknown version %u (BS_ENTRY_OPTS_INIT)",
+			       opts->version);
+	for (size_t i = 0; i < opts->nattrs; i++)
+		if (opts->attrs[i].version != BS_ATTR_VERSION)
+			return bs__err(img, NULL, BS_NO_OFFSET, BS_EINVAL,
+				       "attribute %zu of unknown version %u (BS_ATTR())", i,
+				       opts->attrs[i].version);
 	struct bs__newentry ne = {.type = type, .name = name, .attrs = opts->attrs,
 				  .nattrs = opts->nattrs, .capacity = opts->capacity,
 				  .alg = BS_CHECK_CRC32C, .raw = opts->flags & BS_ENTRY_RAW,
@@ -62,39 +81,30 @@ static int create(bs_image *img, const char *type, const char *name,
 		return bs__err(img, NULL, BS_NO_OFFSET, BS_ELIMIT, "too many attributes");
 	if (bs__table_find(img, type, name))
 		return bs__err_key(img->label, type, name, BS_EEXIST, "entry already exists");
-	if (opts->check && !strcmp(opts->check, "sha256"))
+	if (opts->checksum == BS_CHECKSUM_SHA256)
 		ne.alg = BS_CHECK_SHA256;
-	else if (opts->check && strcmp(opts->check, "crc32c"))
-		return bs__err(img, NULL, BS_NO_OFFSET, BS_EINVAL,
-			       "unknown check '%s' (crc32c or sha256)", opts->check);
+	else if (opts->checksum != BS_CHECKSUM_DEFAULT && opts->checksum != BS_CHECKSUM_CRC32C)
+		return bs__err(img, NULL, BS_NO_OFFSET, BS_EINVAL, "unknown checksum %d",
+			       (int)opts->checksum);
 	if (opts->flags & ~(BS_ENTRY_RAW | BS_ENTRY_ENCRYPT))
 		return bs__err(img, NULL, BS_NO_OFFSET, BS_EINVAL, "unknown entry flags");
+	if (opts->cipher != BS_CIPHER_DEFAULT && opts->cipher != BS_CIPHER_AES_256_GCM &&
+	    opts->cipher != BS_CIPHER_CHACHA20_POLY1305)
+		return bs__err(img, NULL, BS_NO_OFFSET, BS_EINVAL, "unknown cipher %d",
+			       (int)opts->cipher);
 	if (opts->flags & BS_ENTRY_ENCRYPT) {
 		if (ne.raw)
 			return bs__err(img, NULL, BS_NO_OFFSET, BS_EINVAL,
 				       "encrypted entries keep their data in slots (not BS_ENTRY_RAW)");
-		ne.aead = BS_AEAD_AES256GCM;
-		if (opts->cipher && !strcmp(opts->cipher, "chacha20-poly1305"))
-			ne.aead = BS_AEAD_CHACHA20POLY1305;
-		else if (opts->cipher && strcmp(opts->cipher, "aes-256-gcm"))
-			return bs__err(img, NULL, BS_NO_OFFSET, BS_EINVAL,
-				       "unknown cipher '%s' (aes-256-gcm or chacha20-poly1305)",
-				       opts->cipher);
+		ne.aead = opts->cipher == BS_CIPHER_CHACHA20_POLY1305 ? BS_AEAD_CHACHA20POLY1305
+								       : BS_AEAD_AES256GCM;
 	}
 	return bs__dir_create(img, &ne, data, len, out);
 }
 
-int bs_entry_create(bs_image *img, const char *type, const char *name, size_t capacity,
-		    const struct bs_attr *attrs, size_t nattrs, const void *data, size_t len,
+int bs_entry_create(bs_image *img, const char *type, const char *name,
+		    const struct bs_entry_opts *opts, const void *data, size_t len,
 		    bs_entry **out)
-{
-	struct bs_entry_opts o = {.capacity = capacity, .attrs = attrs, .nattrs = nattrs};
-	return bs_entry_create2(img, type, name, &o, data, len, out);
-}
-
-int bs_entry_create2(bs_image *img, const char *type, const char *name,
-		     const struct bs_entry_opts *opts, const void *data, size_t len,
-		     bs_entry **out)
 {
 	return create(img, type, name, opts, data, len, out, false);
 }
@@ -108,98 +118,144 @@ int bs__entry_create_lib(bs_image *img, const char *type, const char *name,
 
 /* ---- accessors -------------------------------------------------------------------- */
 
+bs_image *bs_entry_image(const bs_entry *e)
+{
+	return e ? e->img : NULL;
+}
 const char *bs_entry_type(const bs_entry *e)
 {
-	return e->m && e->m->type ? e->m->type : "";
+	return e && e->m && e->m->type ? e->m->type : "";
 }
 const char *bs_entry_name(const bs_entry *e)
 {
-	return e->m ? e->m->name : NULL;
+	return e && e->m ? e->m->name : NULL;
 }
 uint64_t bs_entry_offset(const bs_entry *e)
 {
-	return e->off;
+	return e ? e->off : 0;
 }
 uint64_t bs_entry_size(const bs_entry *e)
 {
-	return e->size;
+	return e ? e->size : 0;
 }
 size_t bs_entry_capacity(const bs_entry *e)
 {
-	return e->status ? 0 : bs__data_capacity(e);
+	return !e || e->status ? 0 : bs__data_capacity(e);
 }
 int bs_entry_status(const bs_entry *e)
 {
-	return e->status;
+	return e ? e->status : BS_EINVAL;
 }
-const char *bs_entry_status_msg(const bs_entry *e)
+const char *bs_entry_status_message(const bs_entry *e)
 {
-	return e->status_msg ? e->status_msg : (e->status ? bs_strerror(e->status) : "ok");
+	if (!e)
+		return "";
+	return e->status_msg ? e->status_msg : (e->status ? bs_error_string(e->status) : "ok");
 }
 int bs_entry_is_slotted(const bs_entry *e)
 {
-	return e->slotted;
+	return e && e->slotted;
 }
-const char *bs_entry_check(const bs_entry *e)
+enum bs_checksum bs_entry_checksum(const bs_entry *e)
 {
-	if (!e->slotted)
-		return NULL;
-	return e->alg == BS_CHECK_SHA256 ? "sha256" : "crc32c";
+	if (!e || !e->slotted)
+		return BS_CHECKSUM_DEFAULT;
+	return e->alg == BS_CHECK_SHA256 ? BS_CHECKSUM_SHA256 : BS_CHECKSUM_CRC32C;
 }
-const char *bs_entry_cipher(const bs_entry *e)
+enum bs_cipher bs_entry_cipher(const bs_entry *e)
 {
-	return e && e->aead ? bs__aead_name(e->aead) : NULL;
+	if (!e || !e->aead)
+		return BS_CIPHER_DEFAULT;
+	return e->aead == BS_AEAD_CHACHA20POLY1305 ? BS_CIPHER_CHACHA20_POLY1305
+						   : BS_CIPHER_AES_256_GCM;
+}
+int bs_entry_is_encrypted(const bs_entry *e)
+{
+	return e && e->aead != BS_AEAD_NONE;
 }
 
 /* ---- data ---------------------------------------------------------------------------- */
 
-int bs_entry_read_alloc(bs_image *img, bs_entry *e, void **out, size_t *len)
+int bs_entry_read_alloc(bs_entry *e, void **out, size_t *len)
 {
-	*out = NULL;
-	*len = 0;
+	if (!e || !out || !len)
+		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL, "invalid argument");
 	if (e->status)
-		return bs__refused(img, e);
-	return bs__data_read(img, e, out, len, NULL, 0, true);
+		return bs__refused(e->img, e);
+	return bs__data_read(e->img, e, out, len, NULL, 0, true);
 }
 
-int bs_entry_read(bs_image *img, bs_entry *e, void *buf, size_t bufsize, size_t *len)
+int bs_entry_read(bs_entry *e, void *buf, size_t bufsize, size_t *len)
 {
-	*len = 0;
+	if (!e || !len || (bufsize && !buf))
+		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL, "invalid argument");
 	if (e->status)
-		return bs__refused(img, e);
-	return bs__data_read(img, e, NULL, len, buf, bufsize, false);
+		return bs__refused(e->img, e);
+	return bs__data_read(e->img, e, NULL, len, buf, bufsize, false);
 }
 
-int bs__entry_write_cap(bs_image *img, bs_entry *e, const void *data, size_t len,
-			size_t capacity)
+/* What every change of an entry's data checks first. */
+static int data_writable(bs_entry *e, const void *data, size_t len)
 {
-	int rc = bs__writable(img, e);
+	if (!e)
+		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL, "no entry");
+	int rc = bs__writable(e->img, e);
 	if (rc)
 		return rc;
 	if (len && !data)
-		return bs__err(img, e, BS_NO_OFFSET, BS_EINVAL, "no data");
-	if (e == img->image_entry)
-		return bs__err(img, e, BS_NO_OFFSET, BS_EINVAL, "the image entry holds no data");
-	return bs__data_write(img, e, data, len, capacity);
+		return bs__err(e->img, e, BS_NO_OFFSET, BS_EINVAL, "no data");
+	if (e == e->img->image_entry)
+		return bs__err(e->img, e, BS_NO_OFFSET, BS_EINVAL, "the image entry holds no data");
+	return BS_OK;
 }
 
-int bs_entry_write(bs_image *img, bs_entry *e, const void *data, size_t len)
+int bs_entry_write(bs_entry *e, const void *data, size_t len)
 {
-	return bs__entry_write_cap(img, e, data, len, len);
+	int rc = data_writable(e, data, len);
+	return rc ? rc : bs__data_write(e->img, e, data, len, len);
 }
 
-int bs_entry_resize(bs_image *img, bs_entry *e, size_t capacity)
+int bs_entry_update(bs_entry *e, const struct bs_entry_update *u)
 {
-	int rc = bs__writable(img, e);
+	if (!e || !u || u->version != BS_ENTRY_UPDATE_VERSION || (u->nattrs && !u->attrs))
+		return bs__err(e ? e->img : NULL, e, BS_NO_OFFSET, BS_EINVAL,
+			       "no entry, or an update of an unknown version (BS_ENTRY_UPDATE_INIT)");
+	int rc = data_writable(e, u->data, u->len);
+	if (rc)
+		return rc;
+	bool same = true;
+	for (size_t i = 0; i < u->nattrs; i++) {
+		const struct bs_attr *a = &u->attrs[i];
+		if (a->version != BS_ATTR_VERSION || !a->name ||
+		    !strncmp(a->name, BS_RESERVED_PREFIX, 3))
+			return bs__err(e->img, e, BS_NO_OFFSET, BS_EINVAL,
+				       "attribute %zu: unknown version, no name, or a name starting "
+				       "with 'bs.' (reserved)", i);
+		same = same && bs__attr_unchanged(e, a->name, a->flags, a->value, a->value_len);
+	}
+	size_t cap = u->capacity > u->len ? u->capacity : u->len;
+	/* Nothing but data changes and it fits: the cheap slot write. */
+	if (same && e->slotted && cap <= bs__data_capacity(e))
+		return bs__data_write(e->img, e, u->data, u->len, cap);
+	struct bs__rewrite rw = {.data = u->data ? u->data : "", .len = u->len, .capacity = cap,
+				 .set = u->attrs, .nset = u->nattrs};
+	return bs__dir_rewrite(e->img, e, &rw);
+}
+
+int bs_entry_resize(bs_entry *e, size_t capacity)
+{
+	if (!e)
+		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL, "no entry");
+	int rc = bs__writable(e->img, e);
 	if (rc)
 		return rc;
 	if (!e->slotted)
-		return bs__err(img, e, BS_NO_OFFSET, BS_EINVAL,
+		return bs__err(e->img, e, BS_NO_OFFSET, BS_EINVAL,
 			       "entry has no slots: its capacity is its data");
 	if (capacity <= bs__data_capacity(e))
 		return BS_OK;
 	struct bs__rewrite rw = {.capacity = capacity};
-	return bs__dir_rewrite(img, e, &rw);
+	return bs__dir_rewrite(e->img, e, &rw);
 }
 
 int bs__entry_rewrite_lib(bs_image *img, bs_entry *e, const struct bs_attr *attrs,
@@ -215,51 +271,40 @@ int bs__entry_rewrite_lib(bs_image *img, bs_entry *e, const struct bs_attr *attr
 	return bs__dir_rewrite(img, e, &rw);
 }
 
-int bs_entry_update(bs_image *img, bs_entry *e, const struct bs_attr *attrs, size_t nattrs,
-		    const void *data, size_t len)
+int bs_entry_delete(bs_entry *e)
 {
-	int rc = bs__writable(img, e);
-	if (rc)
-		return rc;
-	if ((len && !data) || (nattrs && !attrs))
-		return bs__err(img, e, BS_NO_OFFSET, BS_EINVAL, "invalid argument");
-	for (size_t i = 0; i < nattrs; i++)
-		if (!attrs[i].name || !strncmp(attrs[i].name, BS_RESERVED_PREFIX, 3))
-			return bs__err(img, e, BS_NO_OFFSET, BS_EINVAL,
-				       "attribute names starting with 'bs.' are reserved");
-	return bs__entry_rewrite_lib(img, e, attrs, nattrs, data, len);
-}
-
-int bs_entry_delete(bs_image *img, bs_entry *e)
-{
+	if (!e)
+		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL, "no entry");
+	bs_image *img = e->img;
 	if (img->flags & BS_OPEN_RDONLY)
 		return bs__err(img, e, BS_NO_OFFSET, BS_ERDONLY, "image opened read-only");
 	if (e == img->image_entry)
 		return bs__err(img, e, BS_NO_OFFSET, BS_EINVAL, "the image entry cannot be deleted");
 	if (img->io.broken)
-		return bs__err(img, e, BS_NO_OFFSET, BS_EIO,
+		return bs__err(img, e, BS_NO_OFFSET, BS_ESTALE,
 			       "an earlier write failed and left the storage state unknown: reopen the image");
 	return bs__dir_delete(img, e);
 }
 
-int bs_entry_accept(bs_image *img, bs_entry *e, const char *const *names, size_t n)
+int bs_entry_accept(bs_entry *e, const char *const *names, size_t n)
 {
 	if (!e || (n && !names))
-		return bs__err(img, e, BS_NO_OFFSET, BS_EINVAL, "invalid argument");
+		return bs__err(e ? e->img : NULL, e, BS_NO_OFFSET, BS_EINVAL, "invalid argument");
 	if (!e->status)
 		return BS_OK;
 	if (e->status != BS_EUNSUPPORTED || !e->m || !e->m->unknown_mandatory)
-		return bs__refused(img, e);
+		return bs__refused(e->img, e);
 	for (size_t i = 0; i < e->m->nmand; i++) {
 		const char *a = e->m->attrs[i].cname;
 		bool known = !strcmp(a, BS_ATTR_SLOTS) || !strcmp(a, BS_ATTR_AEAD);
 		for (size_t k = 0; !known && k < n; k++)
 			known = names[k] && !strcmp(a, names[k]);
 		if (!known)
-			return bs__err(img, e, e->off, BS_EUNSUPPORTED,
+			return bs__err(e->img, e, e->off, BS_EUNSUPPORTED,
 				       "entry refused: unknown mandatory attribute '%s'", a);
 	}
 	e->status = BS_OK;
+	e->accepted = true;
 	free(e->status_msg);
 	e->status_msg = NULL;
 	return BS_OK;

@@ -1,28 +1,32 @@
-/* image.c - the public calls on whole images. */
+/* image.c - the public calls on whole images: open, close, statistics,
+ * iteration, raw reads, reserve, compact. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
 
-int bs_open_backend(struct bs_backend *be, const char *label, unsigned flags, bs_image **out)
+int bs_image_open_backend(struct bs_backend *be, const char *label, unsigned flags,
+			  bs_image **out)
 {
-	*out = NULL;
+	if (!be || !out) {
+		bs_backend_free(be);
+		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL, "no backend or no output");
+	}
 	return bs__dir_open(be, label, flags, out);
 }
 
-int bs_open(const char *path, unsigned flags, bs_image **out)
+int bs_image_open(const char *uri, unsigned flags, bs_image **out)
 {
 	struct bs_backend *be;
-	*out = NULL;
-	if (!path)
-		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL, "no image path");
-	int rc = bs_backend_open(path, flags, &be);
+	if (!uri || !out)
+		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL, "no image path or no output");
+	int rc = bs_backend_open(uri, flags, &be);
 	if (rc)
 		return rc;
-	return bs__dir_open(be, path, flags, out);
+	return bs__dir_open(be, uri, flags, out);
 }
 
-void bs_close(bs_image *img)
+void bs_image_close(bs_image *img)
 {
 	bs__dir_close(img);
 }
@@ -34,37 +38,62 @@ const char *bs_image_label(const bs_image *img)
 
 const uint8_t *bs_image_id(const bs_image *img)
 {
-	return img->id;
+	return img ? img->id : NULL;
 }
 
-size_t bs_count(const bs_image *img)
+/* The library's own entries: types starting "bs.". */
+static bool is_library(const bs_entry *e)
 {
-	return img ? img->count : 0;
+	return e->m && e->m->type && !strncmp(e->m->type, BS_RESERVED_PREFIX, 3);
 }
 
-bs_entry *bs_entry_at(bs_image *img, size_t i)
+bs_entry *bs_entry_next(bs_image *img, const bs_entry *prev, unsigned flags)
 {
-	return img && i < img->count ? img->list[i] : NULL;
+	if (!img || (prev && (prev->img != img || prev->index >= img->count ||
+			      img->list[prev->index] != prev)))
+		return NULL;
+	for (size_t i = prev ? prev->index + 1 : 0; i < img->count; i++)
+		if ((flags & BS_ITER_LIBRARY) || !is_library(img->list[i]))
+			return img->list[i];
+	return NULL;
 }
 
-int bs_stat(bs_image *img, struct bs_stat *out)
+size_t bs_image_count(const bs_image *img, unsigned flags)
 {
-	memset(out, 0, sizeof *out);
-	out->size = img->io.size;
-	out->dir_end = img->dir_end;
-	out->free_holes = img->holes;
-	out->free_tail = img->io.size > img->dir_end ? img->io.size - img->dir_end : 0;
-	out->entries = img->count;
+	if (!img)
+		return 0;
+	if (flags & BS_ITER_LIBRARY)
+		return img->count;
+	size_t n = 0;
+	for (size_t i = 0; i < img->count; i++)
+		n += !is_library(img->list[i]);
+	return n;
+}
+
+int bs_image_stat(const bs_image *img, struct bs_image_stat *out)
+{
+	if (!img || !out || out->version != BS_IMAGE_STAT_VERSION)
+		return bs__err(img, NULL, BS_NO_OFFSET, BS_EINVAL,
+			       "no image, no output, or an output of an unknown version");
+	struct bs_image_stat st = {.version = BS_IMAGE_STAT_VERSION};
+	st.size = img->io.size;
+	st.dir_end = img->dir_end;
+	st.free_holes = img->holes;
+	st.free_tail = img->io.size > img->dir_end ? img->io.size - img->dir_end : 0;
+	st.entries = img->count;
 	for (size_t i = 0; i < img->count; i++) {
-		out->used += img->list[i]->size;
+		st.used += img->list[i]->size;
 		if (img->list[i]->status)
-			out->refused++;
+			st.refused++;
 	}
+	*out = st;
 	return BS_OK;
 }
 
 int bs_image_read_raw(bs_image *img, uint64_t off, void *buf, size_t len)
 {
+	if (!img || (len && !buf))
+		return bs__err(img, NULL, BS_NO_OFFSET, BS_EINVAL, "invalid argument");
 	if (off > img->io.size || len > img->io.size - off)
 		return bs__err(img, NULL, off, BS_ECORRUPT, "%zu octets past the end of the image",
 			       len);
@@ -73,6 +102,8 @@ int bs_image_read_raw(bs_image *img, uint64_t off, void *buf, size_t len)
 
 int bs_image_reserve(bs_image *img, uint64_t total)
 {
+	if (!img)
+		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL, "no image");
 	int rc = bs__writable(img, NULL);
 	if (rc)
 		return rc;
@@ -95,7 +126,9 @@ int bs_image_reserve(bs_image *img, uint64_t total)
 	return BS_OK;
 }
 
-int bs_compact(bs_image *img)
+int bs_image_compact(bs_image *img)
 {
+	if (!img)
+		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL, "no image");
 	return bs__dir_compact(img);
 }

@@ -50,7 +50,6 @@ struct bs_key {
 
 static int key_new(enum key_kind kind, const void *p, size_t len, bs_key **out)
 {
-	*out = NULL;
 	bs_key *k = calloc(1, sizeof *k);
 	uint8_t *b = malloc(len ? len : 1);
 	if (!k || !b) {
@@ -77,7 +76,8 @@ void bs_key_free(bs_key *k)
 
 int bs_key_from_bytes(const void *key, size_t len, bs_key **out)
 {
-	*out = NULL;
+	if (!out)
+		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL, "no output");
 	if (!key || len != KEY_LEN)
 		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL, "a key has exactly %u octets",
 			       KEY_LEN);
@@ -86,7 +86,8 @@ int bs_key_from_bytes(const void *key, size_t len, bs_key **out)
 
 int bs_key_from_passphrase(const void *pw, size_t len, bs_key **out)
 {
-	*out = NULL;
+	if (!out)
+		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL, "no output");
 	if (!pw || len == 0 || len > MAX_PASSPHRASE)
 		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL,
 			       "a passphrase has 1 to %u octets", MAX_PASSPHRASE);
@@ -140,7 +141,8 @@ static int read_file(const char *path, size_t max, uint8_t **out, size_t *len)
 
 int bs_key_from_file(const char *path, bs_key **out)
 {
-	*out = NULL;
+	if (!out)
+		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL, "no output");
 	uint8_t *b;
 	size_t n;
 	int rc = read_file(path, 2 * KEY_LEN + 2, &b, &n);
@@ -156,7 +158,7 @@ int bs_key_from_file(const char *path, bs_key **out)
 		memcpy(key, b, KEY_LEN);
 	} else if (hexlen == 2 * KEY_LEN) {
 		for (size_t i = 0; i < KEY_LEN; i++) {
-			int hi = bs__hexval(b[2 * i]), lo = bs__hexval(b[2 * i + 1]);
+			int hi = bs_hex_digit(b[2 * i]), lo = bs_hex_digit(b[2 * i + 1]);
 			if (hi < 0 || lo < 0) {
 				rc = BS_EINVAL;
 				break;
@@ -194,7 +196,8 @@ static int passphrase_from(uint8_t *b, size_t n, const char *label, bs_key **out
 
 int bs_key_from_passphrase_file(const char *path, bs_key **out)
 {
-	*out = NULL;
+	if (!out)
+		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL, "no output");
 	uint8_t *b;
 	size_t n;
 	int rc = read_file(path, MAX_PASSPHRASE + 2, &b, &n);
@@ -203,7 +206,8 @@ int bs_key_from_passphrase_file(const char *path, bs_key **out)
 
 int bs_key_from_passphrase_fd(int fd, bs_key **out)
 {
-	*out = NULL;
+	if (!out)
+		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL, "no output");
 	uint8_t *b;
 	size_t n;
 	char label[32];
@@ -231,7 +235,7 @@ int bs__crypt_test_set_dek(bs_image *img, const uint8_t *dek)
 	return crypt_load(img, dek);
 }
 
-void bs_image_forget_key(bs_image *img)
+void bs_image_clear_key(bs_image *img)
 {
 	if (!img)
 		return;
@@ -239,12 +243,12 @@ void bs_image_forget_key(bs_image *img)
 	img->key = NULL;
 }
 
-int bs_image_key_loaded(const bs_image *img)
+int bs_image_has_key(const bs_image *img)
 {
 	return img && img->key != NULL;
 }
 
-int bs_image_encrypted(const bs_image *img)
+int bs_image_is_encrypted(const bs_image *img)
 {
 	return img && bs__key_entry(img) != NULL;
 }
@@ -275,7 +279,7 @@ static int kdf_encode(const struct kdf_desc *d, uint8_t *outer, size_t cap, size
 	p += bs__der_put_header(out + p, DER_IA5STRING, nl);
 	memcpy(out + p, name, nl);
 	p += nl;
-	p += bs_der_octets(d->salt, d->salt_len, out + p, cap - p);
+	p += bs__der_encode_octets(d->salt, d->salt_len, out + p, cap - p);
 	uint64_t ints[3];
 	int ni = 0;
 	if (d->kind == KDF_SCRYPT) {
@@ -291,7 +295,7 @@ static int kdf_encode(const struct kdf_desc *d, uint8_t *outer, size_t cap, size
 	size_t cs = p;
 	p += 2;
 	for (int i = 0; i < ni; i++)
-		p += bs_der_int((int64_t)ints[i], out + p, cap - p);
+		p += bs__der_encode_int((int64_t)ints[i], out + p, cap - p);
 	out[cs] = DER_SEQUENCE;
 	out[cs + 1] = (uint8_t)(p - cs - 2);
 	outer[0] = DER_SEQUENCE;
@@ -459,17 +463,21 @@ static int make_record(bs_image *img, const bs_key *k, const struct bs_kdf_param
 		return bs__err(img, NULL, BS_NO_OFFSET, BS_EINVAL, "no key given");
 	if (k->kind == KEY_RAW) {
 		d.kind = KDF_HKDF;
-	} else if (!params || !params->kdf || !strcmp(params->kdf, "scrypt")) {
+	} else if (params && params->version != BS_KDF_PARAMS_VERSION) {
+		return bs__err(img, NULL, BS_NO_OFFSET, BS_EINVAL,
+			       "KDF parameters of an unknown version (BS_KDF_PARAMS_INIT)");
+	} else if (!params || params->kdf == BS_KDF_DEFAULT || params->kdf == BS_KDF_SCRYPT) {
 		d.kind = KDF_SCRYPT;
 		d.n = params && params->scrypt_n ? params->scrypt_n : BS_SCRYPT_N_DEFAULT;
 		d.r = params && params->scrypt_r ? params->scrypt_r : BS_SCRYPT_R_DEFAULT;
 		d.p = params && params->scrypt_p ? params->scrypt_p : BS_SCRYPT_P_DEFAULT;
-	} else if (!strcmp(params->kdf, "pbkdf2-sha256")) {
+	} else if (params->kdf == BS_KDF_PBKDF2_SHA256) {
 		d.kind = KDF_PBKDF2;
 		d.iter = params->pbkdf2_iter ? params->pbkdf2_iter : BS_PBKDF2_ITER_DEFAULT;
 	} else {
 		return bs__err(img, NULL, BS_NO_OFFSET, BS_EINVAL,
-			       "unknown KDF '%s' (scrypt or pbkdf2-sha256)", params->kdf);
+			       "KDF %d is not one for passphrases (scrypt or pbkdf2-sha256)",
+			       (int)params->kdf);
 	}
 	int rc = kdf_limits(img, NULL, &d);
 	if (rc)
@@ -484,7 +492,7 @@ static int make_record(bs_image *img, const bs_key *k, const struct bs_kdf_param
 	p += bs__der_put_header(rec->wrap_val + p, DER_IA5STRING, 11);
 	memcpy(rec->wrap_val + p, "aes-256-gcm", 11);
 	p += 11;
-	p += bs_der_octets(nonce, sizeof nonce, rec->wrap_val + p, sizeof rec->wrap_val - p);
+	p += bs__der_encode_octets(nonce, sizeof nonce, rec->wrap_val + p, sizeof rec->wrap_val - p);
 	rec->wrap_len = p;
 	uint8_t *kt = NULL, *wt = NULL, *aad = NULL;
 	size_t ktl, wtl, aad_len;
@@ -507,12 +515,15 @@ static int make_record(bs_image *img, const bs_key *k, const struct bs_kdf_param
 static int record_store(bs_image *img, bs_entry *e, const struct key_record *rec)
 {
 	struct bs_attr a[2] = {
-		{.name = ATTR_KDF, .value = rec->kdf_val, .value_len = rec->kdf_len},
-		{.name = ATTR_WRAP, .value = rec->wrap_val, .value_len = rec->wrap_len},
+		BS_ATTR(ATTR_KDF, 0, rec->kdf_val, rec->kdf_len),
+		BS_ATTR(ATTR_WRAP, 0, rec->wrap_val, rec->wrap_len),
 	};
 	if (e)
 		return bs__entry_rewrite_lib(img, e, a, 2, rec->wrapped, WRAPPED_LEN);
-	struct bs_entry_opts o = {.attrs = a, .nattrs = 2, .flags = BS_ENTRY_RAW};
+	struct bs_entry_opts o = BS_ENTRY_OPTS_INIT;
+	o.attrs = a;
+	o.nattrs = 2;
+	o.flags = BS_ENTRY_RAW;
 	return bs__entry_create_lib(img, BS_TYPE_KEY, NULL, &o, rec->wrapped, WRAPPED_LEN, NULL);
 }
 
@@ -583,7 +594,7 @@ int bs_image_set_key(bs_image *img, const bs_key *k)
 			       "no key entry: the image is not set up for encryption");
 	if (e->status)
 		return bs__err(img, e, e->off, e->status, "key entry refused: %s",
-			       bs_entry_status_msg(e));
+			       bs_entry_status_message(e));
 	const uint8_t *kv = NULL, *ktlv = NULL, *wv = NULL, *wtlv = NULL;
 	size_t kvl = 0, ktl = 0, wvl = 0, wtl = 0;
 	struct kdf_desc d;
@@ -611,7 +622,7 @@ int bs_image_set_key(bs_image *img, const bs_key *k)
 	const uint8_t *nonce = wv + t.hdr + t.len + t2.hdr;
 	uint8_t wrapped[WRAPPED_LEN];
 	size_t wl;
-	rc = bs_entry_read(img, e, wrapped, sizeof wrapped, &wl);
+	rc = bs_entry_read(e, wrapped, sizeof wrapped, &wl);
 	if (rc == BS_ERANGE || (!rc && wl != WRAPPED_LEN))
 		return bs__err(img, e, e->data_off, BS_ECORRUPT, "wrapped key is not %u octets",
 			       WRAPPED_LEN);
@@ -655,19 +666,27 @@ int bs_image_set_passphrase(bs_image *img, const void *pw, size_t len)
 	return rc;
 }
 
-const char *bs_image_kdf(bs_image *img)
+int bs_image_kdf(const bs_image *img, enum bs_kdf *out)
 {
-	bs_entry *e = img ? bs__key_entry(img) : NULL;
-	const struct bs__attr_ref *a = e && !e->status ? bs__meta_attr(e->m, ATTR_KDF) : NULL;
+	if (!img || !out)
+		return bs__err(img, NULL, BS_NO_OFFSET, BS_EINVAL, "invalid argument");
+	bs_entry *e = bs__key_entry(img);
+	if (!e)
+		return bs__err(img, NULL, BS_NO_OFFSET, BS_ENOENT, "not set up for encryption");
+	const struct bs__attr_ref *a = !e->status ? bs__meta_attr(e->m, ATTR_KDF) : NULL;
 	struct bs__tlv t;
-	if (!a || bs__der_header(a->value, a->value_len, &t) || t.tag != DER_SEQUENCE)
-		return NULL;
-	const uint8_t *v = a->value + t.hdr;
-	size_t vl = t.len;
-	if (bs__der_header(v, vl, &t) || t.tag != DER_IA5STRING)
-		return NULL;
-	for (int k = KDF_HKDF; k <= KDF_PBKDF2; k++)
-		if (t.len == strlen(kdf_names[k]) && !memcmp(v + t.hdr, kdf_names[k], t.len))
-			return kdf_names[k];
-	return NULL;
+	if (a && !bs__der_header(a->value, a->value_len, &t) && t.tag == DER_SEQUENCE) {
+		const uint8_t *v = a->value + t.hdr;
+		size_t vl = t.len;
+		static const enum bs_kdf kinds[] = {BS_KDF_DEFAULT, BS_KDF_HKDF_SHA256, BS_KDF_SCRYPT,
+						    BS_KDF_PBKDF2_SHA256};
+		if (!bs__der_header(v, vl, &t) && t.tag == DER_IA5STRING)
+			for (int k = KDF_HKDF; k <= KDF_PBKDF2; k++)
+				if (t.len == strlen(kdf_names[k]) &&
+				    !memcmp(v + t.hdr, kdf_names[k], t.len)) {
+					*out = kinds[k];
+					return BS_OK;
+				}
+	}
+	return bs__err(img, e, e->off, BS_ECORRUPT, "the key entry names no known KDF");
 }

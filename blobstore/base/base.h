@@ -4,7 +4,8 @@
  *   errors   the thread's last error (code, errno of the failing system
  *            call, message naming the image, entry and offset)  error.c
  *   text     UTF-8, IA5 and identifier checks, hexadecimal digits  text.c
- *   bytes    big- and little-endian loads and stores (inline)
+ *   bytes    big- and little-endian loads and stores: bs_put_be32() and
+ *            the others of blobstore/sys/util.h, shared with the code above
  *   memory   image-lifetime pools and huge-page tables              pool.c
  */
 #ifndef BS_BASE_H
@@ -15,7 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "blobstore.h"
+#include <blobstore/blobstore.h>
+#include <blobstore/sys/util.h>
 
 #define BS_UNUSED(x) ((void)(x))
 
@@ -29,8 +31,7 @@ struct bs__where {
 	const char *name;
 };
 
-/* OFFSET is printed unless it is BS_NO_OFFSET. */
-#define BS_NO_OFFSET UINT64_MAX
+/* OFFSET is printed unless it is BS_NO_OFFSET (blobstore/sys/util.h). */
 
 /* Sets the thread's error ("LABEL: entry 'TYPE'/'NAME' at offset N: MSG",
  * with the parts W gives) and returns CODE.  W may be NULL.  The errno of
@@ -49,43 +50,12 @@ int bs__error_wrap(const struct bs__where *w, uint64_t offset, int code, const c
 
 /* ---- text (text.c) --------------------------------------------------------- */
 
-bool bs__utf8_valid(const uint8_t *p, size_t len);
+/* bs_utf8_valid() is public (blobstore/sys/util.h). */
 bool bs__ia5_valid(const uint8_t *p, size_t len);
 /* An identifier of the format (entry types, attribute names): 1 to MAX
  * octets of printable ASCII, space allowed only when SPACE_OK. */
 bool bs__ident_valid(const uint8_t *p, size_t len, size_t max, bool space_ok);
-/* The value of one hexadecimal digit (either case), or -1. */
-int bs__hexval(int c);
-
-/* ---- bytes ----------------------------------------------------------------- */
-
-static inline void bs__put_be16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-static inline void bs__put_be32(uint8_t *p, uint32_t v)
-{
-	bs__put_be16(p, (uint16_t)(v >> 16));
-	bs__put_be16(p + 2, (uint16_t)v);
-}
-static inline void bs__put_be64(uint8_t *p, uint64_t v)
-{
-	bs__put_be32(p, (uint32_t)(v >> 32));
-	bs__put_be32(p + 4, (uint32_t)v);
-}
-static inline uint16_t bs__get_be16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-static inline uint32_t bs__get_be32(const uint8_t *p)
-{
-	return (uint32_t)bs__get_be16(p) << 16 | bs__get_be16(p + 2);
-}
-static inline uint64_t bs__get_be64(const uint8_t *p)
-{
-	return (uint64_t)bs__get_be32(p) << 32 | bs__get_be32(p + 4);
-}
+/* bs_hex_digit() is public (blobstore/sys/util.h). */
 
 /* ---- memory (pool.c) ------------------------------------------------------- */
 

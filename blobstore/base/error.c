@@ -13,12 +13,16 @@ static _Thread_local struct {
 	char msg[1024];
 } last = {BS_OK, 0, "no error"};
 
-const char *bs_errmsg(void)
+int bs_error_last(const char **message, int *sys_errno)
 {
-	return last.msg;
+	if (message)
+		*message = last.msg;
+	if (sys_errno)
+		*sys_errno = last.sys_errno;
+	return last.code;
 }
 
-const char *bs_strerror(int code)
+const char *bs_error_string(int code)
 {
 	switch (code) {
 	case BS_OK: return "success";
@@ -32,10 +36,11 @@ const char *bs_strerror(int code)
 	case BS_ENOSPC: return "no space left";
 	case BS_EUNSUPPORTED: return "entry refused: unknown mandatory attribute or feature";
 	case BS_ELIMIT: return "limit exceeded";
-	case BS_ERDONLY: return "image opened read-only";
+	case BS_ERDONLY: return "read-only (image opened read-only, or a read-only value)";
 	case BS_ERANGE: return "buffer too small";
 	case BS_ETYPE: return "attribute has another type";
 	case BS_EKEY: return "wrong or missing key";
+	case BS_ESTALE: return "the handle's view of the image may be stale: reopen it";
 	default: return "unknown error";
 	}
 }
@@ -139,4 +144,28 @@ int bs__error_wrap(const struct bs__where *w, uint64_t offset, int code, const c
 		m += n + 2;
 	snprintf(prev, sizeof prev, "%s", m);
 	return set(w, offset, code, last.sys_errno, "%s: %s", what, prev);
+}
+
+/* ---- for code built on the library (blobstore/sys/util.h) ------------------- */
+
+int bs_error_vset(const char *label, const char *type, const char *name, uint64_t offset,
+		  int code, int sys_errno, const char *fmt, va_list ap)
+{
+	struct bs__where w = {label, type, name};
+	return bs__verror(&w, offset, code, sys_errno, fmt ? fmt : "", ap);
+}
+
+int bs_error_set(const char *label, const char *type, const char *name, uint64_t offset,
+		 int code, int sys_errno, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	bs_error_vset(label, type, name, offset, code, sys_errno, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+int bs_error_set_errno(const char *label, int err, uint64_t offset, const char *what)
+{
+	return bs__error_errno(label, err, offset, what ? what : "system call");
 }

@@ -12,8 +12,9 @@ bool bs__ia5_valid(const uint8_t *p, size_t len)
 	return true;
 }
 
-bool bs__utf8_valid(const uint8_t *p, size_t len)
+int bs_utf8_valid(const void *data, size_t len)
 {
+	const uint8_t *p = data;
 	size_t i = 0;
 	while (i < len) {
 		/* ASCII eight octets at a time: names usually are. */
@@ -58,7 +59,7 @@ bool bs__ident_valid(const uint8_t *p, size_t len, size_t max, bool space_ok)
 	return true;
 }
 
-int bs__hexval(int c)
+int bs_hex_digit(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';

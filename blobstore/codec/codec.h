@@ -180,6 +180,13 @@ int bs__entry_encode(const char *type, const char *name, const struct bs__enc_at
 		     size_t nmand, const struct bs__enc_attr *opt, size_t nopt,
 		     uint64_t data_len, uint8_t **out, size_t *out_len, uint64_t *data_rel);
 
+/* ---- values (value.c) -------------------------------------------------------- */
+
+/* The public bs_value_encode_* and bs_value_decode_* live here; this tells
+ * the size of a read-write value V/VL (its OCTET STRING contents), 0 when
+ * V is not an OCTET STRING. */
+size_t bs__value_rw_size(const uint8_t *v, size_t vl);
+
 /* ---- the module (schema.c) ------------------------------------------------------ */
 
 /* Decodes one entry encoding against the module's Entry type with libtasn1. */

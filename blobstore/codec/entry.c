@@ -272,7 +272,7 @@ static const char *parse_name(const uint8_t *tail, const struct bs__layout *lay,
 		return "trailing octets after the name";
 	}
 	const uint8_t *nm = tail + t.hdr;
-	if (t.len > BS_MAX_NAME_LEN || !bs__utf8_valid(nm, t.len) || memchr(nm, 0, t.len))
+	if (t.len > BS_MAX_NAME_LEN || !bs_utf8_valid(nm, t.len) || memchr(nm, 0, t.len))
 		return "name is too long, not UTF-8 or holds NUL";
 	m->name = arena_dup(arena, nm, t.len);
 	return NULL;

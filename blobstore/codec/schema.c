@@ -23,7 +23,7 @@ static void load(void)
 	defs_rc = asn1_array2tree(bs__asn1_tab, &defs, err);
 }
 
-const char *bs_asn1_module(void)
+const char *bs_asn1_module_text(void)
 {
 	return bs__asn1_text;
 }

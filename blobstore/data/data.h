@@ -137,7 +137,7 @@ struct bs__slot_report {
 int bs__slot_check(struct bs__io *io, const struct bs__where *w, struct bs__slots *s,
 		   const struct bs__sealctx *sc, struct bs__slot_report *rep);
 
-/* What each slot holds, for bs_dump(): header fields and whether the slot
+/* What each slot holds, for bs_image_dump(): header fields and whether the slot
  * passes its check; *CURRENT gets the slot a read returns, or -1. */
 struct bs__slot_view {
 	uint64_t off; /* first octet of the slot header */

@@ -186,16 +186,16 @@ static int aad_build(const struct bs__aad *a, uint64_t gen, uint8_t **out, size_
 	p += sizeof aad_magic - 1;
 	memcpy(p, a->id, 16);
 	p += 16;
-	bs__put_be16(p, (uint16_t)tl);
+	bs_put_be16(p, (uint16_t)tl);
 	memcpy(p + 2, a->type, tl);
 	p += 2 + tl;
 	*p++ = a->name ? 1 : 0;
 	if (a->name) {
-		bs__put_be32(p, (uint32_t)nl);
+		bs_put_be32(p, (uint32_t)nl);
 		memcpy(p + 4, a->name, nl);
 		p += 4 + nl;
 	}
-	bs__put_be64(p, gen);
+	bs_put_be64(p, gen);
 	p += 8;
 	for (int set = 0; set < 2; set++) {
 		const struct bs__enc_attr *at = set ? a->opt : a->mand;
@@ -206,12 +206,12 @@ static int aad_build(const struct bs__aad *a, uint64_t gen, uint8_t **out, size_
 		for (size_t i = 0; i < na; i++) {
 			if (set && bs__attr_named(at[i].tlv, at[i].len, BS_ATTR_SUPERSEDES))
 				continue;
-			bs__put_be32(p, (uint32_t)at[i].len);
+			bs_put_be32(p, (uint32_t)at[i].len);
 			memcpy(p + 4, at[i].tlv, at[i].len);
 			p += 4 + at[i].len;
 			k++;
 		}
-		bs__put_be16(count, (uint16_t)k);
+		bs_put_be16(count, (uint16_t)k);
 	}
 	*out = b;
 	*out_len = (size_t)(p - b);

@@ -38,14 +38,14 @@ static void compute_check(enum bs_check_alg alg, const uint8_t *hdr12, const voi
 	}
 	uint32_t crc = bs__crc32c(0, hdr12, 12);
 	crc = bs__crc32c(crc, data, len);
-	bs__put_be32(out, crc);
+	bs_put_be32(out, crc);
 }
 
 void bs__slot_put_header(enum bs_check_alg alg, uint8_t *hdr, uint64_t gen, const void *data,
 			 size_t len)
 {
-	bs__put_be64(hdr, gen);
-	bs__put_be32(hdr + 8, (uint32_t)len);
+	bs_put_be64(hdr, gen);
+	bs_put_be32(hdr + 8, (uint32_t)len);
 	compute_check(alg, hdr, data, len, hdr + 12);
 }
 
@@ -81,7 +81,7 @@ int bs__slots_init(enum bs_check_alg alg, uint8_t *area, size_t area_len, const 
 static bool slot_valid(const struct bs__slots *s, const uint8_t *hdr, const uint8_t *data,
 		       size_t cap)
 {
-	uint32_t len = bs__get_be32(hdr + 8);
+	uint32_t len = bs_get_be32(hdr + 8);
 	if (len > cap)
 		return false;
 	uint8_t chk[32];
@@ -110,7 +110,7 @@ static int load_slot(struct bs__io *io, const struct bs__where *w, const struct 
 {
 	size_t h = bs__slot_hdr_len(s->alg);
 	size_t cap = bs__slot_capacity(s);
-	uint32_t len = bs__get_be32(hdr + 8);
+	uint32_t len = bs_get_be32(hdr + 8);
 	if (len > cap)
 		return 0;
 	if (len) {
@@ -130,7 +130,7 @@ static int find_current(struct bs__io *io, const struct bs__where *w, const stru
 	int rc = read_headers(io, w, s, hdr);
 	if (rc)
 		return rc;
-	uint64_t g0 = bs__get_be64(hdr[0]), g1 = bs__get_be64(hdr[1]);
+	uint64_t g0 = bs_get_be64(hdr[0]), g1 = bs_get_be64(hdr[1]);
 	int order[2] = {g1 > g0 ? 1 : 0, g1 > g0 ? 0 : 1};
 	for (int k = 0; k < 2; k++) {
 		int i = order[k];
@@ -153,8 +153,8 @@ static int find_current(struct bs__io *io, const struct bs__where *w, const stru
 							 (unsigned long long)g0);
 			}
 			*which = i;
-			*gen = bs__get_be64(hdr[i]);
-			*len = bs__get_be32(hdr[i] + 8);
+			*gen = bs_get_be64(hdr[i]);
+			*len = bs_get_be32(hdr[i] + 8);
 			return BS_OK;
 		}
 	}
@@ -282,7 +282,7 @@ int bs__slot_write(struct bs__io *io, const struct bs__where *w, struct bs__slot
 			rc = read_headers(io, w, s, hdr);
 			if (rc)
 				return rc;
-			uint64_t g0 = bs__get_be64(hdr[0]), g1 = bs__get_be64(hdr[1]);
+			uint64_t g0 = bs_get_be64(hdr[0]), g1 = bs_get_be64(hdr[1]);
 			s->active = 1;
 			s->gen = g0 > g1 ? g0 : g1;
 		} else if (rc) {
@@ -359,10 +359,10 @@ int bs__slot_check(struct bs__io *io, const struct bs__where *w, struct bs__slot
 	 * last write, or damage to the newest value.  The two look alike, so
 	 * the reader returns the previous value; the caller says so. */
 	uint8_t hdr[2][MAX_HDR];
-	if (read_headers(io, w, s, hdr) == BS_OK && bs__get_be64(hdr[1 - which]) > gen) {
+	if (read_headers(io, w, s, hdr) == BS_OK && bs_get_be64(hdr[1 - which]) > gen) {
 		rep->newer_bad = true;
 		rep->bad_slot = 1 - which;
-		rep->bad_gen = bs__get_be64(hdr[1 - which]);
+		rep->bad_gen = bs_get_be64(hdr[1 - which]);
 		rep->bad_off = slot_off(s, 1 - which);
 	}
 	return BS_OK;
@@ -377,7 +377,7 @@ int bs__slot_next_gen(struct bs__io *io, const struct bs__where *w, struct bs__s
 		return rc;
 	/* Every generation either slot claims, valid or not: a copy must
 	 * start above anything an old slot could ever be replayed as. */
-	uint64_t g0 = bs__get_be64(hdr[0]), g1 = bs__get_be64(hdr[1]);
+	uint64_t g0 = bs_get_be64(hdr[0]), g1 = bs_get_be64(hdr[1]);
 	uint64_t g = g0 > g1 ? g0 : g1;
 	if (s->active >= 0 && s->gen > g)
 		g = s->gen;
@@ -400,8 +400,8 @@ int bs__slot_inspect(struct bs__io *io, const struct bs__where *w, struct bs__sl
 		return bs__error(w, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
 	for (int i = 0; i < 2 && !rc; i++) {
 		v[i].off = slot_off(s, i);
-		v[i].gen = bs__get_be64(hdr[i]);
-		v[i].len = bs__get_be32(hdr[i] + 8);
+		v[i].gen = bs_get_be64(hdr[i]);
+		v[i].len = bs_get_be32(hdr[i] + 8);
 		int valid = load_slot(io, w, s, i, hdr[i], tmp);
 		if (valid < 0)
 			rc = valid;

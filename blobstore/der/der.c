@@ -120,7 +120,7 @@ const char *bs__der_check_primitive(uint32_t tag, const uint8_t *p, size_t len)
 				return "non-minimal OBJECT IDENTIFIER arc";
 		return NULL;
 	case DER_UTF8STRING:
-		return bs__utf8_valid(p, len) ? NULL : "invalid UTF-8 in UTF8String";
+		return bs_utf8_valid(p, len) ? NULL : "invalid UTF-8 in UTF8String";
 	case DER_IA5STRING:
 		return bs__ia5_valid(p, len) ? NULL : "non-ASCII octet in IA5String";
 	case DER_PRINTABLESTRING:
@@ -175,7 +175,7 @@ size_t bs__der_put_header(uint8_t *out, uint8_t tag, size_t len)
 	return h;
 }
 
-size_t bs_der_int(int64_t v, uint8_t *buf, size_t cap)
+size_t bs__der_encode_int(int64_t v, uint8_t *buf, size_t cap)
 {
 	uint8_t tmp[8];
 	size_t n = 8;
@@ -195,7 +195,7 @@ size_t bs_der_int(int64_t v, uint8_t *buf, size_t cap)
 	return 2 + n - s;
 }
 
-size_t bs_der_bool(int v, uint8_t *buf, size_t cap)
+size_t bs__der_encode_bool(int v, uint8_t *buf, size_t cap)
 {
 	if (cap < 3)
 		return 0;
@@ -205,7 +205,7 @@ size_t bs_der_bool(int v, uint8_t *buf, size_t cap)
 	return 3;
 }
 
-static size_t prim(uint8_t tag, const void *p, size_t len, uint8_t *buf, size_t cap)
+size_t bs__der_encode_prim(uint8_t tag, const void *p, size_t len, uint8_t *buf, size_t cap)
 {
 	if (len > UINT32_MAX || cap < bs__der_header_len(len) || cap - bs__der_header_len(len) < len)
 		return 0;
@@ -215,17 +215,17 @@ static size_t prim(uint8_t tag, const void *p, size_t len, uint8_t *buf, size_t 
 	return h + len;
 }
 
-size_t bs_der_utf8(const char *s, uint8_t *buf, size_t cap)
+size_t bs__der_encode_utf8(const char *s, uint8_t *buf, size_t cap)
 {
 	size_t len = strlen(s);
-	if (!bs__utf8_valid((const uint8_t *)s, len))
+	if (!bs_utf8_valid((const uint8_t *)s, len))
 		return 0;
-	return prim(DER_UTF8STRING, s, len, buf, cap);
+	return bs__der_encode_prim(DER_UTF8STRING, s, len, buf, cap);
 }
 
-size_t bs_der_octets(const void *p, size_t len, uint8_t *buf, size_t cap)
+size_t bs__der_encode_octets(const void *p, size_t len, uint8_t *buf, size_t cap)
 {
-	return prim(DER_OCTET_STRING, p, len, buf, cap);
+	return bs__der_encode_prim(DER_OCTET_STRING, p, len, buf, cap);
 }
 
 static size_t cat(char *buf, size_t cap, size_t n, const char *fmt, ...)
@@ -255,7 +255,7 @@ static size_t describe_string(char *buf, size_t cap, size_t n, const uint8_t *p,
 	return cat(buf, cap, n, "\"");
 }
 
-void bs_der_describe(const uint8_t *der, size_t len, char *buf, size_t cap)
+void bs_value_describe(const uint8_t *der, size_t len, char *buf, size_t cap)
 {
 	size_t n = 0, pos = 0;
 	if (!cap)

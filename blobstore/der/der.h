@@ -1,6 +1,6 @@
 /* der.h - the DER layer: strict tag/length primitives over (pointer,
  * length), one iterative walker that both the strict element check and
- * bs_dump() use, header encoders, and the public value encoders
+ * bs_image_dump() use, header encoders, and the public value encoders
  * (bs_der_*).  Works on octets in memory; knows nothing of images. */
 #ifndef BS_DER_H
 #define BS_DER_H
@@ -75,7 +75,7 @@ static inline const char *bs__der_header_prefix(const uint8_t *p, size_t avail,
  * element's length charged against its parent's.  The octets may be
  * contiguous (P) or come through VIEW, which returns the octets available
  * at POS (NULL when they are not in memory, as a large data area in
- * bs_dump()). */
+ * bs_image_dump()). */
 #define BS__DER_WALK_MAX 32u
 struct bs__der_walk {
 	const uint8_t *p;
@@ -131,6 +131,18 @@ size_t bs__der_put_header(uint8_t *out, uint8_t tag, size_t len);
 size_t bs__der_header_len(size_t len);
 /* INTEGER contents to int64; false when it does not fit or is not minimal. */
 bool bs__der_int_value(const uint8_t *p, size_t len, int64_t *out);
+/* Value encoders: write at most CAP octets to BUF and return the encoded
+ * length, or 0 when CAP is too small (BS__DER_MAX_INT is enough for any
+ * int64).  The public bs_value_encode_* (codec/value.c) build on them. */
+#define BS__DER_MAX_INT 10u
+size_t bs__der_encode_int(int64_t v, uint8_t *buf, size_t cap);
+size_t bs__der_encode_bool(int v, uint8_t *buf, size_t cap);
+size_t bs__der_encode_utf8(const char *s, uint8_t *buf, size_t cap);
+size_t bs__der_encode_octets(const void *p, size_t len, uint8_t *buf, size_t cap);
+/* A primitive element TAG with contents P/LEN. */
+size_t bs__der_encode_prim(uint8_t tag, const void *p, size_t len, uint8_t *buf, size_t cap);
+/* The description bs_value_describe() gives (der.c). */
+
 /* The content rules of primitive universal type TAG (X.690 8, 10, 11):
  * NULL or why P/LEN breaks them. */
 const char *bs__der_check_primitive(uint32_t tag, const uint8_t *p, size_t len);

@@ -1,5 +1,5 @@
 /* walk.c - the one DER walker: the strict element check here and the
- * listing of bs_dump() both visit elements through it.
+ * listing of bs_image_dump() both visit elements through it.
  *
  * Iterative: a stack of the constructed elements the walk is inside, its
  * depth bounded by the caller; every element's length is checked against

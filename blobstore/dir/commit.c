@@ -108,6 +108,13 @@ int bs__dir_adopt(bs_image *img, bs_entry *e, const uint8_t *buf, uint64_t off)
 	bs__meta_free(e->m);
 	free(e->status_msg);
 	bs__entry_take(e, &d);
+	/* An entry an upper layer accepted stays accepted: the mandatory
+	 * attributes the rewrite kept or added came from that layer. */
+	if (e->accepted && e->status == BS_EUNSUPPORTED && e->m->unknown_mandatory) {
+		e->status = BS_OK;
+		free(e->status_msg);
+		e->status_msg = NULL;
+	}
 	e->off = off;
 	e->size = lay.size;
 	e->data_off = off + lay.data_rel;

@@ -39,6 +39,8 @@ struct bs_entry {
 	bool slotted;
 	enum bs_check_alg alg;
 	enum bs_aead aead;    /* bs.aead: slot payloads are nonce|ciphertext|tag */
+	bool accepted;        /* an upper layer knows its mandatory attributes
+				 (bs_entry_accept): it stays usable across rewrites */
 	bool superseded;      /* a later copy replaces it (crash during rewrite) */
 	uint64_t supersedes;  /* offset this entry replaces, or UINT64_MAX */
 	/* slot cache (writers only) */

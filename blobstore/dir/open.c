@@ -10,7 +10,7 @@ static int make_image_entry(uint8_t **out, size_t *out_len)
 	uint8_t id[16], val[20];
 	if (getrandom(id, sizeof id, 0) != (ssize_t)sizeof id)
 		return BS_EIO;
-	size_t vl = bs_der_octets(id, sizeof id, val, sizeof val);
+	size_t vl = bs__der_encode_octets(id, sizeof id, val, sizeof val);
 	struct bs__attrs l;
 	int rc = bs__attrs_init(&l, 1);
 	if (!rc)

@@ -46,27 +46,27 @@ static void encode(const struct record *r, uint8_t *p)
 {
 	memset(p, 0, REC_LEN);
 	memcpy(p, REC_MAGIC, 8);
-	bs__put_be32(p + 8, r->state);
-	bs__put_be64(p + 16, r->gen);
-	bs__put_be64(p + 24, r->src);
-	bs__put_be64(p + 32, r->len);
-	bs__put_be32(p + 40, r->crc);
-	bs__put_be32(p + 44, r->head_len);
-	bs__put_be32(p + 48, r->head_crc);
-	bs__put_be32(p + 52, bs__crc32c(0, p, 52));
+	bs_put_be32(p + 8, r->state);
+	bs_put_be64(p + 16, r->gen);
+	bs_put_be64(p + 24, r->src);
+	bs_put_be64(p + 32, r->len);
+	bs_put_be32(p + 40, r->crc);
+	bs_put_be32(p + 44, r->head_len);
+	bs_put_be32(p + 48, r->head_crc);
+	bs_put_be32(p + 52, bs__crc32c(0, p, 52));
 }
 
 static bool decode(const uint8_t *p, uint64_t room, struct record *r)
 {
-	if (memcmp(p, REC_MAGIC, 8) || bs__get_be32(p + 52) != bs__crc32c(0, p, 52))
+	if (memcmp(p, REC_MAGIC, 8) || bs_get_be32(p + 52) != bs__crc32c(0, p, 52))
 		return false;
-	r->state = bs__get_be32(p + 8);
-	r->gen = bs__get_be64(p + 16);
-	r->src = bs__get_be64(p + 24);
-	r->len = bs__get_be64(p + 32);
-	r->crc = bs__get_be32(p + 40);
-	r->head_len = bs__get_be32(p + 44);
-	r->head_crc = bs__get_be32(p + 48);
+	r->state = bs_get_be32(p + 8);
+	r->gen = bs_get_be64(p + 16);
+	r->src = bs_get_be64(p + 24);
+	r->len = bs_get_be64(p + 32);
+	r->crc = bs_get_be32(p + 40);
+	r->head_len = bs_get_be32(p + 44);
+	r->head_crc = bs_get_be32(p + 48);
 	return (r->state == STATE_PENDING || r->state == STATE_DONE) && r->len >= 4 &&
 	       r->src <= room && r->len <= room - r->src && r->head_len <= r->len &&
 	       r->len <= SIZE_MAX / 2;

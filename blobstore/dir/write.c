@@ -19,11 +19,11 @@ int bs__writable(bs_image *img, const bs_entry *e)
 	if (img->flags & BS_OPEN_RDONLY)
 		return bs__err(img, e, BS_NO_OFFSET, BS_ERDONLY, "image opened read-only");
 	if (img->io.broken)
-		return bs__err(img, e, BS_NO_OFFSET, BS_EIO,
+		return bs__err(img, e, BS_NO_OFFSET, BS_ESTALE,
 			       "an earlier write failed and left the storage state unknown: reopen the image");
 	if (e && e->status)
 		return bs__err(img, e, e->off, e->status, "entry refused: %s",
-			       e->status_msg ? e->status_msg : bs_strerror(e->status));
+			       e->status_msg ? e->status_msg : bs_error_string(e->status));
 	/* bs.key and the like change only through their own functions. */
 	if (e && e->m && e->m->type && !strncmp(e->m->type, BS_RESERVED_PREFIX, 3))
 		return bs__err(img, e, BS_NO_OFFSET, BS_EINVAL, "the library's own entry");
@@ -370,8 +370,8 @@ int bs__dir_rewrite(bs_image *img, bs_entry *e, const struct bs__rewrite *rw)
 		rc = bs__err(img, e, BS_NO_OFFSET, BS_ELIMIT, "too many attributes");
 		goto out;
 	}
-	uint8_t iv[BS_DER_MAX_INT];
-	size_t il = bs_der_int((int64_t)e->off, iv, sizeof iv);
+	uint8_t iv[BS__DER_MAX_INT];
+	size_t il = bs__der_encode_int((int64_t)e->off, iv, sizeof iv);
 	if ((rc = bs__attrs_add(&l, BS_ATTR_SUPERSEDES, iv, il, false))) {
 		rc = bs__err(img, e, BS_NO_OFFSET, rc, "out of memory");
 		goto out;

@@ -25,7 +25,6 @@
 #include "storage.h"
 
 struct blk_be {
-	struct bs_backend be;
 	int fd;
 	char *label;
 	unsigned flags;
@@ -146,6 +145,7 @@ static void b_close(void *ctx)
 }
 
 static const struct bs_backend_ops blk_ops = {
+	.version = BS_BACKEND_OPS_VERSION,
 	.read_at = b_read,
 	.write_at = b_write,
 	.sync = b_sync,
@@ -192,12 +192,12 @@ static int open_node(struct blk_be *b, const char *path, unsigned flags, bool cr
 int bs_backend_blk(const char *path, const char *label, unsigned flags,
 		   const struct bs_blk_opts *opts, struct bs_backend **out)
 {
-	static const struct bs_blk_opts none;
-	*out = NULL;
+	static const struct bs_blk_opts none = BS_BLK_OPTS_INIT;
 	if (!opts)
 		opts = &none;
-	if (!path)
-		return bs__error(BS__AT("(block device)"), BS_NO_OFFSET, BS_EINVAL, "no path");
+	if (!path || !out || opts->version != BS_BLK_OPTS_VERSION)
+		return bs__error(BS__AT("(block device)"), BS_NO_OFFSET, BS_EINVAL,
+				 "no path, no output or options of an unknown version");
 	struct blk_be *b = calloc(1, sizeof *b);
 	if (!b || !(b->label = strdup(label ? label : path))) {
 		free(b);
@@ -267,11 +267,7 @@ int bs_backend_blk(const char *path, const char *label, unsigned flags,
 	b->io.ctx = b;
 	b->io.pread = raw_read;
 	b->io.pwrite = raw_write;
-	b->be.ops = &blk_ops;
-	b->be.ctx = b;
-	b->be.block_size = bsz;
-	*out = &b->be;
-	return BS_OK;
+	return bs_backend_new(&blk_ops, b, bsz, out);
 fail:
 	b_close(b);
 	return rc;

@@ -1,4 +1,4 @@
-/* backend_file.c - images in regular files (block devices: backend_blk.c).
+/* file.c - images in regular files (block devices: blk.c).
  *
  * Writers hold an exclusive open-file-description lock (F_OFD_SETLK) on the
  * image for as long as it is open.  Compaction and format replace the file
@@ -17,7 +17,6 @@
 #include "storage.h"
 
 struct file_be {
-	struct bs_backend be;
 	int fd;
 	char *path;
 	unsigned flags;
@@ -260,6 +259,7 @@ static void f_close(void *ctx)
 }
 
 static const struct bs_backend_ops file_ops = {
+	.version = BS_BACKEND_OPS_VERSION,
 	.read_at = f_read,
 	.write_at = f_write,
 	.sync = f_sync,
@@ -274,7 +274,8 @@ static const struct bs_backend_ops file_ops = {
 
 int bs_backend_file(const char *path, unsigned flags, struct bs_backend **out)
 {
-	*out = NULL;
+	if (!path || !out)
+		return bs__error(BS__AT("(file)"), BS_NO_OFFSET, BS_EINVAL, "no path");
 	struct stat pst;
 	if (path && stat(path, &pst) == 0 && S_ISBLK(pst.st_mode))
 		return bs_backend_blk(path, path, flags, NULL, out);
@@ -306,15 +307,5 @@ int bs_backend_file(const char *path, unsigned flags, struct bs_backend **out)
 		return bs__error(BS__AT(path), BS_NO_OFFSET, BS_EINVAL,
 				   "neither a regular file nor a block device");
 	}
-	f->be.ops = &file_ops;
-	f->be.ctx = f;
-	f->be.block_size = 1;
-	*out = &f->be;
-	return BS_OK;
-}
-
-void bs_backend_free(struct bs_backend *be)
-{
-	if (be)
-		be->ops->close(be->ctx);
+	return bs_backend_new(&file_ops, f, 1, out);
 }

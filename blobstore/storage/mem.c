@@ -1,87 +1,14 @@
-/* backend_mem.c - images in memory, and the fault-injecting test backend
- * that crash simulation and I/O-error tests run on. */
+/* mem.c - images in memory (bs_backend_mem()).  The tests' backend that
+ * injects faults is built on the same public table, in tests/unit/fault.c. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "storage.h"
 
 struct mem_be {
-	struct bs_backend be;
 	uint8_t *buf;
 	size_t len, cap;
-	/* fault injection */
-	bool fault;
-	struct bs_fault_plan plan;
-	struct bs_fault_stats st;
-	uint64_t ops; /* writes and syncs, for fail_at */
-	/* power-loss journal (plan.journal): the content as of the last
-	 * completed sync, and every change made since, in issue order */
-	uint8_t *dur;
-	size_t dur_len;
-	struct pend *pend;
-	size_t npend, pend_cap;
 };
-
-struct pend {
-	struct bs_fault_write w;
-	uint8_t *data; /* WRITE and REPLACE: the octets asked for */
-};
-
-static void journal_clear(struct mem_be *m)
-{
-	for (size_t i = 0; i < m->npend; i++)
-		free(m->pend[i].data);
-	m->npend = 0;
-}
-
-/* Records a change (before it takes effect).  Out of memory the journal is
- * marked lost and the later power-loss replay refuses to run. */
-static void journal_add(struct mem_be *m, int kind, uint64_t off, const void *data, size_t len)
-{
-	if (!m->plan.journal || m->st.journal_lost)
-		return;
-	if (m->npend == m->pend_cap) {
-		size_t nc = m->pend_cap ? 2 * m->pend_cap : 16;
-		struct pend *np = realloc(m->pend, nc * sizeof *np);
-		if (!np) {
-			m->st.journal_lost = 1;
-			return;
-		}
-		m->pend = np;
-		m->pend_cap = nc;
-	}
-	struct pend *p = &m->pend[m->npend];
-	p->w = (struct bs_fault_write){.kind = kind, .off = off, .len = len};
-	p->data = NULL;
-	if (data) {
-		p->data = malloc(len ? len : 1);
-		if (!p->data) {
-			m->st.journal_lost = 1;
-			return;
-		}
-		if (len)
-			memcpy(p->data, data, len);
-	}
-	m->npend++;
-}
-
-/* A sync completed: everything issued so far is durable. */
-static void journal_synced(struct mem_be *m)
-{
-	if (!m->plan.journal || m->st.journal_lost)
-		return;
-	uint8_t *d = malloc(m->len ? m->len : 1);
-	if (!d) {
-		m->st.journal_lost = 1;
-		return;
-	}
-	if (m->len)
-		memcpy(d, m->buf, m->len);
-	free(m->dur);
-	m->dur = d;
-	m->dur_len = m->len;
-	journal_clear(m);
-}
 
 static int m_read(void *ctx, void *buf, size_t len, uint64_t off)
 {
@@ -117,27 +44,6 @@ static int grow(struct mem_be *m, uint64_t size)
 static int m_write(void *ctx, const void *buf, size_t len, uint64_t off)
 {
 	struct mem_be *m = ctx;
-	if (m->fault) {
-		if (m->st.crashed)
-			return bs__error(BS__AT("(memory)"), BS_NO_OFFSET, BS_EIO, "power lost (simulated)");
-		m->ops++;
-		if (m->plan.fail_at && m->ops == m->plan.fail_at)
-			return bs__error(BS__AT("(memory)"), BS_NO_OFFSET, m->plan.fail_code ? m->plan.fail_code : BS_EIO,
-					   "injected failure of write %llu",
-					   (unsigned long long)m->st.writes + 1);
-		m->st.writes++;
-		journal_add(m, BS_FAULT_WRITE, off, buf, len);
-		if (m->plan.crash_after && m->st.writes == m->plan.crash_after) {
-			m->st.crashed = 1;
-			if (m->plan.tear_at != SIZE_MAX && m->plan.tear_at < len)
-				len = m->plan.tear_at;
-			if (len && (off > UINT64_MAX - len || grow(m, off + len > m->len ? off + len : m->len)))
-				return BS_ENOSPC;
-			memcpy(m->buf + off, buf, len);
-			m->st.bytes_written += len;
-			return bs__error(BS__AT("(memory)"), BS_NO_OFFSET, BS_EIO, "power lost (simulated)");
-		}
-	}
 	if (off > UINT64_MAX - len)
 		return BS_EINVAL;
 	if (off + len > m->len) {
@@ -147,24 +53,12 @@ static int m_write(void *ctx, const void *buf, size_t len, uint64_t off)
 					   (unsigned long long)(off + len));
 	}
 	memcpy(m->buf + off, buf, len);
-	if (m->fault)
-		m->st.bytes_written += len;
 	return BS_OK;
 }
 
 static int m_sync(void *ctx)
 {
-	struct mem_be *m = ctx;
-	if (m->fault) {
-		if (m->st.crashed)
-			return bs__error(BS__AT("(memory)"), BS_NO_OFFSET, BS_EIO, "power lost (simulated)");
-		m->ops++;
-		if (m->plan.fail_at && m->ops == m->plan.fail_at)
-			return bs__error(BS__AT("(memory)"), BS_NO_OFFSET, m->plan.fail_code ? m->plan.fail_code : BS_EIO,
-					   "injected failure of sync");
-		m->st.syncs++;
-		journal_synced(m);
-	}
+	BS_UNUSED(ctx); /* memory is as durable as it gets */
 	return BS_OK;
 }
 
@@ -177,10 +71,6 @@ static int m_size(void *ctx, uint64_t *out)
 static int m_resize(void *ctx, uint64_t size)
 {
 	struct mem_be *m = ctx;
-	if (m->fault && m->st.crashed)
-		return bs__error(BS__AT("(memory)"), BS_NO_OFFSET, BS_EIO, "power lost (simulated)");
-	if (m->fault)
-		journal_add(m, BS_FAULT_RESIZE, size, NULL, 0);
 	if (size <= m->len) {
 		m->len = (size_t)size;
 		return BS_OK;
@@ -192,21 +82,6 @@ static int m_resize(void *ctx, uint64_t size)
 static int m_replace(void *ctx, const void *img, size_t len)
 {
 	struct mem_be *m = ctx;
-	if (m->fault) {
-		/* One atomic step, counted as one write: all or nothing. */
-		if (m->st.crashed)
-			return bs__error(BS__AT("(memory)"), BS_NO_OFFSET, BS_EIO, "power lost (simulated)");
-		m->ops++;
-		if (m->plan.fail_at && m->ops == m->plan.fail_at)
-			return bs__error(BS__AT("(memory)"), BS_NO_OFFSET, m->plan.fail_code ? m->plan.fail_code : BS_EIO,
-					   "injected failure of replace");
-		m->st.writes++;
-		journal_add(m, BS_FAULT_REPLACE, 0, img, len);
-		if (m->plan.crash_after && m->st.writes == m->plan.crash_after) {
-			m->st.crashed = 1;
-			return bs__error(BS__AT("(memory)"), BS_NO_OFFSET, BS_EIO, "power lost (simulated)");
-		}
-	}
 	uint8_t *b = malloc(len ? len : 1);
 	if (!b)
 		return bs__error(BS__AT("(memory)"), BS_NO_OFFSET, BS_ENOMEM, "out of memory");
@@ -214,22 +89,18 @@ static int m_replace(void *ctx, const void *img, size_t len)
 	free(m->buf);
 	m->buf = b;
 	m->len = m->cap = len;
-	if (m->fault)
-		journal_synced(m); /* durable on return, like the file's rename */
 	return BS_OK;
 }
 
 static void m_close(void *ctx)
 {
 	struct mem_be *m = ctx;
-	journal_clear(m);
-	free(m->pend);
-	free(m->dur);
 	free(m->buf);
 	free(m);
 }
 
 static const struct bs_backend_ops mem_ops = {
+	.version = BS_BACKEND_OPS_VERSION,
 	.read_at = m_read,
 	.write_at = m_write,
 	.sync = m_sync,
@@ -248,183 +119,25 @@ static int make(const void *init, size_t len, struct mem_be **out)
 	}
 	if (len)
 		memcpy(m->buf, init, len);
-	m->be.ops = &mem_ops;
-	m->be.ctx = m;
-	m->be.block_size = 1;
 	*out = m;
 	return BS_OK;
 }
 
 int bs_backend_mem(const void *init, size_t len, struct bs_backend **out)
 {
-	struct mem_be *m;
-	*out = NULL;
+	struct mem_be *m = NULL;
+	if (!out || (len && !init))
+		return bs__error(BS__AT("(memory)"), BS_NO_OFFSET, BS_EINVAL, "invalid argument");
 	int rc = make(init, len, &m);
-	if (!rc)
-		*out = &m->be;
-	return rc;
+	return rc ? rc : bs_backend_new(&mem_ops, m, 1, out);
 }
 
 const uint8_t *bs_backend_mem_data(const struct bs_backend *be, size_t *len)
 {
-	const struct mem_be *m = be->ctx;
+	const struct mem_be *m = bs_backend_ctx(be, &mem_ops);
+	if (!m || !len)
+		return NULL;
 	*len = m->len;
 	return m->buf;
 }
 
-int bs_backend_fault(const void *init, size_t len, const struct bs_fault_plan *plan,
-		     struct bs_backend **out)
-{
-	struct mem_be *m;
-	*out = NULL;
-	int rc = make(init, len, &m);
-	if (rc)
-		return rc;
-	m->fault = true;
-	if (plan)
-		m->plan = *plan;
-	else
-		m->plan.tear_at = SIZE_MAX;
-	if (m->plan.journal) {
-		m->dur = malloc(len ? len : 1);
-		if (!m->dur) {
-			m_close(m);
-			return bs__error(BS__AT("(memory)"), BS_NO_OFFSET, BS_ENOMEM, "out of memory");
-		}
-		if (len)
-			memcpy(m->dur, init, len);
-		m->dur_len = len;
-	}
-	*out = &m->be;
-	return BS_OK;
-}
-
-void bs_backend_fault_stats(const struct bs_backend *be, struct bs_fault_stats *out)
-{
-	*out = ((const struct mem_be *)be->ctx)->st;
-}
-
-size_t bs_backend_fault_pending(const struct bs_backend *be, struct bs_fault_write *out,
-				size_t max)
-{
-	const struct mem_be *m = be->ctx;
-	for (size_t i = 0; i < m->npend && i < max; i++)
-		out[i] = m->pend[i].w;
-	return m->npend;
-}
-
-/* Sets the length of D to N, new octets zero. */
-static int pl_size(uint8_t **d, size_t *len, size_t *cap, uint64_t n)
-{
-	if (n > SIZE_MAX / 2)
-		return BS_ENOSPC;
-	if (n > *cap) {
-		size_t c = *cap ? *cap : 4096;
-		while (c < n)
-			c *= 2;
-		uint8_t *b = realloc(*d, c);
-		if (!b)
-			return BS_ENOMEM;
-		*d = b;
-		*cap = c;
-	}
-	if (n > *len)
-		memset(*d + *len, 0, (size_t)n - *len);
-	*len = (size_t)n;
-	return BS_OK;
-}
-
-/* Applies octets [FROM, TO) of write P to D. */
-static int pl_apply(uint8_t **d, size_t *len, size_t *cap, const struct pend *p, size_t from,
-		    size_t to)
-{
-	if (from >= to)
-		return BS_OK;
-	uint64_t end = p->w.off + to;
-	if (end > *len) {
-		int rc = pl_size(d, len, cap, end);
-		if (rc)
-			return rc;
-	}
-	memcpy(*d + p->w.off + from, p->data + from, to - from);
-	return BS_OK;
-}
-
-int bs_backend_fault_powerloss(const struct bs_backend *be, const size_t *order,
-			       const struct bs_fault_fate *fates, uint8_t **out, size_t *out_len)
-{
-	const struct mem_be *m = be->ctx;
-	*out = NULL;
-	*out_len = 0;
-	if (!m->fault || !m->plan.journal || m->st.journal_lost)
-		return bs__error(BS__AT("(memory)"), BS_NO_OFFSET, BS_EINVAL,
-				   "power-loss replay needs a fault backend with a complete journal");
-	size_t len = m->dur_len, cap = len ? len : 1;
-	uint8_t *d = malloc(cap);
-	if (!d)
-		return BS_ENOMEM;
-	if (len)
-		memcpy(d, m->dur, len);
-	int rc = BS_OK;
-	for (size_t k = 0; k < m->npend && !rc; k++) {
-		size_t i = order ? order[k] : k;
-		if (i >= m->npend) {
-			rc = BS_EINVAL;
-			break;
-		}
-		const struct pend *p = &m->pend[i];
-		struct bs_fault_fate f = fates ? fates[i] : (struct bs_fault_fate){BS_FATE_LOST, 0};
-		if (f.fate == BS_FATE_LOST)
-			continue;
-		if (p->w.kind == BS_FAULT_RESIZE) {
-			rc = pl_size(&d, &len, &cap, p->w.off);
-			continue;
-		}
-		if (p->w.kind == BS_FAULT_REPLACE) {
-			/* Atomic: whole or not at all. */
-			rc = pl_size(&d, &len, &cap, 0);
-			if (!rc)
-				rc = pl_apply(&d, &len, &cap, p, 0, p->w.len);
-			continue;
-		}
-		size_t n = p->w.len;
-		switch (f.fate) {
-		case BS_FATE_WHOLE:
-			rc = pl_apply(&d, &len, &cap, p, 0, n);
-			break;
-		case BS_FATE_PREFIX:
-			rc = pl_apply(&d, &len, &cap, p, 0, f.arg < n ? (size_t)f.arg : n);
-			break;
-		case BS_FATE_SECTORS: {
-			/* Sectors are 512-octet units of the storage, counted from
-			 * the one holding the write's first octet. */
-			size_t from = 0;
-			for (unsigned k2 = 0; from < n; k2++) {
-				size_t to = (size_t)(((p->w.off + from) / 512 + 1) * 512 - p->w.off);
-				if (to > n)
-					to = n;
-				if ((f.arg >> (k2 % 64)) & 1)
-					rc = pl_apply(&d, &len, &cap, p, from, to);
-				if (rc)
-					break;
-				from = to;
-			}
-			break;
-		}
-		case BS_FATE_ZEROS:
-			/* The size grew, the data did not arrive. */
-			if (p->w.off + n > len)
-				rc = pl_size(&d, &len, &cap, p->w.off + n);
-			break;
-		default:
-			rc = BS_EINVAL;
-		}
-	}
-	if (rc) {
-		free(d);
-		return bs__error(BS__AT("(memory)"), BS_NO_OFFSET, rc, "power-loss replay failed");
-	}
-	*out = d;
-	*out_len = len;
-	return BS_OK;
-}

@@ -1,4 +1,8 @@
-/* backend_nbd.c - images on network block device exports, through libnbd.
+/* nbd.c - images on network block device exports, through libnbd.
+ *
+ * Built into a library of its own (libblobstore-nbd, blobstore/nbd.h): it
+ * uses the public backend table and error calls, and the storage layer's
+ * block-aligned I/O, which that library carries too.
  *
  * An export has a fixed size (nbd_get_size) and never grows.  Durability
  * comes from the server: sync is NBD_CMD_FLUSH, and a writer refuses an
@@ -18,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <blobstore/nbd.h>
+
 #include "storage.h"
 
 /* FUA only for writes this small: a large FUA write costs as much as a
@@ -27,7 +33,6 @@
 #define NBD_REQ_MAX (32u << 20)
 
 struct nbd_be {
-	struct bs_backend be;
 	struct nbd_handle *h;
 	char *uri;
 	unsigned flags;
@@ -38,6 +43,7 @@ struct nbd_be {
 	uint32_t max_req;
 	struct bs__blockio io; /* when the export has a minimum block size */
 	bool aligned;
+	bool connected; /* past the connection: a dead handle means the server went away */
 };
 
 /* "URI: WHAT at offset OFF: libnbd's message". */
@@ -53,12 +59,12 @@ static int nbd_fail(struct nbd_be *n, const char *what, uint64_t off)
 	else if (e == ENOMEM)
 		code = BS_ENOMEM;
 	/* Once connected (ops set), a dead handle means the server went away. */
-	bool dead = n->be.ops && n->h && nbd_aio_is_dead(n->h) == 1;
+	bool dead = n->connected && n->h && nbd_aio_is_dead(n->h) == 1;
 	if (off == BS_NO_OFFSET)
-		return bs__error(BS__AT(n->uri), BS_NO_OFFSET, code, "%s failed%s: %s", what,
+		return bs_error_set(n->uri, NULL, NULL, BS_NO_OFFSET, code, 0, "%s failed%s: %s", what,
 				   dead ? " (connection to the server lost: reopen the image)" : "",
 				   m ? m : strerror(e));
-	return bs__error(BS__AT(n->uri), BS_NO_OFFSET, code, "%s at offset %llu failed%s: %s", what,
+	return bs_error_set(n->uri, NULL, NULL, BS_NO_OFFSET, code, 0, "%s at offset %llu failed%s: %s", what,
 			   (unsigned long long)off,
 			   dead ? " (connection to the server lost: reopen the image)" : "",
 			   m ? m : strerror(e));
@@ -99,7 +105,7 @@ static int n_read(void *ctx, void *buf, size_t len, uint64_t off)
 {
 	struct nbd_be *n = ctx;
 	if (off > n->size || len > n->size - off)
-		return bs__error(BS__AT(n->uri), BS_NO_OFFSET, BS_ECORRUPT,
+		return bs_error_set(n->uri, NULL, NULL, BS_NO_OFFSET, BS_ECORRUPT, 0,
 				   "read past the end of the %llu-octet export at offset %llu",
 				   (unsigned long long)n->size, (unsigned long long)off);
 	return n->aligned ? bs__blockio_read(&n->io, buf, len, off) : raw_read(n, buf, len, off);
@@ -109,7 +115,7 @@ static int n_write(void *ctx, const void *buf, size_t len, uint64_t off)
 {
 	struct nbd_be *n = ctx;
 	if (off > n->size || len > n->size - off)
-		return bs__error(BS__AT(n->uri), BS_NO_OFFSET, BS_ENOSPC,
+		return bs_error_set(n->uri, NULL, NULL, BS_NO_OFFSET, BS_ENOSPC, 0,
 				   "write at offset %llu past the end of the %llu-octet export "
 				   "(an export does not grow)",
 				   (unsigned long long)off, (unsigned long long)n->size);
@@ -155,6 +161,7 @@ static void n_close(void *ctx)
 }
 
 static const struct bs_backend_ops nbd_ops = {
+	.version = BS_BACKEND_OPS_VERSION,
 	.read_at = n_read,
 	.write_at = n_write,
 	.sync = n_sync,
@@ -164,13 +171,12 @@ static const struct bs_backend_ops nbd_ops = {
 
 int bs_backend_nbd(const char *uri, unsigned flags, struct bs_backend **out)
 {
-	*out = NULL;
-	if (!uri)
-		return bs__error(BS__AT("(nbd)"), BS_NO_OFFSET, BS_EINVAL, "no URI");
+	if (!uri || !out)
+		return bs_error_set("(nbd)", NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0, "no URI");
 	struct nbd_be *n = calloc(1, sizeof *n);
 	if (!n || !(n->uri = strdup(uri))) {
 		free(n);
-		return bs__error(BS__AT(uri), BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+		return bs_error_set(uri, NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, 0, "out of memory");
 	}
 	n->flags = flags;
 	n->max_req = NBD_REQ_MAX;
@@ -194,12 +200,12 @@ int bs_backend_nbd(const char *uri, unsigned flags, struct bs_backend **out)
 	n->size = (uint64_t)sz;
 	if (!(flags & BS_OPEN_RDONLY)) {
 		if (nbd_is_read_only(n->h) == 1) {
-			rc = bs__error(BS__AT(uri), BS_NO_OFFSET, BS_ERDONLY,
+			rc = bs_error_set(uri, NULL, NULL, BS_NO_OFFSET, BS_ERDONLY, 0,
 					 "the server offers this export read-only");
 			goto fail;
 		}
 		if (nbd_can_flush(n->h) != 1 && !(flags & BS_OPEN_NOSYNC)) {
-			rc = bs__error(BS__AT(uri), BS_NO_OFFSET, BS_EUNSUPPORTED,
+			rc = bs_error_set(uri, NULL, NULL, BS_NO_OFFSET, BS_EUNSUPPORTED, 0,
 					 "the server cannot flush this export, so no write "
 					 "could be made durable; refused (open with "
 					 "BS_OPEN_NOSYNC to accept a non-durable export)");
@@ -214,7 +220,7 @@ int bs_backend_nbd(const char *uri, unsigned flags, struct bs_backend **out)
 	uint32_t bsz = minb > 1 && minb <= 65536 ? (uint32_t)minb : 1;
 	if (bsz > 1) {
 		if (bs__blockio_init(&n->io, bsz)) {
-			rc = bs__error(BS__AT(uri), BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+			rc = bs_error_set(uri, NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, 0, "out of memory");
 			goto fail;
 		}
 		n->io.ctx = n;
@@ -225,12 +231,21 @@ int bs_backend_nbd(const char *uri, unsigned flags, struct bs_backend **out)
 		if (n->max_req % bsz)
 			n->max_req -= n->max_req % bsz;
 	}
-	n->be.ops = &nbd_ops;
-	n->be.ctx = n;
-	n->be.block_size = bsz;
-	*out = &n->be;
-	return BS_OK;
+	n->connected = true;
+	return bs_backend_new(&nbd_ops, n, bsz, out);
 fail:
 	n_close(n);
 	return rc;
+}
+
+int bs_nbd_register(void)
+{
+	static const char *const schemes[] = {"nbd", "nbds", "nbd+unix", "nbds+unix", "nbd+vsock",
+					      "nbds+vsock"};
+	for (size_t i = 0; i < sizeof schemes / sizeof *schemes; i++) {
+		int rc = bs_backend_register(schemes[i], bs_backend_nbd);
+		if (rc)
+			return rc;
+	}
+	return BS_OK;
 }

@@ -1,6 +1,6 @@
 /* storage.h - the storage layer: backends (file, block device, memory,
- * NBD in its own library) behind the table of blobstore_backend.h, the
- * scheme table that maps URIs to them, block-aligned I/O for block
+ * NBD in its own library) behind the table of blobstore/sys/backend.h, the
+ * scheme table that maps URIs to them (uri.c), block-aligned I/O for block
  * storage, and the I/O view an image has of its storage.
  *
  * Nothing here knows what an image or an entry is: octets, sizes, syncs
@@ -13,7 +13,15 @@
 #include <stdint.h>
 
 #include "base/base.h"
-#include "blobstore_backend.h"
+#include <blobstore/backend.h>
+#include <blobstore/sys/backend.h>
+
+/* What bs_backend_new() makes (opaque outside this layer). */
+struct bs_backend {
+	const struct bs_backend_ops *ops;
+	void *ctx;
+	uint32_t block_size; /* preferred write alignment (1 when any) */
+};
 
 /* A message about storage LABEL alone. */
 #define BS__AT(l) (&(struct bs__where){.label = (l)})

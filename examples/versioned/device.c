@@ -19,8 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "blobstore.h"
-#include "nvram.h"
+#include <blobstore/blobstore.h>
+#include <blobstore/nvram.h>
 
 #ifndef DEVICE_VERSION
 #error "build with -DDEVICE_VERSION=1, 2 or 3"
@@ -61,9 +61,32 @@ static const char *const known_types[] = {
 };
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
+static const char *last_error(void)
+{
+	const char *m;
+	bs_error_last(&m, NULL);
+	return m;
+}
+
+/* A field an older writer may not have written: absent means DEF. */
+static int field_int(const bs_record *r, const char *name, int64_t def, int64_t *out)
+{
+	*out = def; /* a getter leaves it alone when the field is absent */
+	int rc = bs_record_get_int(r, name, out);
+	return rc == BS_ENOENT ? BS_OK : rc;
+}
+
+static int field_str(const bs_record *r, const char *name, const char *def, char **out)
+{
+	int rc = bs_record_get_str(r, name, out);
+	if (rc == BS_ENOENT && !(*out = strdup(def)))
+		return BS_ENOMEM;
+	return rc == BS_ENOENT ? BS_OK : rc;
+}
+
 static int fail(const char *what)
 {
-	fprintf(stderr, "versioned-v%d: %s: %s\n", DEVICE_VERSION, what, bs_errmsg());
+	fprintf(stderr, "versioned-v%d: %s: %s\n", DEVICE_VERSION, what, last_error());
 	return 1;
 }
 
@@ -74,22 +97,22 @@ static void hex(const uint8_t *p, size_t n)
 }
 
 /* Opens the image and the device, refusing what this version cannot read. */
-static int open_device(const char *path, unsigned bsflags, bs_image **img, nvram_dev **dev)
+static int open_device(const char *path, unsigned bsflags, bs_image **img, bs_device **dev)
 {
-	int rc = bs_open(path, bsflags, img);
+	int rc = bs_image_open(path, bsflags, img);
 	if (rc)
 		return fail("open image");
-	rc = nvram_types_check(*img, "versioned.", known_types, COUNT(known_types));
+	rc = bs_device_check_types(*img, "versioned.", known_types, COUNT(known_types));
 	if (!rc) {
-		struct nvram_opts o = {.capacity = 256, .known_attrs = known_attrs,
+		struct bs_device_opts o = {.version = BS_DEVICE_OPTS_VERSION, .capacity = 256, .known_attrs = known_attrs,
 				       .nknown_attrs = COUNT(known_attrs)};
 		if (!(bsflags & BS_OPEN_RDONLY))
-			o.flags = NVRAM_OPEN_CREATE;
-		rc = nvram_open2(*img, TYPE_STATE, DEV_NAME, &o, dev);
+			o.flags = BS_DEVICE_CREATE;
+		rc = bs_device_open(*img, TYPE_STATE, DEV_NAME, &o, dev);
 	}
 	if (rc) {
 		fail("refused");
-		bs_close(*img);
+		bs_image_close(*img);
 		return 1;
 	}
 	return 0;
@@ -115,66 +138,65 @@ static int cmd_write(const char *path, int argc, char **argv)
 	if (nargs < 2)
 		return 2;
 	bs_image *img;
-	nvram_dev *dev;
+	bs_device *dev;
 	if (open_device(path, BS_OPEN_CREATE, &img, &dev))
 		return 1;
 	int rc;
-	nvram_rec *cur = NULL, *w = NULL;
+	bs_record *cur = NULL, *w = NULL;
 	/* Reading first refuses a record with an unknown mandatory field
 	 * before anything is written. */
-	if ((rc = nvram_get_rec(dev, known_fields, COUNT(known_fields), &cur))) {
+	if ((rc = bs_device_get_record(dev, known_fields, COUNT(known_fields), &cur))) {
 		fail("refused");
 		goto out;
 	}
-	if ((rc = nvram_rec_new(&w)))
+	if ((rc = bs_record_new(&w)))
 		goto err;
-	if ((rc = nvram_rec_set_int(w, "a", NVRAM_ATTR_MANDATORY, strtoll(args[0], NULL, 0))) ||
-	    (rc = nvram_rec_set_str(w, "b", 0, args[1])))
+	if ((rc = bs_record_set_int(w, "a", BS_ATTR_MANDATORY, strtoll(args[0], NULL, 0))) ||
+	    (rc = bs_record_set_str(w, "b", 0, args[1])))
 		goto err;
 #if DEVICE_VERSION >= 2
-	if (nargs > 2 && (rc = nvram_rec_set_str(w, "c", 0, args[2])))
+	if (nargs > 2 && (rc = bs_record_set_str(w, "c", 0, args[2])))
 		goto err;
 #endif
 #if DEVICE_VERSION >= 3
-	if ((add & 1) && (rc = nvram_rec_set_int(w, "d", NVRAM_ATTR_MANDATORY,
+	if ((add & 1) && (rc = bs_record_set_int(w, "d", BS_ATTR_MANDATORY,
 						  nargs > 3 ? strtoll(args[3], NULL, 0) : 0)))
 		goto err;
 #endif
 	/* Unknown optional fields of the stored record are merged back. */
-	if ((rc = nvram_put_rec(dev, w, known_fields, COUNT(known_fields))))
+	if ((rc = bs_device_put_record(dev, w, known_fields, COUNT(known_fields))))
 		goto err;
 	int64_t writes = 0;
-	nvram_attr_get_int(dev, "writes", &writes, NULL);
-	if ((rc = nvram_attr_set_int(dev, "writes", NVRAM_ATTR_RW, writes + 1)))
+	bs_attr_get_int(bs_device_entry(dev), "writes", &writes);
+	if ((rc = bs_device_attr_set_int(dev, "writes", BS_ATTR_RW, writes + 1)))
 		goto err;
 #if DEVICE_VERSION >= 2
 	char *serial = NULL;
-	if (nvram_attr_get_str(dev, "v2.serial", &serial, NULL) == BS_ENOENT &&
-	    (rc = nvram_attr_set_str(dev, "v2.serial", 0, "SN-0002")))
+	if (bs_attr_get_str(bs_device_entry(dev), "v2.serial", &serial) == BS_ENOENT &&
+	    (rc = bs_device_attr_set_str(dev, "v2.serial", 0, "SN-0002")))
 		goto err;
 	free(serial);
 	{
-		nvram_dev *log;
-		if ((rc = nvram_open(img, TYPE_LOG, DEV_NAME, 64, NVRAM_OPEN_CREATE, &log)))
+		bs_device *log;
+		if ((rc = bs_device_open(img, TYPE_LOG, DEV_NAME, &(struct bs_device_opts){.version = BS_DEVICE_OPTS_VERSION, .capacity = 64, .flags = BS_DEVICE_CREATE}, &log)))
 			goto err;
-		rc = nvram_put(log, "written by v2", 13);
-		nvram_close(log);
+		rc = bs_device_put(log, "written by v2", 13);
+		bs_device_close(log);
 		if (rc)
 			goto err;
 	}
 #endif
 #if DEVICE_VERSION >= 3
 	int64_t layout;
-	if ((add & 2) && nvram_attr_get_int(dev, "v3.layout", &layout, NULL) == BS_ENOENT &&
-	    (rc = nvram_attr_set_int(dev, "v3.layout", NVRAM_ATTR_MANDATORY, 3)))
+	if ((add & 2) && bs_attr_get_int(bs_device_entry(dev), "v3.layout", &layout) == BS_ENOENT &&
+	    (rc = bs_device_attr_set_int(dev, "v3.layout", BS_ATTR_MANDATORY, 3)))
 		goto err;
 	if (add & 4) {
-		nvram_dev *keys;
-		if ((rc = nvram_open(img, TYPE_KEYS, DEV_NAME, 64,
-				     NVRAM_OPEN_CREATE | NVRAM_OPEN_MANDATORY, &keys)))
+		bs_device *keys;
+		if ((rc = bs_device_open(img, TYPE_KEYS, DEV_NAME, &(struct bs_device_opts){.version = BS_DEVICE_OPTS_VERSION, .capacity = 64, .flags = BS_DEVICE_CREATE | BS_DEVICE_MANDATORY}, &keys)))
 			goto err;
-		rc = nvram_put(keys, "key material", 12);
-		nvram_close(keys);
+		rc = bs_device_put(keys, "key material", 12);
+		bs_device_close(keys);
 		if (rc)
 			goto err;
 	}
@@ -186,28 +208,28 @@ static int cmd_write(const char *path, int argc, char **argv)
 err:
 	fail("write");
 out:
-	nvram_rec_free(cur);
-	nvram_rec_free(w);
-	nvram_close(dev);
-	bs_close(img);
+	bs_record_free(cur);
+	bs_record_free(w);
+	bs_device_close(dev);
+	bs_image_close(img);
 	return rc ? 1 : 0;
 }
 
 static int cmd_read(const char *path, int dump)
 {
 	bs_image *img;
-	nvram_dev *dev;
+	bs_device *dev;
 	if (open_device(path, BS_OPEN_RDONLY, &img, &dev))
 		return 1;
-	nvram_rec *r = NULL;
-	int rc = nvram_get_rec(dev, known_fields, COUNT(known_fields), &r);
+	bs_record *r = NULL;
+	int rc = bs_device_get_record(dev, known_fields, COUNT(known_fields), &r);
 	if (rc) {
 		fail("refused");
 		goto out;
 	}
 	int64_t a;
 	char *b = NULL;
-	if ((rc = nvram_rec_get_int(r, "a", 0, &a)) || (rc = nvram_rec_get_str(r, "b", "", &b))) {
+	if ((rc = field_int(r, "a", 0, &a)) || (rc = field_str(r, "b", "", &b))) {
 		fail("read");
 		goto out;
 	}
@@ -215,7 +237,7 @@ static int cmd_read(const char *path, int dump)
 	free(b);
 #if DEVICE_VERSION >= 2
 	char *c = NULL;
-	if ((rc = nvram_rec_get_str(r, "c", "none", &c))) {
+	if ((rc = field_str(r, "c", "none", &c))) {
 		fail("read");
 		goto out;
 	}
@@ -224,53 +246,54 @@ static int cmd_read(const char *path, int dump)
 #endif
 #if DEVICE_VERSION >= 3
 	int64_t d;
-	if ((rc = nvram_rec_get_int(r, "d", 0, &d))) {
+	if ((rc = field_int(r, "d", 0, &d))) {
 		fail("read");
 		goto out;
 	}
 	printf("d=%" PRId64 "\n", d);
 #endif
 	int64_t writes = 0;
-	nvram_attr_get_int(dev, "writes", &writes, NULL);
+	bs_attr_get_int(bs_device_entry(dev), "writes", &writes);
 	printf("writes=%" PRId64 "\n", writes);
 	if (!dump)
 		goto out;
 	/* Every field, attribute and family entry, known or not, with its
 	 * encoding: what the tests compare byte for byte. */
-	for (size_t i = 0; i < nvram_rec_count(r); i++) {
+	for (size_t i = 0; i < bs_record_count(r); i++) {
 		const char *name;
 		const uint8_t *v;
 		size_t vl;
 		unsigned fl;
-		int known;
-		nvram_rec_field_at(r, i, &name, &v, &vl, &fl, &known);
-		printf("field %s %s %s ", name, fl & NVRAM_ATTR_MANDATORY ? "mandatory" : "optional",
-		       known ? "known" : "unknown");
+		bs_record_at(r, i, &name, &v, &vl, &fl);
+		printf("field %s %s %s ", name, fl & BS_ATTR_MANDATORY ? "mandatory" : "optional",
+		       fl & BS_ATTR_KNOWN ? "known" : "unknown");
 		hex(v, vl);
 		printf("\n");
 	}
-	bs_entry *e = nvram_entry(dev);
+	bs_entry *e = bs_device_entry(dev);
 	for (int m = 1; m >= 0; m--)
-		for (size_t i = 0; i < bs_attr_count(e, m); i++) {
+		for (size_t i = 0; i < bs_attr_count(e); i++) {
 			const char *name;
 			const uint8_t *v;
 			size_t vl;
-			bs_attr_at(e, m, i, &name, &v, &vl);
+			unsigned fl_;
+			bs_attr_at(e, i, &name, &v, &vl, &fl_);
+			if (((fl_ & BS_ATTR_MANDATORY) != 0) != (m != 0))
+				continue;
 			if (!strncmp(name, "bs.", 3))
 				continue;
 			printf("attr %s %s ", name, m ? "mandatory" : "optional");
 			hex(v, vl);
 			printf("\n");
 		}
-	for (size_t i = 0; i < bs_count(img); i++) {
-		bs_entry *x = bs_entry_at(img, i);
+	for (bs_entry *x = NULL; (x = bs_entry_next(img, x, BS_ITER_LIBRARY));) {
 		if (!strncmp(bs_entry_type(x), "versioned.", 10))
 			printf("entry %s\n", bs_entry_type(x));
 	}
 out:
-	nvram_rec_free(r);
-	nvram_close(dev);
-	bs_close(img);
+	bs_record_free(r);
+	bs_device_close(dev);
+	bs_image_close(img);
 	return rc ? 1 : 0;
 }
 

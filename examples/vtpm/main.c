@@ -40,10 +40,18 @@
 #include <libtpms/tpm_library.h>
 #include <libtpms/tpm_tis.h>
 
-#include "blobstore.h"
-#include "blobstore_crypt.h"
-#include "nvram_tpm.h"
+#include <blobstore/blobstore.h>
+#include <blobstore/crypt.h>
+#include <blobstore/nbd.h>
+#include <blobstore/tpm.h>
 #include "proto.h"
+
+static const char *last_error(void)
+{
+	const char *m;
+	bs_error_last(&m, NULL);
+	return m;
+}
 
 #define TPM2_CC_SHUTDOWN 0x145u
 #define TPM2_RC_INITIALIZE 0x100u
@@ -108,7 +116,7 @@ static void trace_cb(void *ctx, const char *op, const char *name, size_t len, in
 	(void)ctx;
 	if (rc && rc != BS_ENOENT) {
 		const char *msg;
-		nvram_tpm_last_error(&msg);
+		bs_tpm_last_error(&msg);
 		logmsg("state: %s %s failed: %s", op, name, msg);
 	} else {
 		logmsg("state: %s %s %zu octets: %s", op, name, len, rc ? "absent" : "ok");
@@ -245,14 +253,14 @@ static uint32_t tpm_start(uint32_t flags)
 {
 	void *v = NULL;
 	size_t vlen = 0;
-	bool resume = nvram_tpm_load(srv.img, 0, NVRAM_TPM_VOLATILE, &v, &vlen) == BS_OK;
+	bool resume = bs_tpm_load(srv.img, 0, BS_TPM_VOLATILE, &v, &vlen) == BS_OK;
 	free(v);
 	TPM_RESULT res = TPMLIB_ChooseTPMVersion(TPMLIB_TPM_VERSION_2);
 	if (!res)
 		res = TPMLIB_MainInit();
 	if (res) {
 		const char *msg;
-		int rc = nvram_tpm_last_error(&msg);
+		int rc = bs_tpm_last_error(&msg);
 		logmsg("tpm: TPMLIB_MainInit failed (0x%x)%s%s", (unsigned)res, rc ? ": " : "",
 		       rc ? msg : "");
 		if (rc)
@@ -264,9 +272,9 @@ static uint32_t tpm_start(uint32_t flags)
 	/* Consumed: a resume happens once; after a crash the TPM restarts cold
 	 * (what CMD_INIT's DELETE_VOLATILE flag asks for, always). */
 	if (resume) {
-		int rc = nvram_tpm_delete(srv.img, 0, NVRAM_TPM_VOLATILE, 0);
+		int rc = bs_tpm_delete(srv.img, 0, BS_TPM_VOLATILE, 0);
 		if (rc)
-			logmsg("tpm: could not delete the volatile state: %s", bs_errmsg());
+			logmsg("tpm: could not delete the volatile state: %s", last_error());
 	}
 	logmsg("tpm: started%s (init flags 0x%x)", resume ? ", resumed from the volatile state" : "",
 	       flags);
@@ -278,8 +286,8 @@ static void tpm_stop(bool save_volatile)
 	if (!srv.running)
 		return;
 	if (save_volatile) {
-		int rc = nvram_tpm_store_volatile();
-		logmsg("tpm: volatile state %s", rc ? bs_errmsg() : "stored");
+		int rc = bs_tpm_store_volatile();
+		logmsg("tpm: volatile state %s", rc ? last_error() : "stored");
 	} else {
 		send_shutdown();
 	}
@@ -346,7 +354,7 @@ static void handle_data(void)
 			rlen = sizeof fail;
 		}
 		logmsg("tpm: cc 0x%x %s locality %u, %zu octets -> rc 0x%x, %u octets", cc,
-		       name ? name : "", nvram_tpm_locality(), len, vtpm_be32(resp + 6), rlen);
+		       name ? name : "", bs_tpm_locality(), len, vtpm_be32(resp + 6), rlen);
 	}
 	if (write_all(srv.data_fd, resp, rlen)) {
 		logmsg("data: could not send the response: %s", strerror(errno));
@@ -359,9 +367,9 @@ static void handle_data(void)
 static uint32_t blob_name(uint32_t type, const char **name)
 {
 	switch (type) {
-	case VTPM_BLOB_PERMANENT: *name = NVRAM_TPM_PERMALL; return 0;
-	case VTPM_BLOB_VOLATILE: *name = NVRAM_TPM_VOLATILE; return 0;
-	case VTPM_BLOB_SAVESTATE: *name = NVRAM_TPM_SAVESTATE; return 0;
+	case VTPM_BLOB_PERMANENT: *name = BS_TPM_PERMALL; return 0;
+	case VTPM_BLOB_VOLATILE: *name = BS_TPM_VOLATILE; return 0;
+	case VTPM_BLOB_SAVESTATE: *name = BS_TPM_SAVESTATE; return 0;
 	default: return TPM_BAD_PARAMETER;
 	}
 }
@@ -383,11 +391,11 @@ static int answer_state(const struct vtpm_ctrl_req *rq)
 		blob = b;
 		len = bl;
 	} else if (!res) {
-		int rc = nvram_tpm_load(srv.img, 0, name, &blob, &len);
+		int rc = bs_tpm_load(srv.img, 0, name, &blob, &len);
 		if (rc == BS_ENOENT)
 			res = TPM_RETRY;
 		else if (rc) {
-			logmsg("ctrl: reading %s: %s", name, bs_errmsg());
+			logmsg("ctrl: reading %s: %s", name, last_error());
 			res = TPM_FAIL;
 		}
 	}
@@ -418,10 +426,10 @@ static uint32_t set_state(const struct vtpm_ctrl_req *rq)
 		return TPM_FAIL;
 	}
 	/* An empty blob means "none": the bridge never keeps empty entries. */
-	int rc = rq->data_len ? nvram_tpm_store(srv.img, 0, name, rq->data, rq->data_len)
-			      : nvram_tpm_delete(srv.img, 0, name, 0);
+	int rc = rq->data_len ? bs_tpm_store(srv.img, 0, name, rq->data, rq->data_len)
+			      : bs_tpm_delete(srv.img, 0, name, 0);
 	if (rc) {
-		logmsg("ctrl: storing %s: %s", name, bs_errmsg());
+		logmsg("ctrl: storing %s: %s", name, last_error());
 		return TPM_FAIL;
 	}
 	if (rq->type == VTPM_BLOB_VOLATILE)
@@ -457,8 +465,8 @@ static int handle_ctrl_msg(const struct vtpm_ctrl_req *rq, int parse_rc, int *pa
 		 * and all; TPM2_Startup then fails with TPM_RC_INITIALIZE).
 		 * Only one that came with SET_STATEBLOB (an incoming
 		 * migration) is resumed. */
-		if (!srv.volatile_set && nvram_tpm_delete(srv.img, 0, NVRAM_TPM_VOLATILE, 0)) {
-			logmsg("ctrl: deleting the volatile state: %s", bs_errmsg());
+		if (!srv.volatile_set && bs_tpm_delete(srv.img, 0, BS_TPM_VOLATILE, 0)) {
+			logmsg("ctrl: deleting the volatile state: %s", last_error());
 			res = TPM_FAIL;
 			break;
 		}
@@ -487,17 +495,17 @@ static int handle_ctrl_msg(const struct vtpm_ctrl_req *rq, int parse_rc, int *pa
 			res = TPM_BAD_LOCALITY;
 		} else {
 			/* libtpms checks the locality through the callback. */
-			unsigned old = nvram_tpm_locality();
-			nvram_tpm_set_locality(rq->locality);
+			unsigned old = bs_tpm_locality();
+			bs_tpm_set_locality(rq->locality);
 			res = TPM_IO_TpmEstablished_Reset();
-			nvram_tpm_set_locality(old);
+			bs_tpm_set_locality(old);
 		}
 		break;
 	case VTPM_CMD_SET_LOCALITY:
 		if (rq->locality > 4)
 			res = TPM_BAD_LOCALITY;
 		else
-			nvram_tpm_set_locality(rq->locality);
+			bs_tpm_set_locality(rq->locality);
 		break;
 	case VTPM_CMD_HASH_START:
 		res = srv.running ? TPM_IO_Hash_Start() : TPM_BAD_ORDINAL;
@@ -517,8 +525,8 @@ static int handle_ctrl_msg(const struct vtpm_ctrl_req *rq, int parse_rc, int *pa
 	case VTPM_CMD_STORE_VOLATILE:
 		if (!srv.running) {
 			res = TPM_BAD_ORDINAL;
-		} else if (nvram_tpm_store_volatile()) {
-			logmsg("ctrl: storing the volatile state: %s", bs_errmsg());
+		} else if (bs_tpm_store_volatile()) {
+			logmsg("ctrl: storing the volatile state: %s", last_error());
 			res = TPM_FAIL;
 		}
 		break;
@@ -528,7 +536,7 @@ static int handle_ctrl_msg(const struct vtpm_ctrl_req *rq, int parse_rc, int *pa
 		res = set_state(rq);
 		break;
 	case VTPM_CMD_GET_CONFIG:
-		vtpm_put_be32(out + 4, bs_image_key_loaded(srv.img) ? VTPM_CONFIG_FILE_KEY : 0);
+		vtpm_put_be32(out + 4, bs_image_has_key(srv.img) ? VTPM_CONFIG_FILE_KEY : 0);
 		olen = 8;
 		break;
 	case VTPM_CMD_SET_DATAFD:
@@ -777,14 +785,16 @@ static unsigned parse_port(const char *s)
 
 static bool has_tpm_entries(bs_image *img)
 {
-	for (size_t i = 0; i < bs_count(img); i++)
-		if (!strcmp(bs_entry_type(bs_entry_at(img, i)), NVRAM_TPM_TYPE))
+	for (bs_entry *it_ = NULL; (it_ = bs_entry_next(img, it_, BS_ITER_LIBRARY));)
+		if (!strcmp(bs_entry_type(it_), BS_TPM_TYPE))
 			return true;
 	return false;
 }
 
 int main(int argc, char **argv)
 {
+	/* Images on NBD exports. */
+	bs_nbd_register();
 	enum { O_IMAGE = 256, O_KEYFILE, O_PWFILE, O_PWFD, O_PORT, O_CTRLPORT, O_SUNIX,
 	       O_CUNIX, O_FLAGS, O_PID, O_LOG, O_NOSYNC };
 	static const struct option opts[] = {
@@ -873,8 +883,8 @@ int main(int argc, char **argv)
 		die("%s: %s", logpath, strerror(errno));
 
 	unsigned oflags = BS_OPEN_CREATE | (nosync ? BS_OPEN_NOSYNC : 0);
-	if (bs_open(image, oflags, &srv.img))
-		die("%s", bs_errmsg());
+	if (bs_image_open(image, oflags, &srv.img))
+		die("%s", last_error());
 	bs_key *key = NULL;
 	int rc = BS_OK;
 	if (keyfile)
@@ -884,9 +894,9 @@ int main(int argc, char **argv)
 	else if (pwfd >= 0)
 		rc = bs_key_from_passphrase_fd(pwfd, &key);
 	if (rc)
-		die("%s", bs_errmsg());
+		die("%s", last_error());
 	if (key) {
-		if (bs_image_encrypted(srv.img))
+		if (bs_image_is_encrypted(srv.img))
 			rc = bs_image_set_key(srv.img, key);
 		else if (!has_tpm_entries(srv.img))
 			rc = bs_image_init_encryption(srv.img, key, NULL);
@@ -895,13 +905,13 @@ int main(int argc, char **argv)
 			    " under it", image);
 		bs_key_free(key);
 		if (rc)
-			die("%s", bs_errmsg());
-	} else if (bs_image_encrypted(srv.img)) {
+			die("%s", last_error());
+	} else if (bs_image_is_encrypted(srv.img)) {
 		die("%s: the image is encrypted; give --key-file or --passphrase-file/-fd", image);
 	}
-	if (nvram_tpm_register(srv.img))
-		die("%s", bs_errmsg());
-	nvram_tpm_set_trace(trace_cb, NULL);
+	if (bs_tpm_register(srv.img))
+		die("%s", last_error());
+	bs_tpm_set_trace(trace_cb, NULL);
 	if (TPMLIB_ChooseTPMVersion(TPMLIB_TPM_VERSION_2) != TPM_SUCCESS)
 		die("libtpms has no TPM 2.0");
 	srv.cmd = malloc(srv.bufsize);
@@ -948,7 +958,7 @@ int main(int argc, char **argv)
 	loop();
 
 	tpm_stop(true);
-	nvram_tpm_unregister();
+	bs_tpm_unregister();
 	close_data();
 	close_ctrl();
 	if (srv.data_listen >= 0)
@@ -961,7 +971,7 @@ int main(int argc, char **argv)
 		unlink(srv.ctrl_path);
 	if (srv.pid_path)
 		unlink(srv.pid_path);
-	bs_close(srv.img);
+	bs_image_close(srv.img);
 	free(srv.rbuf);
 	free(srv.cmd);
 	free(srv.ctrl);

@@ -21,15 +21,15 @@ try() { # LABEL COMPILER ARGS... < SOURCE
 
 compilers=(cc)
 command -v clang >/dev/null 2>&1 && compilers+=(clang)
-for h in "$SRCDIR"/include/*.h; do
-	h=$(basename "$h")
+for path in "$SRCDIR"/include/blobstore/*.h "$SRCDIR"/include/blobstore/sys/*.h; do
+	h=${path#"$SRCDIR/include/"}
 	for c in "${compilers[@]}"; do
-		try "$c -std=c11 $h" "$c" -std=c11 -Wall -Wextra -Werror -pedantic -x c <<<"#include \"$h\""
+		try "$c -std=c11 $h" "$c" -std=c11 -Wall -Wextra -Werror -pedantic -x c <<<"#include <$h>"
 		try "$c -std=c11 $h twice" "$c" -std=c11 -Wall -Wextra -Werror -pedantic -x c \
-			<<<"#include \"$h\"
-#include \"$h\""
+			<<<"#include <$h>
+#include <$h>"
 	done
-	try "c++ $h" c++ -std=c++11 -Wall -Wextra -Werror -pedantic -x c++ <<<"#include \"$h\""
+	try "c++ $h" c++ -std=c++11 -Wall -Wextra -Werror -pedantic -x c++ <<<"#include <$h>"
 done
 echo "headers: $n compilations passed, $fails failed"
 [ "$fails" -eq 0 ] && [ "$n" -gt 0 ]

@@ -24,7 +24,7 @@ nm "$lib" 2>/dev/null | grep '__ubsan_' >/dev/null && san+=(-fsanitize=undefined
 
 # shellcheck disable=SC2046 # pkg-config output is a word list
 cc -std=c11 -Wall -Wextra -Werror -pedantic "${san[@]}" -I"$SRCDIR/include" \
-	-o "$tmp/example" "$tmp/example.c" "$lib" $(pkg-config --libs libtasn1 libcrypto libnbd) -lpthread ||
+	-o "$tmp/example" "$tmp/example.c" "$lib" $(pkg-config --libs libtasn1 libcrypto) -lpthread ||
 	fail "the README example does not compile"
 
 img=$tmp/vm.img

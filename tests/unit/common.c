@@ -11,7 +11,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <blobstore/nbd.h>
+
 #include "common.h"
+#include "der/der.h"         /* the DER encoders, for building test input */
+#include "storage/storage.h" /* the backend table, for raw access */
 
 bool t_quick(void)
 {
@@ -205,12 +209,12 @@ int t_open_mem(const void *img, size_t len, unsigned flags, bs_image **out,
 		return rc;
 	if (bep)
 		*bep = be;
-	return bs_open_backend(be, "mem.img", flags, out);
+	return bs_image_open_backend(be, "mem.img", flags, out);
 }
 
 uint8_t *t_mem_copy(const struct bs_backend *be, size_t *len)
 {
-	const uint8_t *d = bs_backend_mem_data(be, len);
+	const uint8_t *d = t_mem_data(be, len);
 	uint8_t *c = malloc(*len ? *len : 1);
 	assert_non_null(c);
 	if (*len)
@@ -222,14 +226,14 @@ void t_assert_data(bs_image *img, const char *type, const char *name, const void
 		   size_t len)
 {
 	bs_entry *e;
-	int rc = bs_find(img, type, name, &e);
+	int rc = bs_entry_find(img, type, name, &e);
 	if (rc)
-		fail_msg("%s/%s: %s", type, name ? name : "-", bs_errmsg());
+		fail_msg("%s/%s: %s", type, name ? name : "-", last_error());
 	void *got;
 	size_t gl;
-	rc = bs_entry_read_alloc(img, e, &got, &gl);
+	rc = bs_entry_read_alloc(e, &got, &gl);
 	if (rc)
-		fail_msg("%s/%s: %s", type, name ? name : "-", bs_errmsg());
+		fail_msg("%s/%s: %s", type, name ? name : "-", last_error());
 	assert_int_equal(gl, len);
 	if (len)
 		assert_memory_equal(got, data, len);
@@ -282,7 +286,7 @@ void t_count_cb(void *ctx, const bs_entry *e, uint64_t offset, int code, const c
 
 struct t_store {
 	enum t_kind kind;
-	char *label;       /* what bs_open() gets */
+	char *label;       /* what bs_image_open() gets */
 	char *file;        /* backing file, or NULL */
 	char *sock;        /* nbdkit's socket, or NULL */
 	char loopdev[64];  /* attached loop device, or "" */
@@ -489,7 +493,7 @@ const char *t_store_label(const struct t_store *s)
 static void must(int rc, const char *what)
 {
 	if (rc)
-		fail_msg("%s: %s", what, bs_errmsg());
+		fail_msg("%s: %s", what, last_error());
 }
 
 bs_image *t_store_fresh(struct t_store *s)
@@ -511,7 +515,7 @@ bs_image *t_store_fresh(struct t_store *s)
 		must(be->ops->sync(be->ctx), "blank the storage");
 		bs_backend_free(be);
 	}
-	must(bs_open(s->label, BS_OPEN_CREATE, &im), "format");
+	must(bs_image_open(s->label, BS_OPEN_CREATE, &im), "format");
 	return im;
 }
 
@@ -520,22 +524,22 @@ void t_store_reopen(struct t_store *s, bs_image **im, unsigned flags)
 	if (s->kind == T_MEM) {
 		size_t l;
 		uint8_t *c = t_mem_copy(s->mem, &l);
-		bs_close(*im);
+		bs_image_close(*im);
 		must(t_open_mem(c, l, flags, im, &s->mem), "reopen");
 		free(c);
 		return;
 	}
-	bs_close(*im);
+	bs_image_close(*im);
 	*im = NULL;
-	must(bs_open(s->label, flags, im), "reopen");
+	must(bs_image_open(s->label, flags, im), "reopen");
 }
 
 uint8_t *t_store_copy(struct t_store *s, bs_image *im, size_t *len)
 {
 	if (s->kind == T_MEM)
 		return t_mem_copy(s->mem, len);
-	struct bs_stat st;
-	must(bs_stat(im, &st), "stat");
+	struct bs_image_stat st = BS_IMAGE_STAT_INIT;
+	must(bs_image_stat(im, &st), "stat");
 	size_t n = (size_t)st.dir_end;
 	uint8_t *c = malloc(n ? n : 1);
 	assert_non_null(c);
@@ -553,14 +557,14 @@ void t_store_damage(struct t_store *s, bs_image **im, uint64_t off, uint8_t xor)
 	if (s->kind == T_MEM) {
 		size_t l;
 		uint8_t *c = t_mem_copy(s->mem, &l);
-		bs_close(*im);
+		bs_image_close(*im);
 		assert_true(off < l);
 		c[off] ^= xor;
 		must(t_open_mem(c, l, 0, im, &s->mem), "reopen after damage");
 		free(c);
 		return;
 	}
-	bs_close(*im);
+	bs_image_close(*im);
 	*im = NULL;
 	struct bs_backend *be;
 	uint8_t b;
@@ -570,5 +574,183 @@ void t_store_damage(struct t_store *s, bs_image **im, uint64_t off, uint8_t xor)
 	must(be->ops->write_at(be->ctx, &b, 1, off), "damage");
 	must(be->ops->sync(be->ctx), "damage");
 	bs_backend_free(be);
-	must(bs_open(s->label, 0, im), "reopen after damage");
+	must(bs_image_open(s->label, 0, im), "reopen after damage");
+}
+
+/* ---- shorthands over the public API ------------------------------------------ */
+
+const char *last_error(void)
+{
+	const char *m;
+	bs_error_last(&m, NULL);
+	return m;
+}
+
+bs_entry *t_entry_at(bs_image *img, size_t i)
+{
+	bs_entry *e = bs_entry_next(img, NULL, BS_ITER_LIBRARY);
+	while (e && i--)
+		e = bs_entry_next(img, e, BS_ITER_LIBRARY);
+	return e;
+}
+
+/* Index of attribute I of one set in the flat list (mandatory first). */
+static size_t set_base(const bs_entry *e, int mandatory, size_t *n)
+{
+	size_t nm = 0, total = bs_attr_count(e);
+	for (size_t i = 0; i < total; i++) {
+		const char *name;
+		const uint8_t *v;
+		size_t vl;
+		unsigned f;
+		if (bs_attr_at(e, i, &name, &v, &vl, &f) == BS_OK && (f & BS_ATTR_MANDATORY))
+			nm++;
+	}
+	*n = mandatory ? nm : total - nm;
+	return mandatory ? 0 : nm;
+}
+
+size_t t_attr_count(const bs_entry *e, int mandatory)
+{
+	size_t n;
+	set_base(e, mandatory, &n);
+	return n;
+}
+
+int t_attr_at(const bs_entry *e, int mandatory, size_t i, const char **name,
+	      const uint8_t **value, size_t *value_len)
+{
+	size_t n, base = set_base(e, mandatory, &n);
+	if (i >= n)
+		return BS_ENOENT;
+	return bs_attr_at(e, base + i, name, value, value_len, NULL);
+}
+
+size_t t_der_int(int64_t v, uint8_t *buf, size_t cap)
+{
+	return bs__der_encode_int(v, buf, cap);
+}
+
+size_t t_der_bool(int v, uint8_t *buf, size_t cap)
+{
+	return bs__der_encode_bool(v, buf, cap);
+}
+
+size_t t_der_utf8(const char *s, uint8_t *buf, size_t cap)
+{
+	return bs__der_encode_utf8(s, buf, cap);
+}
+
+size_t t_der_octets(const void *p, size_t len, uint8_t *buf, size_t cap)
+{
+	return bs__der_encode_octets(p, len, buf, cap);
+}
+
+/* The stored flags of device attribute NAME. */
+static int dev_flags(bs_device *d, const char *name, unsigned *flags)
+{
+	const uint8_t *v, *c;
+	size_t vl, cl;
+	unsigned f;
+	int rc = bs_attr_get(bs_device_entry(d), name, &v, &vl, &f);
+	if (!rc && flags)
+		*flags = (f & BS_ATTR_MANDATORY) |
+			 (bs_value_decode_bytes(v, vl, &c, &cl, NULL) == BS_OK ? BS_ATTR_RW : 0);
+	return rc;
+}
+
+int t_dev_get_int(bs_device *d, const char *name, int64_t *out, unsigned *flags)
+{
+	int rc = bs_attr_get_int(bs_device_entry(d), name, out);
+	return rc ? rc : dev_flags(d, name, flags);
+}
+
+int t_dev_get_uint(bs_device *d, const char *name, uint64_t *out, unsigned *flags)
+{
+	int rc = bs_attr_get_uint(bs_device_entry(d), name, out);
+	return rc ? rc : dev_flags(d, name, flags);
+}
+
+int t_dev_get_bool(bs_device *d, const char *name, int *out, unsigned *flags)
+{
+	int rc = bs_attr_get_bool(bs_device_entry(d), name, out);
+	return rc ? rc : dev_flags(d, name, flags);
+}
+
+int t_dev_get_str(bs_device *d, const char *name, char **out, unsigned *flags)
+{
+	int rc = bs_attr_get_str(bs_device_entry(d), name, out);
+	return rc ? rc : dev_flags(d, name, flags);
+}
+
+int t_dev_get_bytes(bs_device *d, const char *name, const uint8_t **out, size_t *len,
+		    unsigned *flags)
+{
+	int rc = bs_attr_get_bytes(bs_device_entry(d), name, out, len);
+	return rc ? rc : dev_flags(d, name, flags);
+}
+
+int t_rec_get_int(const bs_record *r, const char *name, int64_t def, int64_t *out)
+{
+	*out = def;
+	int rc = bs_record_get_int(r, name, out);
+	return rc == BS_ENOENT ? BS_OK : rc;
+}
+
+int t_rec_get_bool(const bs_record *r, const char *name, int def, int *out)
+{
+	*out = def;
+	int rc = bs_record_get_bool(r, name, out);
+	return rc == BS_ENOENT ? BS_OK : rc;
+}
+
+int t_rec_get_str(const bs_record *r, const char *name, const char *def, char **out)
+{
+	*out = NULL;
+	int rc = bs_record_get_str(r, name, out);
+	if (rc == BS_ENOENT) {
+		*out = def ? strdup(def) : NULL;
+		return BS_OK;
+	}
+	return rc;
+}
+
+int t_rec_get_bytes(const bs_record *r, const char *name, const uint8_t *def, size_t deflen,
+		    const uint8_t **out, size_t *len)
+{
+	*out = def;
+	*len = deflen;
+	int rc = bs_record_get_bytes(r, name, out, len);
+	return rc == BS_ENOENT ? BS_OK : rc;
+}
+
+int t_rec_field_at(const bs_record *r, size_t i, const char **name, const uint8_t **value,
+		   size_t *len, unsigned *flags, int *known)
+{
+	unsigned f = 0;
+	int rc = bs_record_at(r, i, name, value, len, &f);
+	if (!rc && flags)
+		*flags = f & BS_ATTR_MANDATORY;
+	if (!rc && known)
+		*known = (f & BS_ATTR_KNOWN) != 0;
+	return rc;
+}
+
+const char *t_kdf_name(const bs_image *img)
+{
+	enum bs_kdf k;
+	return bs_image_kdf(img, &k) ? NULL : bs_kdf_name(k);
+}
+
+/* Every test program takes NBD URIs, as the command does. */
+__attribute__((constructor)) static void register_nbd(void)
+{
+	if (bs_nbd_register())
+		abort();
+}
+
+const uint8_t *t_mem_data(const struct bs_backend *be, size_t *len)
+{
+	const uint8_t *d = bs_backend_mem_data(be, len);
+	return d ? d : fault_backend_data(be, len);
 }

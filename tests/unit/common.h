@@ -10,8 +10,50 @@
 #include <stdbool.h>
 #include <cmocka.h>
 
-#include "blobstore.h"
-#include "blobstore_backend.h"
+#include <blobstore/backend.h>
+#include <blobstore/blobstore.h>
+#include <blobstore/crypt.h>
+#include <blobstore/nvram.h>
+#include <blobstore/record.h>
+
+#include "fault.h"
+
+/* ---- shorthands over the public API, for assertions ---------------------------- */
+
+/* The message of the last failure. */
+const char *last_error(void);
+/* Entry I in directory order, the library's own included (NULL past the end). */
+bs_entry *t_entry_at(bs_image *img, size_t i);
+/* Attribute I of one set of E (MANDATORY non-zero: the mandatory set). */
+size_t t_attr_count(const bs_entry *e, int mandatory);
+int t_attr_at(const bs_entry *e, int mandatory, size_t i, const char **name,
+	      const uint8_t **value, size_t *value_len);
+/* Value encoders returning the length (0: did not fit). */
+size_t t_der_int(int64_t v, uint8_t *buf, size_t cap);
+size_t t_der_bool(int v, uint8_t *buf, size_t cap);
+size_t t_der_utf8(const char *s, uint8_t *buf, size_t cap);
+size_t t_der_octets(const void *p, size_t len, uint8_t *buf, size_t cap);
+/* A device attribute's typed value and its flags (BS_ATTR_MANDATORY,
+ * BS_ATTR_RW as stored; FLAGS may be NULL). */
+int t_dev_get_int(bs_device *d, const char *name, int64_t *out, unsigned *flags);
+int t_dev_get_uint(bs_device *d, const char *name, uint64_t *out, unsigned *flags);
+int t_dev_get_bool(bs_device *d, const char *name, int *out, unsigned *flags);
+int t_dev_get_str(bs_device *d, const char *name, char **out, unsigned *flags);
+int t_dev_get_bytes(bs_device *d, const char *name, const uint8_t **out, size_t *len,
+		    unsigned *flags);
+/* A record field, or DEF when absent (a copy of DEF for strings, NULL when
+ * DEF is NULL). */
+int t_rec_get_int(const bs_record *r, const char *name, int64_t def, int64_t *out);
+int t_rec_get_bool(const bs_record *r, const char *name, int def, int *out);
+int t_rec_get_str(const bs_record *r, const char *name, const char *def, char **out);
+int t_rec_get_bytes(const bs_record *r, const char *name, const uint8_t *def, size_t deflen,
+		    const uint8_t **out, size_t *len);
+int t_rec_field_at(const bs_record *r, size_t i, const char **name, const uint8_t **value,
+		   size_t *len, unsigned *flags, int *known);
+/* The content of a memory or fault backend. */
+const uint8_t *t_mem_data(const struct bs_backend *be, size_t *len);
+/* The name of IMG's KDF, or NULL. */
+const char *t_kdf_name(const bs_image *img);
 
 /* Non-zero when BS_TEST_QUICK=1 (sanitizer runs): long loops shrink. */
 bool t_quick(void);
@@ -118,7 +160,7 @@ uint8_t *t_store_copy(struct t_store *s, bs_image *im, size_t *len);
 /* Closes *IM, flips the bits XOR of the storage octet at OFF, reopens. */
 void t_store_damage(struct t_store *s, bs_image **im, uint64_t off, uint8_t xor);
 
-/* bs_check callback that counts problems. */
+/* bs_image_check callback that counts problems. */
 void t_count_cb(void *ctx, const bs_entry *e, uint64_t offset, int code, const char *msg);
 
 #endif

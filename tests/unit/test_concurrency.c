@@ -85,12 +85,12 @@ static char *make_image(const char *what)
 	char *path = t_tmppath(what);
 	unlink(path);
 	bs_image *im;
-	assert_int_equal(bs_open(path, BS_OPEN_CREATE, &im), BS_OK);
+	assert_int_equal(bs_image_open(path, BS_OPEN_CREATE, &im), BS_OK);
 	uint8_t v[CAP];
 	size_t n = make_value(0, v);
-	assert_int_equal(bs_entry_create(im, "stress", "v", CAP, NULL, 0, v, n, NULL), BS_OK);
-	assert_int_equal(bs_entry_create(im, "junk", "j", 64, NULL, 0, "x", 1, NULL), BS_OK);
-	bs_close(im);
+	assert_int_equal(bs_entry_create(im, "stress", "v", &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = CAP, .attrs = NULL, .nattrs = 0}, v, n, NULL), BS_OK);
+	assert_int_equal(bs_entry_create(im, "junk", "j", &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 64, .attrs = NULL, .nattrs = 0}, "x", 1, NULL), BS_OK);
+	bs_image_close(im);
 	return path;
 }
 
@@ -99,29 +99,29 @@ static void test_second_writer_locked(void **state)
 	(void)state;
 	char *path = make_image("lock.img");
 	bs_image *im;
-	assert_int_equal(bs_open(path, 0, &im), BS_OK);
+	assert_int_equal(bs_image_open(path, 0, &im), BS_OK);
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		bs_image *o;
-		int rc = bs_open(path, 0, &o);
-		int ok = rc == BS_ELOCKED && strstr(bs_errmsg(), path) &&
-			 strstr(bs_errmsg(), "locked by another writer");
+		int rc = bs_image_open(path, 0, &o);
+		int ok = rc == BS_ELOCKED && strstr(last_error(), path) &&
+			 strstr(last_error(), "locked by another writer");
 		if (!ok)
-			fprintf(stderr, "second writer: %d \"%s\"\n", rc, bs_errmsg());
+			fprintf(stderr, "second writer: %d \"%s\"\n", rc, last_error());
 		/* Readers take no lock. */
-		int rr = bs_open(path, BS_OPEN_RDONLY, &o);
+		int rr = bs_image_open(path, BS_OPEN_RDONLY, &o);
 		if (rr == BS_OK)
-			bs_close(o);
+			bs_image_close(o);
 		_exit(ok && rr == BS_OK ? 0 : 1);
 	}
 	int st;
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	bs_close(im);
+	bs_image_close(im);
 	/* Released on close: the next writer gets in. */
-	assert_int_equal(bs_open(path, 0, &im), BS_OK);
-	bs_close(im);
+	assert_int_equal(bs_image_open(path, 0, &im), BS_OK);
+	bs_image_close(im);
 	unlink(path);
 	free(path);
 }
@@ -137,7 +137,7 @@ static void test_second_writer_waits(void **state)
 	if (pid == 0) {
 		close(p[0]);
 		bs_image *im;
-		if (bs_open(path, 0, &im))
+		if (bs_image_open(path, 0, &im))
 			_exit(1);
 		if (write(p[1], "L", 1) != 1)
 			_exit(1);
@@ -145,10 +145,10 @@ static void test_second_writer_waits(void **state)
 		bs_entry *e;
 		uint8_t v[CAP];
 		size_t n = make_value(7, v);
-		int rc = bs_find(im, "stress", "v", &e);
+		int rc = bs_entry_find(im, "stress", "v", &e);
 		if (!rc)
-			rc = bs_entry_write(im, e, v, n);
-		bs_close(im);
+			rc = bs_entry_write(e, v, n);
+		bs_image_close(im);
 		_exit(rc ? 1 : 0);
 	}
 	close(p[1]);
@@ -157,15 +157,15 @@ static void test_second_writer_waits(void **state)
 	close(p[0]);
 	bs_image *im;
 	double t0 = now();
-	assert_int_equal(bs_open(path, 0, &im), BS_ELOCKED);
-	assert_int_equal(bs_open(path, BS_OPEN_WAIT, &im), BS_OK);
+	assert_int_equal(bs_image_open(path, 0, &im), BS_ELOCKED);
+	assert_int_equal(bs_image_open(path, BS_OPEN_WAIT, &im), BS_OK);
 	double waited = now() - t0;
 	/* It waited for the holder, and sees what the holder wrote. */
 	assert_true(waited > 0.2);
 	uint8_t v[CAP];
 	size_t n = make_value(7, v);
 	t_assert_data(im, "stress", "v", v, n);
-	bs_close(im);
+	bs_image_close(im);
 	int st;
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
@@ -190,14 +190,14 @@ static void reader(const char *path, double stop_at, int fd, int id)
 	unsigned n = 0;
 	while (now() < stop_at) {
 		if (!im || n++ % (50 + 10 * (unsigned)id) == 0) {
-			bs_close(im);
+			bs_image_close(im);
 			im = NULL;
 			/* An append landing during the scan is handled by the
 			 * library (it scans again when the storage grew): any
 			 * failure to open is an error. */
-			int rc = bs_open(path, BS_OPEN_RDONLY, &im);
+			int rc = bs_image_open(path, BS_OPEN_RDONLY, &im);
 			if (rc) {
-				fprintf(stderr, "reader %d: open: %s\n", id, bs_errmsg());
+				fprintf(stderr, "reader %d: open: %s\n", id, last_error());
 				t.errors++;
 				continue;
 			}
@@ -207,13 +207,13 @@ static void reader(const char *path, double stop_at, int fd, int id)
 		}
 		bs_entry *e;
 		size_t len;
-		int rc = bs_find(im, "stress", "v", &e);
+		int rc = bs_entry_find(im, "stress", "v", &e);
 		if (!rc)
-			rc = bs_entry_read(im, e, buf, sizeof buf, &len);
+			rc = bs_entry_read(e, buf, sizeof buf, &len);
 		t.reads++;
 		if (rc) {
 			if (t.errors++ < 5)
-				fprintf(stderr, "reader %d: read: %s\n", id, bs_errmsg());
+				fprintf(stderr, "reader %d: read: %s\n", id, last_error());
 			continue;
 		}
 		int64_t c = check_value(buf, len);
@@ -231,7 +231,7 @@ static void reader(const char *path, double stop_at, int fd, int id)
 		if (c > last)
 			last = c;
 	}
-	bs_close(im);
+	bs_image_close(im);
 	if (write(fd, &t, sizeof t) != (ssize_t)sizeof t)
 		_exit(2);
 	_exit(0);
@@ -256,26 +256,26 @@ static void stress(bool compact)
 	}
 	close(p[1]);
 	bs_image *im;
-	assert_int_equal(bs_open(path, 0, &im), BS_OK);
+	assert_int_equal(bs_image_open(path, 0, &im), BS_OK);
 	bs_entry *e, *j;
-	assert_int_equal(bs_find(im, "stress", "v", &e), BS_OK);
-	assert_int_equal(bs_find(im, "junk", "j", &j), BS_OK);
+	assert_int_equal(bs_entry_find(im, "stress", "v", &e), BS_OK);
+	assert_int_equal(bs_entry_find(im, "junk", "j", &j), BS_OK);
 	uint8_t v[CAP];
 	uint64_t c = 0, compactions = 0;
 	while (now() < stop_at) {
 		c++;
 		size_t n = make_value(c, v);
-		if (bs_entry_write(im, e, v, n))
-			fail_msg("writer: %s", bs_errmsg());
+		if (bs_entry_write(e, v, n))
+			fail_msg("writer: %s", last_error());
 		if (compact && c % 25 == 0) {
 			/* Leave a hole, then compact it away: the file is replaced. */
-			assert_int_equal(bs_entry_delete(im, j), BS_OK);
-			assert_int_equal(bs_entry_create(im, "junk", "j", 64, NULL, 0, "x", 1, &j), 0);
-			assert_int_equal(bs_compact(im), BS_OK);
+			assert_int_equal(bs_entry_delete(j), BS_OK);
+			assert_int_equal(bs_entry_create(im, "junk", "j", &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 64, .attrs = NULL, .nattrs = 0}, "x", 1, &j), 0);
+			assert_int_equal(bs_image_compact(im), BS_OK);
 			compactions++;
 		}
 	}
-	bs_close(im);
+	bs_image_close(im);
 	struct tally sum = {0};
 	for (int i = 0; i < NREADERS; i++) {
 		struct tally t;

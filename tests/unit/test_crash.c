@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "storage/storage.h" /* the backend table, to forward to */
 #include "api/api.h" /* bs__blockio: the block layer of block and NBD backends */
 
 /* ---- the expected contents of an image ---------------------------------- */
@@ -43,15 +44,18 @@ static void attr_sig(const bs_entry *e, char *out, size_t cap)
 	char *parts[64];
 	size_t np = 0;
 	for (int m = 0; m < 2; m++)
-		for (size_t i = 0; i < bs_attr_count(e, m) && np < 64; i++) {
+		for (size_t i = 0; i < bs_attr_count(e) && np < 64; i++) {
 			const char *nm;
 			const uint8_t *v;
 			size_t vl;
-			assert_int_equal(bs_attr_at(e, m, i, &nm, &v, &vl), BS_OK);
+			unsigned fl_;
+			assert_int_equal(bs_attr_at(e, i, &nm, &v, &vl, &fl_), BS_OK);
+			if (((fl_ & BS_ATTR_MANDATORY) != 0) != (m != 0))
+				continue;
 			if (!strncmp(nm, "bs.", 3))
 				continue;
 			char d[128];
-			bs_der_describe(v, vl, d, sizeof d);
+			bs_value_describe(v, vl, d, sizeof d);
 			char *p = malloc(strlen(nm) + strlen(d) + 4);
 			assert_non_null(p);
 			sprintf(p, "%s%s%s%s", m ? "!" : "", nm, vl ? "=" : "", d);
@@ -74,22 +78,22 @@ static bool same_name(const char *a, const char *b)
 /* Whether IM holds exactly S; WHY gets the first difference. */
 static bool matches(bs_image *im, const struct state *s, char *why, size_t wl)
 {
-	if (bs_count(im) != s->n + 1) {
-		snprintf(why, wl, "%zu entries, expected %zu", bs_count(im) - 1, s->n);
+	if (bs_image_count(im, BS_ITER_LIBRARY) != s->n + 1) {
+		snprintf(why, wl, "%zu entries, expected %zu", bs_image_count(im, BS_ITER_LIBRARY) - 1, s->n);
 		return false;
 	}
 	for (size_t i = 0; i < s->n; i++) {
 		const struct exp *x = &s->e[i];
 		bs_entry *e;
-		if (bs_find(im, x->type, x->name, &e)) {
+		if (bs_entry_find(im, x->type, x->name, &e)) {
 			snprintf(why, wl, "%s/%s missing: %s", x->type, x->name ? x->name : "-",
-				 bs_errmsg());
+				 last_error());
 			return false;
 		}
 		void *p;
 		size_t l;
-		if (bs_entry_read_alloc(im, e, &p, &l)) {
-			snprintf(why, wl, "%s read failed: %s", x->type, bs_errmsg());
+		if (bs_entry_read_alloc(e, &p, &l)) {
+			snprintf(why, wl, "%s read failed: %s", x->type, last_error());
 			return false;
 		}
 		bool ok = l == x->len && (!l || !memcmp(p, x->data, l));
@@ -130,7 +134,6 @@ static struct exp *find_exp(struct state *s, const char *type, const char *name)
  * counts as one write), and can present fixed-size storage: no resize, no
  * replace, writes past the end refused. */
 struct wrap {
-	struct bs_backend be;
 	struct bs_backend *inner;
 	bool fixed;
 	uint64_t fixed_size;
@@ -227,10 +230,12 @@ static void wrap_free(struct wrap *w)
 }
 
 static const struct bs_backend_ops grow_ops = {
+	.version = BS_BACKEND_OPS_VERSION,
 	.read_at = w_read, .write_at = w_write, .sync = w_sync, .size = w_size,
 	.resize = w_resize, .replace = w_replace, .close = w_close,
 };
 static const struct bs_backend_ops fixed_ops = {
+	.version = BS_BACKEND_OPS_VERSION,
 	.read_at = w_read, .write_at = w_write, .sync = w_sync, .size = w_size,
 	.close = w_close,
 };
@@ -251,10 +256,15 @@ static struct wrap *wrap(struct bs_backend *inner, bool fixed)
 		w->io.pwrite = w_blk_write;
 	}
 	assert_int_equal(inner->ops->size(inner->ctx, &w->fixed_size), BS_OK);
-	w->be.ops = fixed ? &fixed_ops : &grow_ops;
-	w->be.ctx = w;
-	w->be.block_size = 1;
 	return w;
+}
+
+/* A backend over W for one open: the image releases it, W stays. */
+static struct bs_backend *wrap_be(struct wrap *w)
+{
+	struct bs_backend *be;
+	assert_int_equal(bs_backend_new(w->fixed ? &fixed_ops : &grow_ops, w, 1, &be), BS_OK);
+	return be;
 }
 
 /* The storage content behind a wrapper. */
@@ -295,14 +305,14 @@ struct op {
 static bs_entry *must_find(bs_image *im, const char *type, const char *name)
 {
 	bs_entry *e = NULL;
-	int rc = bs_find(im, type, name, &e);
+	int rc = bs_entry_find(im, type, name, &e);
 	return rc ? NULL : e;
 }
 
 static int op_create(bs_image *im)
 {
-	struct bs_attr a = {"k", 0, (const uint8_t *)"\x01\x01\xff", 3};
-	return bs_entry_create(im, "new", "n", 100, &a, 1, N1, 60, NULL);
+	struct bs_attr a = {BS_ATTR_VERSION, "k", 0, (const uint8_t *)"\x01\x01\xff", 3};
+	return bs_entry_create(im, "new", "n", &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 100, .attrs = &a, .nattrs = 1}, N1, 60, NULL);
 }
 static void ap_create(struct state *s)
 {
@@ -311,7 +321,7 @@ static void ap_create(struct state *s)
 
 static int op_create_big(bs_image *im)
 {
-	return bs_entry_create(im, "big", NULL, sizeof N1, NULL, 0, N1, sizeof N1, NULL);
+	return bs_entry_create(im, "big", NULL, &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = sizeof N1, .attrs = NULL, .nattrs = 0}, N1, sizeof N1, NULL);
 }
 static void ap_create_big(struct state *s)
 {
@@ -321,7 +331,7 @@ static void ap_create_big(struct state *s)
 static int op_write_same(bs_image *im)
 {
 	bs_entry *e = must_find(im, TARGET);
-	return e ? bs_entry_write(im, e, T1, sizeof T1) : BS_ENOENT;
+	return e ? bs_entry_write(e, T1, sizeof T1) : BS_ENOENT;
 }
 static void ap_write_same(struct state *s)
 {
@@ -333,7 +343,7 @@ static void ap_write_same(struct state *s)
 static int op_write_smaller(bs_image *im)
 {
 	bs_entry *e = must_find(im, TARGET);
-	return e ? bs_entry_write(im, e, T2, sizeof T2) : BS_ENOENT;
+	return e ? bs_entry_write(e, T2, sizeof T2) : BS_ENOENT;
 }
 static void ap_write_smaller(struct state *s)
 {
@@ -345,7 +355,7 @@ static void ap_write_smaller(struct state *s)
 static int op_write_larger(bs_image *im)
 {
 	bs_entry *e = must_find(im, TARGET);
-	return e ? bs_entry_write(im, e, T3, sizeof T3) : BS_ENOENT;
+	return e ? bs_entry_write(e, T3, sizeof T3) : BS_ENOENT;
 }
 static void ap_write_larger(struct state *s)
 {
@@ -358,7 +368,7 @@ static void ap_write_larger(struct state *s)
 static int op_write_volatile(bs_image *im)
 {
 	bs_entry *e = must_find(im, "vtpm", "volatile");
-	return e ? bs_entry_write(im, e, V2, sizeof V2) : BS_ENOENT;
+	return e ? bs_entry_write(e, V2, sizeof V2) : BS_ENOENT;
 }
 static void ap_write_volatile(struct state *s)
 {
@@ -370,7 +380,7 @@ static void ap_write_volatile(struct state *s)
 static int op_write_raw(bs_image *im)
 {
 	bs_entry *e = must_find(im, "raw", "r");
-	return e ? bs_entry_write(im, e, R1, sizeof R1) : BS_ENOENT;
+	return e ? bs_entry_write(e, R1, sizeof R1) : BS_ENOENT;
 }
 static void ap_write_raw(struct state *s)
 {
@@ -384,7 +394,7 @@ static int op_attr_set(bs_image *im)
 {
 	bs_entry *e = must_find(im, TARGET);
 	uint8_t v[4];
-	return e ? bs_attr_set(im, e, "a", 0, v, bs_der_int(8, v, sizeof v)) : BS_ENOENT;
+	return e ? bs_attr_set(e, "a", 0, v, t_der_int(8, v, sizeof v)) : BS_ENOENT;
 }
 static void ap_attr_set(struct state *s)
 {
@@ -394,7 +404,7 @@ static void ap_attr_set(struct state *s)
 static int op_attr_remove(bs_image *im)
 {
 	bs_entry *e = must_find(im, TARGET);
-	return e ? bs_attr_remove(im, e, "b") : BS_ENOENT;
+	return e ? bs_attr_remove(e, "b") : BS_ENOENT;
 }
 static void ap_attr_remove(struct state *s)
 {
@@ -404,7 +414,7 @@ static void ap_attr_remove(struct state *s)
 static int op_delete(bs_image *im)
 {
 	bs_entry *e = must_find(im, TARGET);
-	return e ? bs_entry_delete(im, e) : BS_ENOENT;
+	return e ? bs_entry_delete(e) : BS_ENOENT;
 }
 static void ap_delete(struct state *s)
 {
@@ -415,7 +425,7 @@ static void ap_delete(struct state *s)
 static int op_resize(bs_image *im)
 {
 	bs_entry *e = must_find(im, TARGET);
-	return e ? bs_entry_resize(im, e, 1000) : BS_ENOENT;
+	return e ? bs_entry_resize(e, 1000) : BS_ENOENT;
 }
 static void ap_resize(struct state *s)
 {
@@ -424,7 +434,7 @@ static void ap_resize(struct state *s)
 
 static int op_compact(bs_image *im)
 {
-	return bs_compact(im);
+	return bs_image_compact(im);
 }
 static void ap_none(struct state *s)
 {
@@ -471,23 +481,23 @@ static int setup(void **state)
 	bs_image *im;
 	assert_int_equal(t_open_mem(NULL, 0, BS_OPEN_CREATE, &im, &be), BS_OK);
 	bs_entry *e;
-	assert_int_equal(bs_entry_create(im, "vtpm", "permall", 200, NULL, 0, P1, sizeof P1, &e), 0);
-	assert_int_equal(bs_entry_write(im, e, P2, sizeof P2), BS_OK); /* both slots valid */
-	struct bs_entry_opts so = {.capacity = 3000, .check = "sha256"};
-	assert_int_equal(bs_entry_create2(im, "vtpm", "volatile", &so, V1, sizeof V1, NULL), 0);
-	struct bs_entry_opts ro = {.flags = BS_ENTRY_RAW};
-	assert_int_equal(bs_entry_create2(im, "raw", "r", &ro, "raw-data", 8, NULL), 0);
+	assert_int_equal(bs_entry_create(im, "vtpm", "permall", &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 200, .attrs = NULL, .nattrs = 0}, P1, sizeof P1, &e), 0);
+	assert_int_equal(bs_entry_write(e, P2, sizeof P2), BS_OK); /* both slots valid */
+	struct bs_entry_opts so = {.version = BS_ENTRY_OPTS_VERSION, .capacity = 3000, .checksum = BS_CHECKSUM_SHA256};
+	assert_int_equal(bs_entry_create(im, "vtpm", "volatile", &so, V1, sizeof V1, NULL), 0);
+	struct bs_entry_opts ro = {.version = BS_ENTRY_OPTS_VERSION, .flags = BS_ENTRY_RAW};
+	assert_int_equal(bs_entry_create(im, "raw", "r", &ro, "raw-data", 8, NULL), 0);
 	uint8_t v[4];
-	struct bs_attr ca = {"mode", 0, v, bs_der_int(1, v, sizeof v)};
-	assert_int_equal(bs_entry_create(im, "cfg", NULL, 16, &ca, 1, "c", 1, NULL), 0);
-	assert_int_equal(bs_entry_create(im, "tmp", "t", 32, NULL, 0, "gone", 4, &e), 0);
-	assert_int_equal(bs_entry_delete(im, e), BS_OK);
+	struct bs_attr ca = {BS_ATTR_VERSION, "mode", 0, v, t_der_int(1, v, sizeof v)};
+	assert_int_equal(bs_entry_create(im, "cfg", NULL, &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 16, .attrs = &ca, .nattrs = 1}, "c", 1, NULL), 0);
+	assert_int_equal(bs_entry_create(im, "tmp", "t", &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 32, .attrs = NULL, .nattrs = 0}, "gone", 4, &e), 0);
+	assert_int_equal(bs_entry_delete(e), BS_OK);
 	uint8_t v7[4];
-	struct bs_attr ta[2] = {{"a", 0, v7, bs_der_int(7, v7, sizeof v7)}, {"b", 0, NULL, 0}};
-	assert_int_equal(bs_entry_create(im, TARGET, 64, ta, 2, T0, sizeof T0, &e), 0);
-	assert_int_equal(bs_entry_write(im, e, T0, sizeof T0), BS_OK);
+	struct bs_attr ta[2] = {{BS_ATTR_VERSION, "a", 0, v7, t_der_int(7, v7, sizeof v7)}, {BS_ATTR_VERSION, "b", 0, NULL, 0}};
+	assert_int_equal(bs_entry_create(im, TARGET, &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 64, .attrs = ta, .nattrs = 2}, T0, sizeof T0, &e), 0);
+	assert_int_equal(bs_entry_write(e, T0, sizeof T0), BS_OK);
 	base_img = t_mem_copy(be, &base_len);
-	bs_close(im);
+	bs_image_close(im);
 	struct state *s = &base_state;
 	s->n = 0;
 	s->e[s->n++] = (struct exp){"vtpm", "permall", P2, sizeof P2, NULL, 200};
@@ -500,7 +510,7 @@ static int setup(void **state)
 	assert_int_equal(t_open_mem(base_img, base_len, 0, &im, NULL), BS_OK);
 	if (!matches(im, s, why, sizeof why))
 		fail_msg("base: %s", why);
-	bs_close(im);
+	bs_image_close(im);
 	return 0;
 }
 
@@ -531,12 +541,12 @@ static uint8_t *storage(const uint8_t *img, size_t len, bool fixed, size_t *out_
 }
 
 /* Opens IMG over a fault backend with PLAN behind a wrapper. */
-static int open_fault(const uint8_t *img, size_t len, bool fixed, const struct bs_fault_plan *plan,
+static int open_fault(const uint8_t *img, size_t len, bool fixed, const struct fault_plan *plan,
 		      unsigned flags, bs_image **im, struct wrap **w, struct bs_backend **fb)
 {
-	assert_int_equal(bs_backend_fault(img, len, plan, fb), BS_OK);
+	assert_int_equal(fault_backend_new(img, len, plan, fb), BS_OK);
 	*w = wrap(*fb, fixed);
-	return bs_open_backend(&(*w)->be, "crash.img", flags, im);
+	return bs_image_open_backend(wrap_be(*w), "crash.img", flags, im);
 }
 
 /* Tear offsets for a write of LEN octets. */
@@ -598,9 +608,9 @@ static int recover_and_classify(const char *what, const uint8_t *img, size_t len
 	assert_int_equal(bs_backend_mem(img, len, &mb), BS_OK);
 	struct wrap *w = wrap(mb, fixed);
 	bs_image *im;
-	int rc = bs_open_backend(&w->be, "crash.img", 0, &im);
+	int rc = bs_image_open_backend(wrap_be(w), "crash.img", 0, &im);
 	if (rc) {
-		VIOLATION("%s: open after crash failed: %s", what, bs_errmsg());
+		VIOLATION("%s: open after crash failed: %s", what, last_error());
 		wrap_free(w);
 		return -1;
 	}
@@ -609,13 +619,13 @@ static int recover_and_classify(const char *what, const uint8_t *img, size_t len
 	if (out < 0)
 		VIOLATION("%s: %s", what, why);
 	char cw[256] = "";
-	if (bs_check(im, 1, check_cb, cw) != BS_OK) {
+	if (bs_image_check(im, 1, check_cb, cw) != BS_OK) {
 		VIOLATION("%s: check failed: %s", what, cw);
 		out = -1;
 	}
 	if (after)
 		*after = wrap_copy(w, after_len);
-	bs_close(im);
+	bs_image_close(im);
 	wrap_free(w);
 	return out;
 }
@@ -641,32 +651,32 @@ static int verify_crash_image(const char *what, const uint8_t *img, size_t len, 
 	if (!nested)
 		return out;
 	/* Count the writes recovery makes, then crash it at each. */
-	struct bs_fault_plan none = {.tear_at = SIZE_MAX};
+	struct fault_plan none = {.tear_at = SIZE_MAX};
 	bs_image *im;
 	struct wrap *w;
 	struct bs_backend *fb;
 	if (open_fault(img, len, fixed, &none, 0, &im, &w, &fb)) {
-		VIOLATION("%s: recovery open failed: %s", what, bs_errmsg());
+		VIOLATION("%s: recovery open failed: %s", what, last_error());
 		wrap_free(w);
 		return -1;
 	}
-	struct bs_fault_stats st;
-	bs_backend_fault_stats(fb, &st);
+	struct fault_stats st;
+	fault_backend_stats(fb, &st);
 	size_t nrec = w->n;
 	size_t *lens = malloc((nrec + 1) * sizeof *lens);
 	assert_non_null(lens);
 	if (nrec)
 		memcpy(lens, w->lens, nrec * sizeof *lens);
-	bs_close(im);
+	bs_image_close(im);
 	wrap_free(w);
 	for (size_t r = 1; r <= nrec; r++) {
 		size_t tv[64];
 		size_t nt = tears(lens[r - 1], tv, quick ? 8 : 64);
 		for (size_t t = 0; t < nt; t++) {
-			struct bs_fault_plan p = {.crash_after = r, .tear_at = tv[t]};
+			struct fault_plan p = {.crash_after = r, .tear_at = tv[t]};
 			int rc = open_fault(img, len, fixed, &p, 0, &im, &w, &fb);
 			if (rc == BS_OK)
-				bs_close(im);
+				bs_image_close(im);
 			size_t cl;
 			uint8_t *c = wrap_copy(w, &cl);
 			wrap_free(w);
@@ -694,18 +704,18 @@ static void run_op(const struct op *op, bool fixed)
 	fig.ops++;
 
 	/* Dry run: count and measure the operation's writes. */
-	struct bs_fault_plan none = {.tear_at = SIZE_MAX};
+	struct fault_plan none = {.tear_at = SIZE_MAX};
 	bs_image *im;
 	struct wrap *w;
 	struct bs_backend *fb;
 	assert_int_equal(open_fault(st, slen, fixed, &none, 0, &im, &w, &fb), BS_OK);
-	struct bs_fault_stats s0, s1;
-	bs_backend_fault_stats(fb, &s0);
+	struct fault_stats s0, s1;
+	fault_backend_stats(fb, &s0);
 	size_t w0 = w->n;
 	int rc = op->run(im);
 	if (rc)
-		fail_msg("%s: %s", op->name, bs_errmsg());
-	bs_backend_fault_stats(fb, &s1);
+		fail_msg("%s: %s", op->name, last_error());
+	fault_backend_stats(fb, &s1);
 	size_t nw_writes = w->n - w0;
 	size_t *lens = malloc((nw_writes + 1) * sizeof *lens);
 	assert_non_null(lens);
@@ -715,7 +725,7 @@ static void run_op(const struct op *op, bool fixed)
 	uint64_t io_before = s0.writes + s0.syncs;
 	assert_int_equal(s0.writes, w0);
 	{
-		bs_close(im);
+		bs_image_close(im);
 		size_t cl;
 		uint8_t *c = wrap_copy(w, &cl);
 		wrap_free(w);
@@ -732,10 +742,10 @@ static void run_op(const struct op *op, bool fixed)
 		size_t tv[256];
 		size_t nt = tears(lens[n - 1], tv, 256);
 		for (size_t t = 0; t < nt; t++) {
-			struct bs_fault_plan p = {.crash_after = w0 + n, .tear_at = tv[t]};
+			struct fault_plan p = {.crash_after = w0 + n, .tear_at = tv[t]};
 			assert_int_equal(open_fault(st, slen, fixed, &p, 0, &im, &w, &fb), BS_OK);
 			rc = op->run(im);
-			bs_close(im);
+			bs_image_close(im);
 			size_t cl;
 			uint8_t *c = wrap_copy(w, &cl);
 			wrap_free(w);
@@ -756,7 +766,7 @@ static void run_op(const struct op *op, bool fixed)
 	static const int codes[2] = {BS_EIO, BS_ENOSPC};
 	for (uint64_t k = 1; k <= io_ops; k++)
 		for (int ci = 0; ci < 2; ci++) {
-			struct bs_fault_plan p = {.tear_at = SIZE_MAX, .fail_at = io_before + k,
+			struct fault_plan p = {.tear_at = SIZE_MAX, .fail_at = io_before + k,
 						  .fail_code = codes[ci]};
 			assert_int_equal(open_fault(st, slen, fixed, &p, 0, &im, &w, &fb), BS_OK);
 			rc = op->run(im);
@@ -766,10 +776,10 @@ static void run_op(const struct op *op, bool fixed)
 				 (unsigned long long)k, (unsigned long long)io_ops);
 			/* A follow-up write through the same handle. */
 			bs_entry *e = must_find(im, "cfg", NULL);
-			int rc2 = e ? bs_entry_write(im, e, "after", 5) : BS_ENOENT;
+			int rc2 = e ? bs_entry_write(e, "after", 5) : BS_ENOENT;
 			bs_entry *te = must_find(im, TARGET);
-			int rc3 = te ? bs_entry_write(im, te, "F", 1) : BS_ENOENT;
-			bs_close(im);
+			int rc3 = te ? bs_entry_write(te, "F", 1) : BS_ENOENT;
+			bs_image_close(im);
 			size_t cl;
 			uint8_t *c = wrap_copy(w, &cl);
 			wrap_free(w);
@@ -846,7 +856,7 @@ static int open_fixed_copy(const uint8_t *st, size_t len, unsigned flags, bs_ima
 	struct bs_backend *mb;
 	assert_int_equal(bs_backend_mem(st, len, &mb), BS_OK);
 	*w = wrap(mb, true);
-	return bs_open_backend(&(*w)->be, "crash.img", flags, im);
+	return bs_image_open_backend(wrap_be(*w), "crash.img", flags, im);
 }
 
 /* Fixed storage without room for the copy past the directory end: the
@@ -861,12 +871,12 @@ static void test_fixed_compact_needs_room(void **state)
 	bs_image *im;
 	struct wrap *w;
 	assert_int_equal(open_fixed_copy(st, slen, 0, &im, &w), BS_OK);
-	assert_int_equal(bs_compact(im), BS_ENOSPC);
-	assert_non_null(strstr(bs_errmsg(), "free"));
+	assert_int_equal(bs_image_compact(im), BS_ENOSPC);
+	assert_non_null(strstr(last_error(), "free"));
 	/* Refused before anything was written: the handle still works. */
 	bs_entry *e = must_find(im, "cfg", NULL);
-	assert_int_equal(bs_entry_write(im, e, "z", 1), BS_OK);
-	bs_close(im);
+	assert_int_equal(bs_entry_write(e, "z", 1), BS_OK);
+	bs_image_close(im);
 	size_t cl;
 	uint8_t *c = wrap_copy(w, &cl);
 	wrap_free(w);
@@ -877,7 +887,7 @@ static void test_fixed_compact_needs_room(void **state)
 	assert_int_equal(open_fixed_copy(c, cl, BS_OPEN_RDONLY, &im, &w), BS_OK);
 	if (!matches(im, &s, why, sizeof why))
 		fail_msg("%s", why);
-	bs_close(im);
+	bs_image_close(im);
 	wrap_free(w);
 	free(c);
 	free(st);
@@ -891,23 +901,23 @@ static void test_fixed_compact_interrupted_readers(void **state)
 	(void)state;
 	size_t slen;
 	uint8_t *st = storage(base_img, base_len, true, &slen);
-	struct bs_fault_plan none = {.tear_at = SIZE_MAX};
+	struct fault_plan none = {.tear_at = SIZE_MAX};
 	bs_image *im;
 	struct wrap *w;
 	struct bs_backend *fb;
 	assert_int_equal(open_fault(st, slen, true, &none, 0, &im, &w, &fb), BS_OK);
 	size_t w0 = w->n;
-	assert_int_equal(bs_compact(im), BS_OK);
+	assert_int_equal(bs_image_compact(im), BS_OK);
 	/* The copy past the end, two records, the copy to 0, two records. */
 	assert_int_equal(w->n - w0, 6);
 	size_t copy_len = w->lens[w0 + 3];
-	bs_close(im);
+	bs_image_close(im);
 	wrap_free(w);
-	struct bs_fault_plan p = {.crash_after = w0 + 4, .tear_at = copy_len / 2};
+	struct fault_plan p = {.crash_after = w0 + 4, .tear_at = copy_len / 2};
 	assert_int_equal(open_fault(st, slen, true, &p, 0, &im, &w, &fb), BS_OK);
-	assert_int_equal(bs_compact(im), BS_EIO);
-	assert_non_null(strstr(bs_errmsg(), "compact failed"));
-	bs_close(im);
+	assert_int_equal(bs_image_compact(im), BS_EIO);
+	assert_non_null(strstr(last_error(), "compact failed"));
+	bs_image_close(im);
 	size_t cl;
 	uint8_t *c = wrap_copy(w, &cl);
 	wrap_free(w);
@@ -918,8 +928,8 @@ static void test_fixed_compact_interrupted_readers(void **state)
 		assert_int_equal(open_fixed_copy(c, cl, BS_OPEN_RDONLY, &im, &w), BS_OK);
 		if (!matches(im, &base_state, why, sizeof why))
 			fail_msg("read-only during recovery: %s", why);
-		assert_int_equal(bs_check(im, 1, NULL, NULL), BS_OK);
-		bs_close(im);
+		assert_int_equal(bs_image_check(im, 1, NULL, NULL), BS_OK);
+		bs_image_close(im);
 		size_t al;
 		uint8_t *a = wrap_copy(w, &al);
 		wrap_free(w);
@@ -928,13 +938,13 @@ static void test_fixed_compact_interrupted_readers(void **state)
 		free(a);
 	}
 	assert_int_equal(open_fixed_copy(c, cl, 0, &im, &w), BS_OK);
-	struct bs_stat bst;
-	assert_int_equal(bs_stat(im, &bst), BS_OK);
+	struct bs_image_stat bst = BS_IMAGE_STAT_INIT;
+	assert_int_equal(bs_image_stat(im, &bst), BS_OK);
 	assert_true(bst.free_holes == 0);
 	assert_true(bst.size == slen - 4096);
 	if (!matches(im, &base_state, why, sizeof why))
 		fail_msg("after recovery: %s", why);
-	bs_close(im);
+	bs_image_close(im);
 	wrap_free(w);
 	free(c);
 	free(st);
@@ -947,7 +957,7 @@ static void format_case(bool fixed)
 {
 	size_t slen;
 	uint8_t *st = storage(NULL, 0, fixed, &slen);
-	struct bs_fault_plan none = {.tear_at = SIZE_MAX};
+	struct fault_plan none = {.tear_at = SIZE_MAX};
 	bs_image *im;
 	struct wrap *w;
 	struct bs_backend *fb;
@@ -957,7 +967,7 @@ static void format_case(bool fixed)
 	size_t *lens = malloc((nwr + 1) * sizeof *lens);
 	assert_non_null(lens);
 	memcpy(lens, w->lens, nwr * sizeof *lens);
-	bs_close(im);
+	bs_image_close(im);
 	wrap_free(w);
 	assert_true(nwr > 0);
 	struct state empty = {0};
@@ -965,10 +975,10 @@ static void format_case(bool fixed)
 		size_t tv[256];
 		size_t nt = tears(lens[n - 1], tv, 256);
 		for (size_t t = 0; t < nt; t++) {
-			struct bs_fault_plan p = {.crash_after = n, .tear_at = tv[t]};
+			struct fault_plan p = {.crash_after = n, .tear_at = tv[t]};
 			int rc = open_fault(st, slen, fixed, &p, BS_OPEN_CREATE, &im, &w, &fb);
 			if (rc == BS_OK)
-				bs_close(im);
+				bs_image_close(im);
 			size_t cl;
 			uint8_t *c = wrap_copy(w, &cl);
 			wrap_free(w);
@@ -984,13 +994,13 @@ static void format_case(bool fixed)
 			struct bs_backend *mb;
 			assert_int_equal(bs_backend_mem(c, cl, &mb), BS_OK);
 			struct wrap *w2 = wrap(mb, fixed);
-			rc = bs_open_backend(&w2->be, "crash.img", 0, &im);
+			rc = bs_image_open_backend(wrap_be(w2), "crash.img", 0, &im);
 			if (rc == BS_OK) {
 				char why[256];
 				if (!matches(im, &empty, why, sizeof why) ||
-				    bs_check(im, 1, NULL, NULL) != BS_OK)
+				    bs_image_check(im, 1, NULL, NULL) != BS_OK)
 					VIOLATION("%s: opened but not a valid empty image", what);
-				bs_close(im);
+				bs_image_close(im);
 			} else if (rc != BS_ECORRUPT) {
 				VIOLATION("%s: refused with %d, not BS_ECORRUPT", what, rc);
 			}
@@ -999,7 +1009,7 @@ static void format_case(bool fixed)
 			/* With CREATE: formats only blank storage; never rewrites the rest. */
 			assert_int_equal(bs_backend_mem(c, cl, &mb), BS_OK);
 			w2 = wrap(mb, fixed);
-			rc = bs_open_backend(&w2->be, "crash.img", BS_OPEN_CREATE, &im);
+			rc = bs_image_open_backend(wrap_be(w2), "crash.img", BS_OPEN_CREATE, &im);
 			if (rc == BS_OK) {
 				size_t al;
 				uint8_t *a = wrap_copy(w2, &al);
@@ -1008,10 +1018,10 @@ static void format_case(bool fixed)
 				if (was_image && (al != cl || memcmp(a, c, cl)))
 					VIOLATION("%s: CREATE changed an existing image", what);
 				free(a);
-				bs_close(im);
+				bs_image_close(im);
 			} else if (blank || was_image) {
 				VIOLATION("%s: CREATE failed on %s storage: %s", what,
-					  blank ? "blank" : "formatted", bs_errmsg());
+					  blank ? "blank" : "formatted", last_error());
 			}
 			wrap_free(w2);
 			free(c);
@@ -1029,44 +1039,45 @@ static void test_failed_commit_stops_writes(void **state)
 	(void)state;
 	/* Writes and syncs of a create: write, sync, commit octet, sync. */
 	for (uint64_t k = 1; k <= 4; k++) {
-		struct bs_fault_plan none = {.tear_at = SIZE_MAX};
+		struct fault_plan none = {.tear_at = SIZE_MAX};
 		bs_image *im;
 		struct wrap *w;
 		struct bs_backend *fb;
 		assert_int_equal(open_fault(base_img, base_len, false, &none, 0, &im, &w, &fb), 0);
-		struct bs_fault_stats s0;
-		bs_backend_fault_stats(fb, &s0);
-		bs_close(im);
+		struct fault_stats s0;
+		fault_backend_stats(fb, &s0);
+		bs_image_close(im);
 		wrap_free(w);
-		struct bs_fault_plan p = {.tear_at = SIZE_MAX, .fail_at = s0.writes + s0.syncs + k,
+		struct fault_plan p = {.tear_at = SIZE_MAX, .fail_at = s0.writes + s0.syncs + k,
 					  .fail_code = BS_EIO};
 		assert_int_equal(open_fault(base_img, base_len, false, &p, 0, &im, &w, &fb), 0);
 		assert_int_equal(op_create(im), BS_EIO);
 		bs_entry *e = must_find(im, "cfg", NULL);
 		assert_non_null(e);
-		int rc = bs_entry_write(im, e, "x", 1);
+		int rc = bs_entry_write(e, "x", 1);
 		if (k <= 2) {
 			/* Before the commit octet: nothing happened, go on. */
 			assert_int_equal(rc, BS_OK);
 		} else {
-			assert_int_equal(rc, BS_EIO);
-			assert_non_null(strstr(bs_errmsg(), "reopen"));
-			assert_int_equal(bs_entry_delete(im, e), BS_EIO);
-			assert_int_equal(op_create(im), BS_EIO);
-			assert_int_equal(bs_compact(im), BS_EIO);
+			/* The handle's view may be stale: its own code. */
+			assert_int_equal(rc, BS_ESTALE);
+			assert_non_null(strstr(last_error(), "reopen"));
+			assert_int_equal(bs_entry_delete(e), BS_ESTALE);
+			assert_int_equal(op_create(im), BS_ESTALE);
+			assert_int_equal(bs_image_compact(im), BS_ESTALE);
 			t_assert_data(im, "cfg", NULL, "c", 1);
 		}
-		bs_close(im);
+		bs_image_close(im);
 		size_t cl;
 		uint8_t *c = wrap_copy(w, &cl);
 		wrap_free(w);
 		struct bs_backend *mb;
 		assert_int_equal(bs_backend_mem(c, cl, &mb), BS_OK);
-		assert_int_equal(bs_open_backend(mb, "crash.img", 0, &im), BS_OK);
+		assert_int_equal(bs_image_open_backend(mb, "crash.img", 0, &im), BS_OK);
 		e = must_find(im, "cfg", NULL);
-		assert_int_equal(bs_entry_write(im, e, "y", 1), BS_OK);
+		assert_int_equal(bs_entry_write(e, "y", 1), BS_OK);
 		t_assert_data(im, "cfg", NULL, "y", 1);
-		bs_close(im);
+		bs_image_close(im);
 		free(c);
 	}
 }

@@ -10,7 +10,7 @@
 
 #include "common.h"
 #include "api/api.h"
-#include "blobstore_crypt.h"
+#include <blobstore/crypt.h>
 
 /* Framing known answers: image id 01..10, data key 00..1f, entry identity
  * b0..bf, entry "vtpm"/"permall" with crc32c slots, nonces a0..ab, c0..cb. */
@@ -53,7 +53,7 @@ static const uint8_t user_key2[32] = {0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 
 				      0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22};
 
 /* Small scrypt cost: the tests exercise the KDF, not its strength. */
-static const struct bs_kdf_params fast_scrypt = {.kdf = "scrypt", .scrypt_n = 1024};
+static const struct bs_kdf_params fast_scrypt = {.version = BS_KDF_PARAMS_VERSION, .kdf = BS_KDF_SCRYPT, .scrypt_n = 1024};
 
 static uint32_t be32(const uint8_t *p)
 {
@@ -93,18 +93,18 @@ static bs_image *enc_image(struct bs_backend **be)
 	bs_key *k = raw_key(user_key1);
 	assert_int_equal(bs_image_init_encryption(img, k, NULL), BS_OK);
 	bs_key_free(k);
-	assert_true(bs_image_key_loaded(img));
+	assert_true(bs_image_has_key(img));
 	return img;
 }
 
 static bs_entry *put_enc(bs_image *img, const char *type, const char *name, size_t cap,
 			 const void *data, size_t len)
 {
-	struct bs_entry_opts o = {.capacity = cap, .flags = BS_ENTRY_ENCRYPT};
+	struct bs_entry_opts o = {.version = BS_ENTRY_OPTS_VERSION, .capacity = cap, .flags = BS_ENTRY_ENCRYPT};
 	bs_entry *e;
-	int rc = bs_entry_create2(img, type, name, &o, data, len, &e);
+	int rc = bs_entry_create(img, type, name, &o, data, len, &e);
 	if (rc)
-		fail_msg("create %s: %s", type, bs_errmsg());
+		fail_msg("create %s: %s", type, last_error());
 	return e;
 }
 
@@ -118,7 +118,7 @@ static bs_image *reopen(const uint8_t *image, size_t len, const uint8_t *key)
 	int rc = bs_image_set_key(img, k);
 	bs_key_free(k);
 	if (rc) {
-		bs_close(img);
+		bs_image_close(img);
 		return NULL;
 	}
 	return img;
@@ -132,12 +132,14 @@ static void kat_case(const char *cipher, const uint8_t *want1, const uint8_t *wa
 	bs_image *img = kat_image(&be);
 	assert_int_equal(bs__crypt_test_set_dek(img, dek_kat), BS_OK);
 	bs__crypt_test_fix(nonce1, entry_id);
-	struct bs_entry_opts o = {.capacity = 16, .flags = BS_ENTRY_ENCRYPT, .cipher = cipher};
+	struct bs_entry_opts o = {.version = BS_ENTRY_OPTS_VERSION, .capacity = 16, .flags = BS_ENTRY_ENCRYPT};
+	if (cipher)
+		assert_int_equal(bs_cipher_parse(cipher, &o.cipher), BS_OK);
 	bs_entry *e;
-	int rc = bs_entry_create2(img, "vtpm", "permall", &o, "hello, encrypted", 16, &e);
+	int rc = bs_entry_create(img, "vtpm", "permall", &o, "hello, encrypted", 16, &e);
 	bs__crypt_test_fix(NULL, NULL);
 	assert_int_equal(rc, BS_OK);
-	assert_string_equal(bs_entry_cipher(e), cipher ? cipher : "aes-256-gcm");
+	assert_string_equal(bs_cipher_name(bs_entry_cipher(e)), cipher ? cipher : "aes-256-gcm");
 	assert_int_equal(bs_entry_capacity(e), 16);
 	/* Slot 0: gen 1, length 16 + 28, CRC-32C, then nonce | ciphertext | tag. */
 	uint8_t slot[16 + 44];
@@ -165,7 +167,7 @@ static void kat_case(const char *cipher, const uint8_t *want1, const uint8_t *wa
 	assert_memory_equal(slot + h, want1, 44);
 	if (want2) {
 		bs__crypt_test_fix(nonce2, NULL);
-		rc = bs_entry_write(img, e, "second value!", 13);
+		rc = bs_entry_write(e, "second value!", 13);
 		bs__crypt_test_fix(NULL, NULL);
 		assert_int_equal(rc, BS_OK);
 		uint8_t s2[16 + 41];
@@ -177,7 +179,7 @@ static void kat_case(const char *cipher, const uint8_t *want1, const uint8_t *wa
 	/* And the reader takes it back. */
 	char out[32];
 	size_t n;
-	assert_int_equal(bs_entry_read(img, e, out, sizeof out, &n), BS_OK);
+	assert_int_equal(bs_entry_read(e, out, sizeof out, &n), BS_OK);
 	if (want2) {
 		assert_int_equal(n, 13);
 		assert_memory_equal(out, "second value!", 13);
@@ -185,7 +187,7 @@ static void kat_case(const char *cipher, const uint8_t *want1, const uint8_t *wa
 		assert_int_equal(n, 16);
 		assert_memory_equal(out, "hello, encrypted", 16);
 	}
-	bs_close(img);
+	bs_image_close(img);
 }
 
 static void test_kat_aes_gcm_framing(void **state)
@@ -212,33 +214,33 @@ static void test_roundtrip_capacity_is_plaintext(void **state)
 	bs_entry *e = put_enc(img, "dev", "a", 100, data, 10);
 	assert_int_equal(bs_entry_capacity(e), 100);
 	uint64_t off = bs_entry_offset(e);
-	assert_int_equal(bs_entry_write(img, e, data, 100), BS_OK);
+	assert_int_equal(bs_entry_write(e, data, 100), BS_OK);
 	assert_int_equal(bs_entry_offset(e), off); /* fits: one slot write */
 	t_assert_data(img, "dev", "a", data, 100);
-	assert_int_equal(bs_entry_write(img, e, data, 101), BS_OK); /* grows: rewrite */
+	assert_int_equal(bs_entry_write(e, data, 101), BS_OK); /* grows: rewrite */
 	assert_true(bs_entry_offset(e) != off);
 	assert_true(bs_entry_capacity(e) >= 101);
 	t_assert_data(img, "dev", "a", data, 101);
 	/* Attribute change re-encrypts under the new associated data. */
 	uint8_t v[8];
-	size_t vl = bs_der_int(42, v, sizeof v);
-	assert_int_equal(bs_attr_set(img, e, "x", 0, v, vl), BS_OK);
+	size_t vl = t_der_int(42, v, sizeof v);
+	assert_int_equal(bs_attr_set(e, "x", 0, v, vl), BS_OK);
 	t_assert_data(img, "dev", "a", data, 101);
-	assert_int_equal(bs_compact(img), BS_OK);
+	assert_int_equal(bs_image_compact(img), BS_OK);
 	t_assert_data(img, "dev", "a", data, 101);
 	size_t len;
 	uint8_t *copy = t_mem_copy(be, &len);
-	bs_close(img);
+	bs_image_close(img);
 	img = reopen(copy, len, user_key1);
 	assert_non_null(img);
 	/* A fresh handle writes before it has read the slots. */
-	assert_int_equal(bs_find(img, "dev", "a", &e), BS_OK);
-	assert_int_equal(bs_entry_write(img, e, data + 1, 100), BS_OK);
+	assert_int_equal(bs_entry_find(img, "dev", "a", &e), BS_OK);
+	assert_int_equal(bs_entry_write(e, data + 1, 100), BS_OK);
 	t_assert_data(img, "dev", "a", data + 1, 100);
-	assert_int_equal(bs_entry_write(img, e, data, 101), BS_OK);
+	assert_int_equal(bs_entry_write(e, data, 101), BS_OK);
 	t_assert_data(img, "dev", "a", data, 101);
-	assert_int_equal(bs_check(img, 1, NULL, NULL), BS_OK);
-	bs_close(img);
+	assert_int_equal(bs_image_check(img, 1, NULL, NULL), BS_OK);
+	bs_image_close(img);
 	free(copy);
 }
 
@@ -254,33 +256,33 @@ static void test_wrong_key_rejected_at_load(void **state)
 	assert_int_equal(bs_image_init_encryption(img, pw, &fast_scrypt), BS_EEXIST);
 	bs_key_free(pw);
 	put_enc(img, "dev", NULL, 8, "secret!!", 8);
-	assert_string_equal(bs_image_kdf(img), "scrypt");
+	assert_string_equal(t_kdf_name(img), "scrypt");
 	size_t len;
 	uint8_t *copy = t_mem_copy(be, &len);
-	bs_close(img);
+	bs_image_close(img);
 
 	assert_int_equal(t_open_mem(copy, len, BS_OPEN_RDONLY, &img, NULL), BS_OK);
-	assert_true(bs_image_encrypted(img));
+	assert_true(bs_image_is_encrypted(img));
 	assert_int_equal(bs_image_set_passphrase(img, "correct horsf", 13), BS_EKEY);
-	assert_non_null(strstr(bs_errmsg(), "wrong key or passphrase"));
-	assert_null(strstr(bs_errmsg(), "correct"));
-	assert_false(bs_image_key_loaded(img));
+	assert_non_null(strstr(last_error(), "wrong key or passphrase"));
+	assert_null(strstr(last_error(), "correct"));
+	assert_false(bs_image_has_key(img));
 	bs_key *k = raw_key(user_key1);
 	assert_int_equal(bs_image_set_key(img, k), BS_EKEY); /* a key file for a passphrase image */
-	assert_non_null(strstr(bs_errmsg(), "passphrase"));
+	assert_non_null(strstr(last_error(), "passphrase"));
 	bs_key_free(k);
 	bs_entry *e;
-	assert_int_equal(bs_find(img, "dev", NULL, &e), BS_OK);
+	assert_int_equal(bs_entry_find(img, "dev", NULL, &e), BS_OK);
 	char out[8];
 	size_t n = 99;
-	assert_int_equal(bs_entry_read(img, e, out, sizeof out, &n), BS_EKEY);
-	assert_int_equal(n, 0);
+	assert_int_equal(bs_entry_read(e, out, sizeof out, &n), BS_EKEY);
+	assert_int_equal(n, 99); /* untouched */
 	assert_int_equal(bs_image_set_passphrase(img, "correct horse", 13), BS_OK);
-	assert_int_equal(bs_entry_read(img, e, out, sizeof out, &n), BS_OK);
+	assert_int_equal(bs_entry_read(e, out, sizeof out, &n), BS_OK);
 	assert_memory_equal(out, "secret!!", 8);
-	bs_image_forget_key(img);
-	assert_int_equal(bs_entry_read(img, e, out, sizeof out, &n), BS_EKEY);
-	bs_close(img);
+	bs_image_clear_key(img);
+	assert_int_equal(bs_entry_read(e, out, sizeof out, &n), BS_EKEY);
+	bs_image_close(img);
 	free(copy);
 }
 
@@ -290,36 +292,37 @@ static void test_missing_key(void **state)
 	struct bs_backend *be;
 	bs_image *img = enc_image(&be);
 	put_enc(img, "dev", NULL, 8, "secret!!", 8);
-	assert_int_equal(bs_entry_create(img, "plain", NULL, 8, NULL, 0, "open", 4, NULL), BS_OK);
+	assert_int_equal(bs_entry_create(img, "plain", NULL, &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 8, .attrs = NULL, .nattrs = 0}, "open", 4, NULL), BS_OK);
 	size_t len;
 	uint8_t *copy = t_mem_copy(be, &len);
-	bs_close(img);
+	bs_image_close(img);
 	assert_int_equal(t_open_mem(copy, len, 0, &img, NULL), BS_OK);
 	bs_entry *e;
-	assert_int_equal(bs_find(img, "dev", NULL, &e), BS_OK);
+	assert_int_equal(bs_entry_find(img, "dev", NULL, &e), BS_OK);
 	void *p = NULL;
 	size_t n;
-	assert_int_equal(bs_entry_read_alloc(img, e, &p, &n), BS_EKEY);
+	p = NULL; /* outputs are untouched on failure */
+	assert_int_equal(bs_entry_read_alloc(e, &p, &n), BS_EKEY);
 	assert_null(p);
-	assert_int_equal(bs_entry_write(img, e, "x", 1), BS_EKEY);
-	assert_int_equal(bs_entry_resize(img, e, 100), BS_EKEY);
-	struct bs_entry_opts o = {.capacity = 8, .flags = BS_ENTRY_ENCRYPT};
-	assert_int_equal(bs_entry_create2(img, "dev2", NULL, &o, "x", 1, NULL), BS_EKEY);
+	assert_int_equal(bs_entry_write(e, "x", 1), BS_EKEY);
+	assert_int_equal(bs_entry_resize(e, 100), BS_EKEY);
+	struct bs_entry_opts o = {.version = BS_ENTRY_OPTS_VERSION, .capacity = 8, .flags = BS_ENTRY_ENCRYPT};
+	assert_int_equal(bs_entry_create(img, "dev2", NULL, &o, "x", 1, NULL), BS_EKEY);
 	t_assert_data(img, "plain", NULL, "open", 4);
 	/* Without the key, check verifies the slot checks only. */
-	assert_int_equal(bs_check(img, 1, NULL, NULL), BS_OK);
+	assert_int_equal(bs_image_check(img, 1, NULL, NULL), BS_OK);
 	/* The library's entry is not the caller's to change. */
 	bs_entry *k;
-	assert_int_equal(bs_find(img, "bs.key", NULL, &k), BS_OK);
-	assert_int_equal(bs_entry_write(img, k, "x", 1), BS_EINVAL);
-	assert_int_equal(bs_entry_create(img, "bs.key", "x", 8, NULL, 0, "x", 1, NULL), BS_EINVAL);
-	bs_close(img);
+	assert_int_equal(bs_entry_find(img, "bs.key", NULL, &k), BS_OK);
+	assert_int_equal(bs_entry_write(k, "x", 1), BS_EINVAL);
+	assert_int_equal(bs_entry_create(img, "bs.key", "x", &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 8, .attrs = NULL, .nattrs = 0}, "x", 1, NULL), BS_EINVAL);
+	bs_image_close(img);
 	free(copy);
 	/* An image never set up: encrypted creation says so. */
 	img = kat_image(NULL);
-	assert_int_equal(bs_entry_create2(img, "dev", NULL, &o, "x", 1, NULL), BS_EKEY);
-	assert_non_null(strstr(bs_errmsg(), "not set up"));
-	bs_close(img);
+	assert_int_equal(bs_entry_create(img, "dev", NULL, &o, "x", 1, NULL), BS_EKEY);
+	assert_non_null(strstr(last_error(), "not set up"));
+	bs_image_close(img);
 }
 
 static void test_key_sources(void **state)
@@ -348,15 +351,16 @@ static void test_key_sources(void **state)
 	f = fopen(path, "w");
 	fputs("not a key\n", f);
 	fclose(f);
+	k = NULL; /* outputs are untouched on failure */
 	assert_int_equal(bs_key_from_file(path, &k), BS_EINVAL);
 	assert_null(k);
 	/* Passphrase from a file descriptor (a pipe) and from a file. */
-	bs_close(img);
+	bs_image_close(img);
 	img = kat_image(NULL);
 	assert_int_equal(bs_key_from_passphrase("pipe pass", 9, &k), BS_OK);
 	assert_int_equal(bs_image_init_encryption(img, k, &fast_scrypt), BS_OK);
 	bs_key_free(k);
-	bs_image_forget_key(img);
+	bs_image_clear_key(img);
 	int fds[2];
 	assert_int_equal(pipe(fds), 0);
 	assert_int_equal(write(fds[1], "pipe pass\n", 10), 10);
@@ -376,21 +380,22 @@ static void test_key_sources(void **state)
 	assert_int_equal(bs_key_from_passphrase_file(path, &k), BS_EINVAL); /* empty */
 	assert_int_equal(bs_key_from_passphrase_file("/nonexistent/x", &k), BS_ENOENT);
 	/* PBKDF2 and the cost limits. */
-	struct bs_kdf_params p = {.kdf = "pbkdf2-sha256", .pbkdf2_iter = 1000};
+	struct bs_kdf_params p = {.version = BS_KDF_PARAMS_VERSION, .kdf = BS_KDF_PBKDF2_SHA256, .pbkdf2_iter = 1000};
 	assert_int_equal(bs_key_from_passphrase("other", 5, &k), BS_OK);
 	assert_int_equal(bs_image_rekey(img, k, &p), BS_OK);
-	assert_string_equal(bs_image_kdf(img), "pbkdf2-sha256");
-	struct bs_kdf_params bad = {.kdf = "scrypt", .scrypt_n = 1000};
+	assert_string_equal(t_kdf_name(img), "pbkdf2-sha256");
+	struct bs_kdf_params bad = {.version = BS_KDF_PARAMS_VERSION, .kdf = BS_KDF_SCRYPT, .scrypt_n = 1000};
 	assert_int_equal(bs_image_rekey(img, k, &bad), BS_ELIMIT);
-	struct bs_kdf_params huge = {.kdf = "scrypt", .scrypt_n = 1u << 24};
+	struct bs_kdf_params huge = {.version = BS_KDF_PARAMS_VERSION, .kdf = BS_KDF_SCRYPT, .scrypt_n = 1u << 24};
 	assert_int_equal(bs_image_rekey(img, k, &huge), BS_ELIMIT);
-	struct bs_kdf_params unknown = {.kdf = "md5"};
+	/* HKDF is for key files: no passphrase is stretched with it. */
+	struct bs_kdf_params unknown = {.version = BS_KDF_PARAMS_VERSION, .kdf = BS_KDF_HKDF_SHA256};
 	assert_int_equal(bs_image_rekey(img, k, &unknown), BS_EINVAL);
-	bs_image_forget_key(img);
+	bs_image_clear_key(img);
 	assert_int_equal(bs_image_set_passphrase(img, "pipe pass", 9), BS_EKEY);
 	assert_int_equal(bs_image_set_key(img, k), BS_OK);
 	bs_key_free(k);
-	bs_close(img);
+	bs_image_close(img);
 	unlink(path);
 	free(path);
 }
@@ -404,14 +409,14 @@ static const char plain_marker[] = "PLAINTEXT-MARKER-0123456789abcdef";
 static int read_all_entries(bs_image *img, bool *saw_marker)
 {
 	int failures = 0;
-	for (size_t i = 0; i < bs_count(img); i++) {
-		bs_entry *e = bs_entry_at(img, i);
+	for (size_t i = 0; i < bs_image_count(img, BS_ITER_LIBRARY); i++) {
+		bs_entry *e = t_entry_at(img, i);
 		if (!strncmp(bs_entry_type(e), "bs.", 3))
 			continue;
 		uint8_t buf[64];
 		memset(buf, 0xee, sizeof buf);
 		size_t n = 12345;
-		int rc = bs_entry_read(img, e, buf, sizeof buf, &n);
+		int rc = bs_entry_read(e, buf, sizeof buf, &n);
 		if (rc) {
 			failures++;
 			/* Nothing of the plaintext reached the buffer. */
@@ -436,7 +441,7 @@ static void test_tamper_every_byte_detected(void **state)
 	uint64_t off = bs_entry_offset(e), size = bs_entry_size(e);
 	size_t len;
 	uint8_t *orig = t_mem_copy(be, &len);
-	bs_close(img);
+	bs_image_close(img);
 	/* Where slot 1 (never written, invalid) lies: the last 2*slot/2 octets
 	 * of the data area, which ends where the name begins. */
 	size_t slot = 16 + sizeof plain_marker - 1 + 28;
@@ -463,7 +468,7 @@ static void test_tamper_every_byte_detected(void **state)
 		bool saw = false;
 		int failures = read_all_entries(t, &saw);
 		int problems = 0;
-		bs_check(t, 0, t_count_cb, &problems);
+		bs_image_check(t, 0, t_count_cb, &problems);
 		if (in_slot1) {
 			/* The inactive slot: the current value is untouched. */
 			assert_int_equal(failures, 0);
@@ -477,7 +482,7 @@ static void test_tamper_every_byte_detected(void **state)
 			assert_false(saw);
 			detected++;
 		}
-		bs_close(t);
+		bs_image_close(t);
 	}
 	assert_int_equal(inactive, slot);
 	assert_int_equal(detected + inactive, size);
@@ -521,7 +526,7 @@ static void test_swapped_entries_rejected(void **state)
 	assert_int_equal(al, bl);
 	size_t len;
 	uint8_t *m = t_mem_copy(be, &len);
-	bs_close(img);
+	bs_image_close(img);
 	uint8_t *tmp = malloc(al);
 	memcpy(tmp, m + ao, al);
 	memcpy(m + ao, m + bo, al);
@@ -529,20 +534,20 @@ static void test_swapped_entries_rejected(void **state)
 	free(tmp);
 	img = reopen(m, len, user_key1);
 	assert_non_null(img);
-	assert_int_equal(bs_find(img, "vtpm", "permall", &a), BS_OK);
-	assert_int_equal(bs_find(img, "vtpm", "volatilestate", &b), BS_OK);
+	assert_int_equal(bs_entry_find(img, "vtpm", "permall", &a), BS_OK);
+	assert_int_equal(bs_entry_find(img, "vtpm", "volatilestate", &b), BS_OK);
 	char buf[64];
 	size_t n;
-	assert_int_equal(bs_entry_read(img, a, buf, sizeof buf, &n), BS_ECORRUPT);
-	assert_non_null(strstr(bs_errmsg(), "authentication failed"));
-	assert_non_null(strstr(bs_errmsg(), "permall"));
-	assert_non_null(strstr(bs_errmsg(), "offset"));
-	assert_int_equal(bs_entry_read(img, b, buf, sizeof buf, &n), BS_ECORRUPT);
+	assert_int_equal(bs_entry_read(a, buf, sizeof buf, &n), BS_ECORRUPT);
+	assert_non_null(strstr(last_error(), "authentication failed"));
+	assert_non_null(strstr(last_error(), "permall"));
+	assert_non_null(strstr(last_error(), "offset"));
+	assert_int_equal(bs_entry_read(b, buf, sizeof buf, &n), BS_ECORRUPT);
 	/* check reports both, not only the first. */
 	int problems = 0;
-	assert_int_equal(bs_check(img, 0, t_count_cb, &problems), BS_ECORRUPT);
+	assert_int_equal(bs_image_check(img, 0, t_count_cb, &problems), BS_ECORRUPT);
 	assert_int_equal(problems, 2);
-	bs_close(img);
+	bs_image_close(img);
 	free(m);
 }
 
@@ -564,7 +569,7 @@ static void test_replayed_older_copy_rejected(void **state)
 	struct bs_backend *be;
 	bs_image *img = enc_image(&be);
 	bs_entry *e = put_enc(img, "vtpm", "permall", 16, "value 1", 7); /* gen 1, slot 0 */
-	assert_int_equal(bs_entry_write(img, e, "value 2", 7), BS_OK);  /* gen 2, slot 1 */
+	assert_int_equal(bs_entry_write(e, "value 2", 7), BS_OK);  /* gen 2, slot 1 */
 	uint64_t ao;
 	size_t al;
 	data_area(img, e, &ao, &al);
@@ -572,11 +577,11 @@ static void test_replayed_older_copy_rejected(void **state)
 	uint8_t *saved = malloc(slot);
 	assert_int_equal(bs_image_read_raw(img, ao + slot, saved, slot), BS_OK);
 	assert_int_equal(be64(saved), 2);
-	assert_int_equal(bs_entry_write(img, e, "value 3", 7), BS_OK); /* gen 3, slot 0 */
-	assert_int_equal(bs_entry_write(img, e, "value 4", 7), BS_OK); /* gen 4, slot 1 */
+	assert_int_equal(bs_entry_write(e, "value 3", 7), BS_OK); /* gen 3, slot 0 */
+	assert_int_equal(bs_entry_write(e, "value 4", 7), BS_OK); /* gen 4, slot 1 */
 	size_t len;
 	uint8_t *m = t_mem_copy(be, &len);
-	bs_close(img);
+	bs_image_close(img);
 	char buf[16];
 	size_t n;
 
@@ -584,10 +589,10 @@ static void test_replayed_older_copy_rejected(void **state)
 	 * replayed value is never returned. */
 	memcpy(m + ao + slot, saved, slot);
 	img = reopen(m, len, user_key1);
-	assert_int_equal(bs_find(img, "vtpm", "permall", &e), BS_OK);
-	assert_int_equal(bs_entry_read(img, e, buf, sizeof buf, &n), BS_OK);
+	assert_int_equal(bs_entry_find(img, "vtpm", "permall", &e), BS_OK);
+	assert_int_equal(bs_entry_read(e, buf, sizeof buf, &n), BS_OK);
 	assert_memory_equal(buf, "value 3", 7);
-	bs_close(img);
+	bs_image_close(img);
 
 	/* Relabel it as the newest generation (checksum recomputed, as an
 	 * attacker can): authentication fails, and no older slot is used. */
@@ -595,12 +600,12 @@ static void test_replayed_older_copy_rejected(void **state)
 	fix_crc(saved);
 	memcpy(m + ao + slot, saved, slot);
 	img = reopen(m, len, user_key1);
-	assert_int_equal(bs_find(img, "vtpm", "permall", &e), BS_OK);
+	assert_int_equal(bs_entry_find(img, "vtpm", "permall", &e), BS_OK);
 	memset(buf, 0, sizeof buf);
-	assert_int_equal(bs_entry_read(img, e, buf, sizeof buf, &n), BS_ECORRUPT);
-	assert_non_null(strstr(bs_errmsg(), "authentication failed"));
+	assert_int_equal(bs_entry_read(e, buf, sizeof buf, &n), BS_ECORRUPT);
+	assert_non_null(strstr(last_error(), "authentication failed"));
 	assert_null(memmem(buf, sizeof buf, "value", 5));
-	bs_close(img);
+	bs_image_close(img);
 	free(saved);
 	free(m);
 }
@@ -616,7 +621,7 @@ static void test_recreated_entry_rejects_old_ciphertext(void **state)
 	data_area(img, e, &ao, &al);
 	uint8_t *saved = malloc(al);
 	assert_int_equal(bs_image_read_raw(img, ao, saved, al), BS_OK);
-	assert_int_equal(bs_entry_delete(img, e), BS_OK);
+	assert_int_equal(bs_entry_delete(e), BS_OK);
 	e = put_enc(img, "vtpm", "permall", 16, "new secret", 10);
 	uint64_t bo;
 	size_t bl;
@@ -624,14 +629,14 @@ static void test_recreated_entry_rejects_old_ciphertext(void **state)
 	assert_int_equal(al, bl);
 	size_t len;
 	uint8_t *m = t_mem_copy(be, &len);
-	bs_close(img);
+	bs_image_close(img);
 	memcpy(m + bo, saved, al);
 	img = reopen(m, len, user_key1);
-	assert_int_equal(bs_find(img, "vtpm", "permall", &e), BS_OK);
+	assert_int_equal(bs_entry_find(img, "vtpm", "permall", &e), BS_OK);
 	char buf[16];
 	size_t n;
-	assert_int_equal(bs_entry_read(img, e, buf, sizeof buf, &n), BS_ECORRUPT);
-	bs_close(img);
+	assert_int_equal(bs_entry_read(e, buf, sizeof buf, &n), BS_ECORRUPT);
+	bs_image_close(img);
 	free(saved);
 	free(m);
 }
@@ -643,8 +648,8 @@ static void test_rewrite_continues_generations(void **state)
 	bs_image *img = enc_image(&be);
 	bs_entry *e = put_enc(img, "vtpm", "permall", 8, "v1", 2);
 	for (int i = 0; i < 4; i++)
-		assert_int_equal(bs_entry_write(img, e, "v2", 2), BS_OK); /* up to gen 5 */
-	assert_int_equal(bs_entry_resize(img, e, 64), BS_OK);
+		assert_int_equal(bs_entry_write(e, "v2", 2), BS_OK); /* up to gen 5 */
+	assert_int_equal(bs_entry_resize(e, 64), BS_OK);
 	uint64_t ao;
 	size_t al;
 	data_area(img, e, &ao, &al);
@@ -652,7 +657,7 @@ static void test_rewrite_continues_generations(void **state)
 	assert_int_equal(bs_image_read_raw(img, ao, hdr, sizeof hdr), BS_OK);
 	assert_int_equal(be64(hdr), 6);
 	t_assert_data(img, "vtpm", "permall", "v2", 2);
-	bs_close(img);
+	bs_image_close(img);
 }
 
 /* ---- no plaintext on storage ----------------------------------------------- */
@@ -663,7 +668,7 @@ static void test_no_plaintext_in_image(void **state)
 	char *path = t_tmppath("noplain.img");
 	unlink(path);
 	bs_image *img;
-	assert_int_equal(bs_open(path, BS_OPEN_CREATE | BS_OPEN_NOSYNC, &img), BS_OK);
+	assert_int_equal(bs_image_open(path, BS_OPEN_CREATE | BS_OPEN_NOSYNC, &img), BS_OK);
 	bs_key *k;
 	assert_int_equal(bs_key_from_passphrase("pw", 2, &k), BS_OK);
 	assert_int_equal(bs_image_init_encryption(img, k, &fast_scrypt), BS_OK);
@@ -672,17 +677,17 @@ static void test_no_plaintext_in_image(void **state)
 		big[i] = (uint8_t)plain_marker[i % (sizeof plain_marker - 1)];
 	bs_entry *a = put_enc(img, "vtpm", "permall", 100, big, 100);
 	put_enc(img, "vtpm", "volatilestate", sizeof big, big, sizeof big);
-	struct bs_entry_opts o = {.capacity = 64, .flags = BS_ENTRY_ENCRYPT,
-				  .cipher = "chacha20-poly1305", .check = "sha256"};
-	assert_int_equal(bs_entry_create2(img, "nvram", "vars", &o, big, 64, NULL), BS_OK);
+	struct bs_entry_opts o = {.version = BS_ENTRY_OPTS_VERSION, .capacity = 64, .flags = BS_ENTRY_ENCRYPT,
+				  .cipher = BS_CIPHER_CHACHA20_POLY1305, .checksum = BS_CHECKSUM_SHA256};
+	assert_int_equal(bs_entry_create(img, "nvram", "vars", &o, big, 64, NULL), BS_OK);
 	for (int i = 0; i < 5; i++)
-		assert_int_equal(bs_entry_write(img, a, big + i, 90), BS_OK);
-	assert_int_equal(bs_entry_write(img, a, big, 2000), BS_OK); /* grows: rewrite */
+		assert_int_equal(bs_entry_write(a, big + i, 90), BS_OK);
+	assert_int_equal(bs_entry_write(a, big, 2000), BS_OK); /* grows: rewrite */
 	uint8_t v[8];
-	assert_int_equal(bs_attr_set(img, a, "note", 0, v, bs_der_int(1, v, sizeof v)), BS_OK);
+	assert_int_equal(bs_attr_set(a, "note", 0, v, t_der_int(1, v, sizeof v)), BS_OK);
 	assert_int_equal(bs_image_rekey(img, k, &fast_scrypt), BS_OK);
 	bs_key_free(k);
-	bs_close(img);
+	bs_image_close(img);
 	FILE *f = fopen(path, "rb");
 	assert_non_null(f);
 	fseek(f, 0, SEEK_END);
@@ -695,11 +700,11 @@ static void test_no_plaintext_in_image(void **state)
 	for (size_t i = 0; i + 8 <= sizeof plain_marker - 1; i++)
 		assert_null(memmem(bytes, (size_t)sz, plain_marker + i, 8));
 	free(bytes);
-	assert_int_equal(bs_open(path, BS_OPEN_RDONLY, &img), BS_OK);
+	assert_int_equal(bs_image_open(path, BS_OPEN_RDONLY, &img), BS_OK);
 	assert_int_equal(bs_image_set_passphrase(img, "pw", 2), BS_OK);
 	t_assert_data(img, "vtpm", "permall", big, 2000);
 	t_assert_data(img, "nvram", "vars", big, 64);
-	bs_close(img);
+	bs_image_close(img);
 	unlink(path);
 	free(path);
 }
@@ -727,12 +732,12 @@ static void test_unknown_cipher_refused(void **state)
 	bs_image *im;
 	assert_int_equal(t_open_mem(img.p, img.len, BS_OPEN_RDONLY, &im, NULL), BS_OK);
 	bs_entry *e;
-	assert_int_equal(bs_find(im, "vtpm", NULL, &e), BS_OK);
+	assert_int_equal(bs_entry_find(im, "vtpm", NULL, &e), BS_OK);
 	assert_int_equal(bs_entry_status(e), BS_EUNSUPPORTED);
 	char b[8];
 	size_t n;
-	assert_int_equal(bs_entry_read(im, e, b, sizeof b, &n), BS_EUNSUPPORTED);
-	bs_close(im);
+	assert_int_equal(bs_entry_read(e, b, sizeof b, &n), BS_EUNSUPPORTED);
+	bs_image_close(im);
 	buf_free(&img);
 	buf_free(&in);
 	buf_free(&v);
@@ -749,25 +754,25 @@ static void test_rekey_crash_safe(void **state)
 	put_enc(img, "vtpm", "permall", 32, "device state", 12);
 	size_t base_len;
 	uint8_t *base = t_mem_copy(be, &base_len);
-	bs_close(img);
+	bs_image_close(img);
 	int old_ok = 0, new_ok = 0;
 	const size_t tears[] = {SIZE_MAX, 0, 1, 7};
 	for (size_t ti = 0; ti < sizeof tears / sizeof *tears; ti++) {
 		for (uint64_t crash = 1;; crash++) {
-			struct bs_fault_plan plan = {.crash_after = crash, .tear_at = tears[ti]};
+			struct fault_plan plan = {.crash_after = crash, .tear_at = tears[ti]};
 			struct bs_backend *fb;
-			assert_int_equal(bs_backend_fault(base, base_len, &plan, &fb), BS_OK);
-			assert_int_equal(bs_open_backend(fb, "fault.img", 0, &img), BS_OK);
+			assert_int_equal(fault_backend_new(base, base_len, &plan, &fb), BS_OK);
+			assert_int_equal(bs_image_open_backend(fb, "fault.img", 0, &img), BS_OK);
 			bs_key *k1 = raw_key(user_key1), *k2 = raw_key(user_key2);
 			assert_int_equal(bs_image_set_key(img, k1), BS_OK);
 			int rc = bs_image_rekey(img, k2, NULL);
 			bs_key_free(k1);
 			bs_key_free(k2);
-			struct bs_fault_stats st;
-			bs_backend_fault_stats(fb, &st);
+			struct fault_stats st;
+			fault_backend_stats(fb, &st);
 			size_t len;
 			uint8_t *after = t_mem_copy(fb, &len);
-			bs_close(img);
+			bs_image_close(img);
 			/* Read-only first (sees an unfinished rewrite), then a writer. */
 			for (int pass = 0; pass < 2; pass++) {
 				bs_image *t;
@@ -786,7 +791,7 @@ static void test_rekey_crash_safe(void **state)
 				old_ok += ro == BS_OK;
 				new_ok += rn == BS_OK;
 				t_assert_data(t, "vtpm", "permall", "device state", 12);
-				bs_close(t);
+				bs_image_close(t);
 			}
 			free(after);
 			if (!st.crashed) {

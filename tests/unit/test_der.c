@@ -39,8 +39,8 @@ static const char *check(const uint8_t *p, size_t n)
 
 static void int_case(int64_t v, const uint8_t *want, size_t wlen)
 {
-	uint8_t b[BS_DER_MAX_INT];
-	size_t n = bs_der_int(v, b, sizeof b);
+	uint8_t b[BS_VALUE_MAX_INT];
+	size_t n = t_der_int(v, b, sizeof b);
 	assert_int_equal(n, wlen);
 	assert_memory_equal(b, want, wlen);
 	assert_null(check(b, n));
@@ -48,9 +48,9 @@ static void int_case(int64_t v, const uint8_t *want, size_t wlen)
 	assert_true(bs__der_int_value(b + 2, n - 2, &back));
 	assert_true(back == v);
 	/* Too small a buffer: nothing, not a truncated encoding. */
-	assert_int_equal(bs_der_int(v, b, n - 1), 0);
+	assert_int_equal(t_der_int(v, b, n - 1), 0);
 	char d[64];
-	bs_der_describe(b, n, d, sizeof d);
+	bs_value_describe(b, n, d, sizeof d);
 	char want_d[64];
 	snprintf(want_d, sizeof want_d, "INTEGER %lld", (long long)v);
 	assert_string_equal(d, want_d);
@@ -77,8 +77,8 @@ static void test_int_round_trip(void **state)
 	uint64_t s = 7;
 	for (int i = 0; i < 20000; i++) {
 		int64_t v = (int64_t)t_rand(&s) >> (t_rand(&s) % 64);
-		uint8_t b[BS_DER_MAX_INT];
-		size_t n = bs_der_int(v, b, sizeof b);
+		uint8_t b[BS_VALUE_MAX_INT];
+		size_t n = t_der_int(v, b, sizeof b);
 		assert_true(n >= 3 && n <= 10);
 		assert_null(check(b, n));
 		int64_t back;
@@ -104,18 +104,18 @@ static void test_bool_round_trip(void **state)
 {
 	(void)state;
 	uint8_t b[3];
-	assert_int_equal(bs_der_bool(1, b, sizeof b), 3);
+	assert_int_equal(t_der_bool(1, b, sizeof b), 3);
 	assert_memory_equal(b, ((const uint8_t[]){1, 1, 0xff}), 3);
 	assert_null(check(b, 3));
-	assert_int_equal(bs_der_bool(42, b, sizeof b), 3);
+	assert_int_equal(t_der_bool(42, b, sizeof b), 3);
 	assert_int_equal(b[2], 0xff);
-	assert_int_equal(bs_der_bool(0, b, sizeof b), 3);
+	assert_int_equal(t_der_bool(0, b, sizeof b), 3);
 	assert_memory_equal(b, ((const uint8_t[]){1, 1, 0}), 3);
 	assert_null(check(b, 3));
-	assert_int_equal(bs_der_bool(1, b, 2), 0);
+	assert_int_equal(t_der_bool(1, b, 2), 0);
 	char d[32];
-	bs_der_bool(1, b, sizeof b);
-	bs_der_describe(b, 3, d, sizeof d);
+	t_der_bool(1, b, sizeof b);
+	bs_value_describe(b, 3, d, sizeof d);
 	assert_string_equal(d, "BOOLEAN TRUE");
 }
 
@@ -123,26 +123,26 @@ static void test_utf8_round_trip(void **state)
 {
 	(void)state;
 	uint8_t b[64];
-	size_t n = bs_der_utf8("", b, sizeof b);
+	size_t n = t_der_utf8("", b, sizeof b);
 	assert_int_equal(n, 2);
 	assert_memory_equal(b, ((const uint8_t[]){0x0c, 0}), 2);
-	n = bs_der_utf8("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80", b, sizeof b);
+	n = t_der_utf8("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80", b, sizeof b);
 	assert_int_equal(n, 2 + 15);
 	assert_int_equal(b[0], 0x0c);
 	assert_int_equal(b[1], 15);
 	assert_memory_equal(b + 2, "h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80", 15);
 	assert_null(check(b, n));
 	/* Invalid UTF-8 is never encoded. */
-	assert_int_equal(bs_der_utf8("\xff", b, sizeof b), 0);
-	assert_int_equal(bs_der_utf8("\xc0\x80", b, sizeof b), 0);
-	assert_int_equal(bs_der_utf8("\xed\xa0\x80", b, sizeof b), 0);
-	assert_int_equal(bs_der_utf8("abc", b, 4), 0);
+	assert_int_equal(t_der_utf8("\xff", b, sizeof b), 0);
+	assert_int_equal(t_der_utf8("\xc0\x80", b, sizeof b), 0);
+	assert_int_equal(t_der_utf8("\xed\xa0\x80", b, sizeof b), 0);
+	assert_int_equal(t_der_utf8("abc", b, 4), 0);
 	/* Long strings take the long length form. */
 	char s[300];
 	memset(s, 'x', sizeof s - 1);
 	s[sizeof s - 1] = 0;
 	uint8_t big[400];
-	n = bs_der_utf8(s, big, sizeof big);
+	n = t_der_utf8(s, big, sizeof big);
 	assert_int_equal(n, 4 + 299);
 	assert_memory_equal(big, ((const uint8_t[]){0x0c, 0x82, 0x01, 0x2b}), 4);
 	assert_null(check(big, n));
@@ -152,11 +152,11 @@ static void test_octets_round_trip(void **state)
 {
 	(void)state;
 	uint8_t b[8];
-	assert_int_equal(bs_der_octets(NULL, 0, b, sizeof b), 2);
+	assert_int_equal(t_der_octets(NULL, 0, b, sizeof b), 2);
 	assert_memory_equal(b, ((const uint8_t[]){4, 0}), 2);
-	assert_int_equal(bs_der_octets("\x00\xff", 2, b, sizeof b), 4);
+	assert_int_equal(t_der_octets("\x00\xff", 2, b, sizeof b), 4);
 	assert_memory_equal(b, ((const uint8_t[]){4, 2, 0, 0xff}), 4);
-	assert_int_equal(bs_der_octets("abcdefg", 7, b, sizeof b), 0);
+	assert_int_equal(t_der_octets("abcdefg", 7, b, sizeof b), 0);
 	size_t sizes[] = {127, 128, 255, 256, 65535, 65536, 70000};
 	size_t hl[] = {2, 3, 3, 4, 4, 5, 5};
 	for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
@@ -164,7 +164,7 @@ static void test_octets_round_trip(void **state)
 		assert_non_null(d);
 		assert_non_null(o);
 		t_fill(d, sizes[i], i);
-		size_t n = bs_der_octets(d, sizes[i], o, sizes[i] + 8);
+		size_t n = t_der_octets(d, sizes[i], o, sizes[i] + 8);
 		assert_int_equal(n, hl[i] + sizes[i]);
 		struct bs__tlv t;
 		assert_null(hdr(o, n, &t));
@@ -173,7 +173,7 @@ static void test_octets_round_trip(void **state)
 		assert_int_equal(t.len, sizes[i]);
 		assert_memory_equal(o + t.hdr, d, sizes[i]);
 		assert_null(check(o, n));
-		assert_int_equal(bs_der_octets(d, sizes[i], o, n - 1), 0);
+		assert_int_equal(t_der_octets(d, sizes[i], o, n - 1), 0);
 		free(d);
 		free(o);
 	}
@@ -184,15 +184,15 @@ static void test_describe(void **state)
 	(void)state;
 	char d[128];
 	const uint8_t v[] = {0x0c, 2, 'h', 'i', 0x04, 2, 0x0a, 0x0b, 0x05, 0};
-	bs_der_describe(v, sizeof v, d, sizeof d);
+	bs_value_describe(v, sizeof v, d, sizeof d);
 	assert_string_equal(d, "UTF8String \"hi\", OCTET STRING[2] 0a0b, NULL");
-	bs_der_describe((const uint8_t[]){0x04, 5, 1}, 3, d, sizeof d);
+	bs_value_describe((const uint8_t[]){0x04, 5, 1}, 3, d, sizeof d);
 	assert_non_null(strstr(d, "malformed"));
 	/* Tiny buffers stay terminated. */
-	bs_der_describe(v, sizeof v, d, 5);
+	bs_value_describe(v, sizeof v, d, 5);
 	assert_true(strlen(d) < 5);
 	char one[1] = {'x'};
-	bs_der_describe(v, sizeof v, one, 1);
+	bs_value_describe(v, sizeof v, one, 1);
 	assert_int_equal(one[0], 0);
 }
 
@@ -468,7 +468,7 @@ static void test_check_utf8(void **state)
 		const char *w = check(b, l + 2);
 		if (cases[i].ok != (w == NULL))
 			fail_msg("case %zu: %s", i, w ? w : "accepted");
-		assert_int_equal(bs__utf8_valid((const uint8_t *)cases[i].s, l), cases[i].ok);
+		assert_int_equal(bs_utf8_valid((const uint8_t *)cases[i].s, l), cases[i].ok);
 	}
 	/* Every code point round-trips through an encoder written here. */
 	for (uint32_t cp = 0; cp <= 0x10ffff; cp += (cp < 0x20000 ? 1 : 97)) {
@@ -494,7 +494,7 @@ static void test_check_utf8(void **state)
 			n = 4;
 		}
 		bool surrogate = cp >= 0xd800 && cp <= 0xdfff;
-		if (bs__utf8_valid(u, n) == surrogate)
+		if (bs_utf8_valid(u, n) == surrogate)
 			fail_msg("U+%04x", (unsigned)cp);
 	}
 }

@@ -1,4 +1,4 @@
-/* test_dump.c - bs_dump(): every element listed with its offset, unknown
+/* test_dump.c - bs_image_dump(): every element listed with its offset, unknown
  * content shown rather than dropped, slot states, copies hidden by an
  * interrupted rewrite, and no crash or leak on damaged images. */
 #include <stdio.h>
@@ -14,7 +14,7 @@ static char *dump_string(bs_image *img)
 	size_t len = 0;
 	FILE *f = open_memstream(&text, &len);
 	assert_non_null(f);
-	int rc = bs_dump(img, f);
+	int rc = bs_image_dump(img, f);
 	fclose(f);
 	assert_int_equal(rc, BS_OK);
 	return text;
@@ -81,7 +81,7 @@ static void dump_lists_every_element(void **state)
 	assert_non_null(strstr(d, "value: [tag 0x82, 2 octets] beef"));
 	assert_non_null(strstr(d, "name: UTF8String \"permall\""));
 	free(d);
-	bs_close(im);
+	bs_image_close(im);
 	buf_free(&img);
 	buf_free(&opt);
 	buf_free(&v);
@@ -106,7 +106,7 @@ static void dump_shows_refused_entries_whole(void **state)
 	assert_non_null(strstr(d, "'x.future' = INTEGER 2"));
 	assert_non_null(strstr(d, "(entry refused: data not interpreted)"));
 	free(d);
-	bs_close(im);
+	bs_image_close(im);
 	buf_free(&img);
 	buf_free(&mand);
 	buf_free(&v);
@@ -119,8 +119,8 @@ static void dump_shows_copy_hidden_by_interrupted_rewrite(void **state)
 	t_image_begin(&img);
 	size_t old_off = img.len;
 	t_raw_entry(&img, "dev", NULL, "old");
-	uint8_t iv[BS_DER_MAX_INT];
-	size_t il = bs_der_int((int64_t)old_off, iv, sizeof iv);
+	uint8_t iv[BS_VALUE_MAX_INT];
+	size_t il = t_der_int((int64_t)old_off, iv, sizeof iv);
 	t_attr_val(&opt, "bs.supersedes", iv, il);
 	size_t new_off = img.len;
 	struct t_entry e = {.type = "dev", .opt = opt.p, .opt_len = opt.len,
@@ -129,13 +129,13 @@ static void dump_shows_copy_hidden_by_interrupted_rewrite(void **state)
 	t_image_end(&img);
 	bs_image *im;
 	assert_int_equal(t_open_mem(img.p, img.len, BS_OPEN_RDONLY, &im, NULL), BS_OK);
-	assert_int_equal(bs_count(im), 2);
+	assert_int_equal(bs_image_count(im, BS_ITER_LIBRARY), 2);
 	char *d = dump_string(im);
 	assert_line(d, old_off, "Entry (replaced by a later rewrite");
 	assert_line(d, new_off, "Entry 'dev'");
 	assert_non_null(strstr(d, "(copy replaced by a later rewrite: data not interpreted)"));
 	free(d);
-	bs_close(im);
+	bs_image_close(im);
 	buf_free(&img);
 	buf_free(&opt);
 	buf_free(&v);
@@ -158,7 +158,7 @@ static void dump_shows_failing_slot(void **state)
 	assert_non_null(strstr(d, "slot 0: generation 1, length 10 of 16, crc32c FAILS"));
 	assert_non_null(strstr(d, "no slot holds a valid value"));
 	free(d);
-	bs_close(im);
+	bs_image_close(im);
 	buf_free(&img);
 }
 
@@ -192,10 +192,10 @@ static void dump_survives_damaged_images(void **state)
 		opened++;
 		FILE *f = fopen("/dev/null", "w");
 		assert_non_null(f);
-		int rc = bs_dump(im, f);
+		int rc = bs_image_dump(im, f);
 		fclose(f);
 		assert_true(rc == BS_OK || rc == BS_ECORRUPT);
-		bs_close(im);
+		bs_image_close(im);
 	}
 	assert_true(opened > 0);
 	free(copy);

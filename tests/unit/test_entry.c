@@ -35,42 +35,43 @@ static void expect_refused(const struct buf *hostile, int code, const char *why)
 	bs_image *im;
 	int rc = t_open_mem(img.p, img.len, 0, &im, NULL);
 	if (rc)
-		fail_msg("open failed: %s", bs_errmsg());
-	assert_int_equal(bs_count(im), 4);
-	bs_entry *e = bs_entry_at(im, 2);
+		fail_msg("open failed: %s", last_error());
+	assert_int_equal(bs_image_count(im, BS_ITER_LIBRARY), 4);
+	bs_entry *e = t_entry_at(im, 2);
 	assert_non_null(e);
 	if (bs_entry_status(e) != code)
-		fail_msg("status %d (%s), wanted %d", bs_entry_status(e), bs_entry_status_msg(e),
+		fail_msg("status %d (%s), wanted %d", bs_entry_status(e), bs_entry_status_message(e),
 			 code);
 	if (why)
-		assert_msg_has(bs_entry_status_msg(e), why);
+		assert_msg_has(bs_entry_status_message(e), why);
 	t_assert_data(im, "good", "g", "hello", 5);
 	t_assert_data(im, "after", NULL, "world", 5);
 	uint8_t b[64];
 	size_t l;
-	assert_int_equal(bs_entry_read(im, e, b, sizeof b, &l), code);
-	assert_msg_has(bs_errmsg(), "mem.img");
-	assert_msg_has(bs_errmsg(), "at offset");
+	assert_int_equal(bs_entry_read(e, b, sizeof b, &l), code);
+	assert_msg_has(last_error(), "mem.img");
+	assert_msg_has(last_error(), "at offset");
 	if (why)
-		assert_msg_has(bs_errmsg(), why);
+		assert_msg_has(last_error(), why);
 	void *p;
-	assert_int_equal(bs_entry_read_alloc(im, e, &p, &l), code);
+	p = NULL; /* outputs are untouched on failure */
+	assert_int_equal(bs_entry_read_alloc(e, &p, &l), code);
 	assert_null(p);
-	assert_int_equal(bs_entry_write(im, e, "x", 1), code);
-	assert_int_equal(bs_attr_set(im, e, "a", 0, NULL, 0), code);
+	assert_int_equal(bs_entry_write(e, "x", 1), code);
+	assert_int_equal(bs_attr_set(e, "a", 0, NULL, 0), code);
 	int problems = 0;
-	assert_int_equal(bs_check(im, 0, t_count_cb, &problems), code);
+	assert_int_equal(bs_image_check(im, 0, t_count_cb, &problems), code);
 	assert_int_equal(problems, 1);
-	struct bs_stat st;
-	assert_int_equal(bs_stat(im, &st), BS_OK);
+	struct bs_image_stat st = BS_IMAGE_STAT_INIT;
+	assert_int_equal(bs_image_stat(im, &st), BS_OK);
 	assert_int_equal(st.refused, 1);
 	/* The neighbours stay writable; the refused entry can be deleted. */
 	bs_entry *g;
-	assert_int_equal(bs_find(im, "good", "g", &g), BS_OK);
-	assert_int_equal(bs_entry_write(im, g, "HELLO", 5), BS_OK);
-	assert_int_equal(bs_entry_delete(im, e), BS_OK);
-	assert_int_equal(bs_check(im, 1, NULL, NULL), BS_OK);
-	bs_close(im);
+	assert_int_equal(bs_entry_find(im, "good", "g", &g), BS_OK);
+	assert_int_equal(bs_entry_write(g, "HELLO", 5), BS_OK);
+	assert_int_equal(bs_entry_delete(e), BS_OK);
+	assert_int_equal(bs_image_check(im, 1, NULL, NULL), BS_OK);
+	bs_image_close(im);
 	buf_free(&img);
 }
 
@@ -82,16 +83,16 @@ static void expect_open_fails(const uint8_t *img, size_t len, const char *why)
 		unsigned flags = fl == 0 ? 0 : fl == 1 ? BS_OPEN_RDONLY : BS_OPEN_CREATE;
 		struct bs_backend *be;
 		assert_int_equal(bs_backend_mem(img, len, &be), BS_OK);
-		int rc = bs_open_backend(be, "mem.img", flags, &im);
+		int rc = bs_image_open_backend(be, "mem.img", flags, &im);
 		if (rc == BS_OK)
 			fail_msg("hostile image opened (flags %u)", flags);
 		assert_null(im);
 		assert_true(rc == BS_ECORRUPT || rc == BS_ELIMIT);
-		assert_msg_has(bs_errmsg(), "mem.img");
+		assert_msg_has(last_error(), "mem.img");
 		if (len)
-			assert_msg_has(bs_errmsg(), "at offset");
+			assert_msg_has(last_error(), "at offset");
 		if (why)
-			assert_msg_has(bs_errmsg(), why);
+			assert_msg_has(last_error(), why);
 	}
 }
 
@@ -119,7 +120,7 @@ static void test_unsorted_attributes(void **state)
 	buf_reset(&opt);
 	buf_reset(&e);
 	uint8_t v[3];
-	t_attr_val(&opt, "a", v, bs_der_int(1, v, sizeof v));
+	t_attr_val(&opt, "a", v, t_der_int(1, v, sizeof v));
 	t_attr_flag(&opt, "b");
 	te.opt = opt.p;
 	te.opt_len = opt.len;
@@ -143,8 +144,8 @@ static void test_duplicate_attributes(void **state)
 	buf_reset(&opt);
 	buf_reset(&e);
 	uint8_t v[3];
-	t_attr_val(&opt, "a", v, bs_der_int(1, v, sizeof v));
-	t_attr_val(&opt, "a", v, bs_der_int(2, v, sizeof v));
+	t_attr_val(&opt, "a", v, t_der_int(1, v, sizeof v));
+	t_attr_val(&opt, "a", v, t_der_int(2, v, sizeof v));
 	te.opt = opt.p;
 	te.opt_len = opt.len;
 	t_build_entry(&e, &te);
@@ -153,7 +154,7 @@ static void test_duplicate_attributes(void **state)
 	buf_reset(&opt);
 	buf_reset(&e);
 	t_attr_flag(&opt, "a");
-	t_attr_val(&opt, "a", v, bs_der_int(1, v, sizeof v));
+	t_attr_val(&opt, "a", v, t_der_int(1, v, sizeof v));
 	te.opt = opt.p;
 	te.opt_len = opt.len;
 	t_build_entry(&e, &te);
@@ -246,9 +247,9 @@ static void test_attribute_limits(void **state)
 	image_with(&img, &e);
 	bs_image *im;
 	assert_int_equal(t_open_mem(img.p, img.len, 0, &im, NULL), BS_OK);
-	assert_int_equal(bs_entry_status(bs_entry_at(im, 2)), BS_OK);
-	assert_int_equal(bs_attr_count(bs_entry_at(im, 2), 0), 256);
-	bs_close(im);
+	assert_int_equal(bs_entry_status(t_entry_at(im, 2)), BS_OK);
+	assert_int_equal(t_attr_count(t_entry_at(im, 2), 0), 256);
+	bs_image_close(im);
 	buf_free(&img);
 	buf_reset(&e);
 	te.opt_len = opt.len;
@@ -261,7 +262,7 @@ static void test_attribute_limits(void **state)
 	uint8_t *big = calloc(1, BS_MAX_ATTR_SIZE + 16);
 	assert_non_null(zero);
 	assert_non_null(big);
-	size_t bl = bs_der_octets(zero, BS_MAX_ATTR_SIZE, big, BS_MAX_ATTR_SIZE + 16);
+	size_t bl = t_der_octets(zero, BS_MAX_ATTR_SIZE, big, BS_MAX_ATTR_SIZE + 16);
 	assert_true(bl > 0);
 	free(zero);
 	t_attr_val(&opt, "big", big, bl);
@@ -310,8 +311,8 @@ static void test_nesting_depth(void **state)
 	image_with(&img, &e);
 	bs_image *im;
 	assert_int_equal(t_open_mem(img.p, img.len, 0, &im, NULL), BS_OK);
-	assert_int_equal(bs_entry_status(bs_entry_at(im, 2)), BS_OK);
-	bs_close(im);
+	assert_int_equal(bs_entry_status(t_entry_at(im, 2)), BS_OK);
+	bs_image_close(im);
 	buf_reset(&v);
 	buf_reset(&opt);
 	buf_reset(&e);
@@ -514,7 +515,7 @@ static void test_library_attribute_rules(void **state)
 	buf_reset(&mand);
 	buf_reset(&e);
 	uint8_t iv[3];
-	t_attr_val(&mand, "bs.supersedes", iv, bs_der_int(2, iv, sizeof iv));
+	t_attr_val(&mand, "bs.supersedes", iv, t_der_int(2, iv, sizeof iv));
 	struct t_entry tsm = {.type = "t", .mand = mand.p, .mand_len = mand.len};
 	t_build_entry(&e, &tsm);
 	expect_refused(&e, BS_EUNSUPPORTED, "bs.supersedes");
@@ -569,7 +570,7 @@ static void test_nonminimal_lengths(void **state)
 	bs_image *im;
 	assert_int_equal(t_open_mem(img.p, img.len, 0, &im, NULL), BS_OK);
 	t_assert_data(im, "t", "n", "d", 1);
-	bs_close(im);
+	bs_image_close(im);
 	/* In the Entry's own header the extent is in doubt: the image is refused. */
 	buf_reset(&e);
 	entry_nonminimal(&e, 0);
@@ -698,21 +699,21 @@ static void test_end_of_contents(void **state)
 	bs_image *im;
 	struct bs_backend *be;
 	assert_int_equal(t_open_mem(img.p, img.len, BS_OPEN_RDONLY, &im, NULL), BS_OK);
-	assert_int_equal(bs_count(im), 2);
-	bs_close(im);
+	assert_int_equal(bs_image_count(im, BS_ITER_LIBRARY), 2);
+	bs_image_close(im);
 	/* A writer leaves them alone (damage that forged an end-of-contents
 	 * looks the same as an interrupted append), check reports them, and
 	 * the next append overwrites them. */
 	assert_int_equal(t_open_mem(img.p, img.len, 0, &im, &be), BS_OK);
 	size_t l;
-	const uint8_t *d = bs_backend_mem_data(be, &l);
+	const uint8_t *d = t_mem_data(be, &l);
 	assert_int_equal(l, img.len);
 	assert_memory_equal(d, img.p, img.len);
 	int warned = 0;
-	assert_int_equal(bs_check(im, 0, count_warnings, &warned), BS_OK);
+	assert_int_equal(bs_image_check(im, 0, count_warnings, &warned), BS_OK);
 	assert_int_equal(warned, 1);
-	assert_int_equal(bs_entry_create(im, "new", NULL, 8, NULL, 0, "x", 1, NULL), BS_OK);
-	bs_close(im);
+	assert_int_equal(bs_entry_create(im, "new", NULL, &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 8, .attrs = NULL, .nattrs = 0}, "x", 1, NULL), BS_OK);
+	bs_image_close(im);
 	buf_free(&img);
 }
 
@@ -759,7 +760,7 @@ static void test_not_an_image(void **state)
 	int rc = t_open_mem(img.p, img.len, 0, &im, NULL);
 	/* Free space before it is harmless; either way no crash and no format. */
 	if (rc == BS_OK)
-		bs_close(im);
+		bs_image_close(im);
 	buf_free(&opt);
 	buf_free(&img);
 }
@@ -769,42 +770,43 @@ static void test_empty_storage(void **state)
 	(void)state;
 	bs_image *im = NULL;
 	/* Memory: refused without CREATE, formatted with it. */
+	im = NULL; /* outputs are untouched on failure */
 	assert_int_equal(t_open_mem(NULL, 0, 0, &im, NULL), BS_ECORRUPT);
 	assert_null(im);
-	assert_msg_has(bs_errmsg(), "mem.img");
+	assert_msg_has(last_error(), "mem.img");
 	assert_int_equal(t_open_mem(NULL, 0, BS_OPEN_RDONLY, &im, NULL), BS_ECORRUPT);
 	assert_int_equal(t_open_mem(NULL, 0, BS_OPEN_RDONLY | BS_OPEN_CREATE, &im, NULL),
 			 BS_ECORRUPT);
 	struct bs_backend *be;
 	assert_int_equal(t_open_mem(NULL, 0, BS_OPEN_CREATE, &im, &be), BS_OK);
-	assert_int_equal(bs_count(im), 1);
+	assert_int_equal(bs_image_count(im, BS_ITER_LIBRARY), 1);
 	size_t l;
-	bs_backend_mem_data(be, &l);
+	t_mem_data(be, &l);
 	assert_true(l > 4);
-	bs_close(im);
+	bs_image_close(im);
 	/* A file: the same, and the refused file stays empty. */
 	char *path = t_tmppath("empty.img");
 	FILE *f = fopen(path, "w");
 	assert_non_null(f);
 	fclose(f);
-	assert_int_equal(bs_open(path, 0, &im), BS_ECORRUPT);
-	assert_msg_has(bs_errmsg(), path);
-	assert_int_equal(bs_open(path, BS_OPEN_RDONLY, &im), BS_ECORRUPT);
+	assert_int_equal(bs_image_open(path, 0, &im), BS_ECORRUPT);
+	assert_msg_has(last_error(), path);
+	assert_int_equal(bs_image_open(path, BS_OPEN_RDONLY, &im), BS_ECORRUPT);
 	f = fopen(path, "r");
 	assert_non_null(f);
 	assert_int_equal(fgetc(f), EOF);
 	fclose(f);
-	assert_int_equal(bs_open(path, BS_OPEN_CREATE, &im), BS_OK);
-	bs_close(im);
-	assert_int_equal(bs_open(path, 0, &im), BS_OK);
-	bs_close(im);
+	assert_int_equal(bs_image_open(path, BS_OPEN_CREATE, &im), BS_OK);
+	bs_image_close(im);
+	assert_int_equal(bs_image_open(path, 0, &im), BS_OK);
+	bs_image_close(im);
 	/* Garbage in a file is never formatted, even with CREATE. */
 	f = fopen(path, "w");
 	assert_non_null(f);
 	fputs("this is not an image at all", f);
 	fclose(f);
-	assert_int_equal(bs_open(path, BS_OPEN_CREATE, &im), BS_ECORRUPT);
-	assert_msg_has(bs_errmsg(), path);
+	assert_int_equal(bs_image_open(path, BS_OPEN_CREATE, &im), BS_ECORRUPT);
+	assert_msg_has(last_error(), path);
 	f = fopen(path, "r");
 	char line[64] = "";
 	assert_non_null(fgets(line, sizeof line, f));
@@ -821,7 +823,7 @@ static void test_unknown_mandatory_attribute(void **state)
 	(void)state;
 	struct buf mand = {0}, e = {0}, img = {0};
 	uint8_t v[8];
-	t_attr_val(&mand, "zz.future", v, bs_der_int(7, v, sizeof v));
+	t_attr_val(&mand, "zz.future", v, t_der_int(7, v, sizeof v));
 	struct t_entry te = {.type = "dev", .name = "m", .mand = mand.p, .mand_len = mand.len,
 			     .data = (const uint8_t *)"secret", .data_len = 6};
 	t_build_entry(&e, &te);
@@ -830,49 +832,49 @@ static void test_unknown_mandatory_attribute(void **state)
 	struct bs_backend *be;
 	assert_int_equal(t_open_mem(img.p, img.len, 0, &im, &be), BS_OK);
 	bs_entry *x;
-	assert_int_equal(bs_find(im, "dev", "m", &x), BS_OK);
+	assert_int_equal(bs_entry_find(im, "dev", "m", &x), BS_OK);
 	assert_int_equal(bs_entry_status(x), BS_EUNSUPPORTED);
-	assert_msg_has(bs_entry_status_msg(x), "zz.future");
+	assert_msg_has(bs_entry_status_message(x), "zz.future");
 	uint8_t b[16];
 	size_t l = 99;
-	assert_int_equal(bs_entry_read(im, x, b, sizeof b, &l), BS_EUNSUPPORTED);
-	assert_msg_has(bs_errmsg(), "zz.future");
-	assert_msg_has(bs_errmsg(), "mem.img");
-	assert_msg_has(bs_errmsg(), "dev");
-	assert_int_equal(bs_entry_write(im, x, "x", 1), BS_EUNSUPPORTED);
-	assert_msg_has(bs_errmsg(), "zz.future");
-	assert_int_equal(bs_attr_set(im, x, "y", 0, NULL, 0), BS_EUNSUPPORTED);
-	assert_int_equal(bs_attr_remove(im, x, "zz.future"), BS_EUNSUPPORTED);
-	assert_int_equal(bs_entry_resize(im, x, 100), BS_EUNSUPPORTED);
+	assert_int_equal(bs_entry_read(x, b, sizeof b, &l), BS_EUNSUPPORTED);
+	assert_msg_has(last_error(), "zz.future");
+	assert_msg_has(last_error(), "mem.img");
+	assert_msg_has(last_error(), "dev");
+	assert_int_equal(bs_entry_write(x, "x", 1), BS_EUNSUPPORTED);
+	assert_msg_has(last_error(), "zz.future");
+	assert_int_equal(bs_attr_set(x, "y", 0, NULL, 0), BS_EUNSUPPORTED);
+	assert_int_equal(bs_attr_remove(x, "zz.future"), BS_EUNSUPPORTED);
+	assert_int_equal(bs_entry_resize(x, 100), BS_EUNSUPPORTED);
 	/* Its attributes are still visible for tools. */
 	unsigned flags = 0;
 	const uint8_t *val;
 	size_t vl;
-	assert_int_equal(bs_attr_get(x, "zz.future", &flags, &val, &vl), BS_OK);
+	assert_int_equal(bs_attr_get(x, "zz.future", &val, &vl, &flags), BS_OK);
 	assert_int_equal(flags, BS_ATTR_MANDATORY);
-	assert_int_equal(bs_check(im, 0, NULL, NULL), BS_EUNSUPPORTED);
+	assert_int_equal(bs_image_check(im, 0, NULL, NULL), BS_EUNSUPPORTED);
 	/* The image is untouched by a writer's open, reads and refused writes. */
 	size_t now_len;
-	const uint8_t *now = bs_backend_mem_data(be, &now_len);
+	const uint8_t *now = t_mem_data(be, &now_len);
 	assert_int_equal(now_len, img.len);
 	assert_memory_equal(now, img.p, img.len);
-	bs_close(im);
+	bs_image_close(im);
 	/* Creating other entries and compacting keep it byte for byte. */
 	assert_int_equal(t_open_mem(img.p, img.len, 0, &im, &be), BS_OK);
-	assert_int_equal(bs_find(im, "dev", "m", &x), BS_OK);
+	assert_int_equal(bs_entry_find(im, "dev", "m", &x), BS_OK);
 	uint64_t off = bs_entry_offset(x), size = bs_entry_size(x);
 	assert_int_equal(size, e.len);
-	assert_int_equal(bs_entry_create(im, "new", NULL, 16, NULL, 0, "n", 1, NULL), BS_OK);
+	assert_int_equal(bs_entry_create(im, "new", NULL, &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 16, .attrs = NULL, .nattrs = 0}, "n", 1, NULL), BS_OK);
 	bs_entry *g;
-	assert_int_equal(bs_find(im, "good", "g", &g), BS_OK);
-	assert_int_equal(bs_entry_delete(im, g), BS_OK);
-	assert_int_equal(bs_compact(im), BS_OK);
-	assert_int_equal(bs_find(im, "dev", "m", &x), BS_OK);
+	assert_int_equal(bs_entry_find(im, "good", "g", &g), BS_OK);
+	assert_int_equal(bs_entry_delete(g), BS_OK);
+	assert_int_equal(bs_image_compact(im), BS_OK);
+	assert_int_equal(bs_entry_find(im, "dev", "m", &x), BS_OK);
 	assert_true(bs_entry_offset(x) < off);
 	uint8_t *raw = malloc(e.len);
 	assert_int_equal(bs_image_read_raw(im, bs_entry_offset(x), raw, e.len), BS_OK);
 	assert_memory_equal(raw, e.p, e.len);
-	bs_close(im);
+	bs_image_close(im);
 	free(raw);
 	buf_free(&mand);
 	buf_free(&e);
@@ -884,7 +886,7 @@ static void exotic_optional(struct buf *opt, struct buf *flag_tlv, struct buf *v
 {
 	struct buf v = {0}, inner = {0};
 	uint8_t i5[3];
-	buf_put(&inner, i5, bs_der_int(5, i5, sizeof i5));
+	buf_put(&inner, i5, t_der_int(5, i5, sizeof i5));
 	buf_str(&inner, 0x0c, "x\xc3\xa9");
 	buf_bytes(&inner, 4, 0x03, 0x02, 0x04, 0xf0); /* BIT STRING */
 	buf_bytes(&inner, 5, 0x9f, 0x81, 0x00, 0x01, 0x2a); /* [128] primitive */
@@ -921,15 +923,15 @@ static void test_unknown_content_kept(void **state)
 	struct bs_backend *be;
 	assert_int_equal(t_open_mem(img.p, img.len, 0, &im, &be), BS_OK);
 	bs_entry *x, *v;
-	assert_int_equal(bs_find(im, "x-future-type/v9", "u", &x), BS_OK);
+	assert_int_equal(bs_entry_find(im, "x-future-type/v9", "u", &x), BS_OK);
 	assert_int_equal(bs_entry_status(x), BS_OK);
-	assert_int_equal(bs_find(im, "vtpm", "permall", &v), BS_OK);
+	assert_int_equal(bs_entry_find(im, "vtpm", "permall", &v), BS_OK);
 	/* Rewrite another entry (grow past its capacity) and set attributes
 	 * on it: the unknown entry stays where it was, byte for byte. */
 	uint8_t big[300];
 	t_fill(big, sizeof big, 1);
-	assert_int_equal(bs_entry_write(im, v, big, sizeof big), BS_OK);
-	assert_int_equal(bs_attr_set(im, v, "k", 0, NULL, 0), BS_OK);
+	assert_int_equal(bs_entry_write(v, big, sizeof big), BS_OK);
+	assert_int_equal(bs_attr_set(v, "k", 0, NULL, 0), BS_OK);
 	uint8_t *raw = malloc(u.len);
 	assert_non_null(raw);
 	assert_int_equal(bs_image_read_raw(im, bs_entry_offset(x), raw, u.len), BS_OK);
@@ -937,10 +939,10 @@ static void test_unknown_content_kept(void **state)
 	assert_int_equal(bs_entry_size(x), u.len);
 	/* Now set an attribute on the unknown entry itself. */
 	uint8_t iv[4];
-	size_t il = bs_der_int(300, iv, sizeof iv);
-	assert_int_equal(bs_attr_set(im, x, "mine", 0, iv, il), BS_OK);
+	size_t il = t_der_int(300, iv, sizeof iv);
+	assert_int_equal(bs_attr_set(x, "mine", 0, iv, il), BS_OK);
 	for (int pass = 0; pass < 3; pass++) {
-		assert_int_equal(bs_find(im, "x-future-type/v9", "u", &x), BS_OK);
+		assert_int_equal(bs_entry_find(im, "x-future-type/v9", "u", &x), BS_OK);
 		uint8_t *now = malloc(bs_entry_size(x));
 		assert_non_null(now);
 		assert_int_equal(bs_image_read_raw(im, bs_entry_offset(x), now, bs_entry_size(x)),
@@ -951,30 +953,30 @@ static void test_unknown_content_kept(void **state)
 		free(now);
 		const uint8_t *val;
 		size_t vl;
-		assert_int_equal(bs_attr_get(x, "zz.opt", NULL, &val, &vl), BS_OK);
+		assert_int_equal(bs_attr_get(x, "zz.opt", &val, &vl, NULL), BS_OK);
 		assert_true(vt.len > vl);
 		assert_memory_equal(val, vt.p + vt.len - vl, vl);
-		assert_int_equal(bs_attr_get(x, "zz.flag", NULL, &val, &vl), BS_OK);
+		assert_int_equal(bs_attr_get(x, "zz.flag", &val, &vl, NULL), BS_OK);
 		assert_int_equal(vl, 0);
 		int64_t n;
 		assert_int_equal(bs_attr_get_int(x, "mine", &n), BS_OK);
 		assert_true(n == 300);
 		t_assert_data(im, "x-future-type/v9", "u", "unknown data", 12);
 		t_assert_data(im, "vtpm", "permall", big, sizeof big);
-		assert_int_equal(bs_check(im, 1, NULL, NULL), BS_OK);
+		assert_int_equal(bs_image_check(im, 1, NULL, NULL), BS_OK);
 		if (pass == 0) {
-			assert_int_equal(bs_compact(im), BS_OK);
+			assert_int_equal(bs_image_compact(im), BS_OK);
 		} else if (pass == 1) {
 			size_t l;
-			const uint8_t *d = bs_backend_mem_data(be, &l);
+			const uint8_t *d = t_mem_data(be, &l);
 			uint8_t *copy = malloc(l);
 			memcpy(copy, d, l);
-			bs_close(im);
+			bs_image_close(im);
 			assert_int_equal(t_open_mem(copy, l, 0, &im, &be), BS_OK);
 			free(copy);
 		}
 	}
-	bs_close(im);
+	bs_image_close(im);
 	free(raw);
 	buf_free(&opt);
 	buf_free(&ft);
@@ -997,7 +999,7 @@ static void shared_sets(struct buf *mand, struct buf *opt, const char *color, bo
 		t_attr_flag(mand, "zz.future");
 	t_attr_slots(mand, "crc32c");
 	t_attr_flag(opt, "ro");
-	t_attr_val(opt, "color", v, bs_der_utf8(color, v, sizeof v));
+	t_attr_val(opt, "color", v, t_der_utf8(color, v, sizeof v));
 }
 
 static void shared_entry(struct buf *img, const char *type, const char *name, size_t name_len,
@@ -1023,14 +1025,14 @@ static void assert_color(bs_image *im, const char *name, const char *color)
 	unsigned flags = 99;
 	const uint8_t *v;
 	size_t vl = 99;
-	assert_int_equal(bs_find(im, "dev.var", name, &e), BS_OK);
+	assert_int_equal(bs_entry_find(im, "dev.var", name, &e), BS_OK);
 	assert_int_equal(bs_attr_get_str(e, "color", &s), BS_OK);
 	assert_string_equal(s, color);
 	free(s);
-	assert_int_equal(bs_attr_get(e, "ro", &flags, &v, &vl), BS_OK);
+	assert_int_equal(bs_attr_get(e, "ro", &v, &vl, &flags), BS_OK);
 	assert_int_equal(flags, 0);
 	assert_int_equal(vl, 0);
-	assert_int_equal(bs_attr_get(e, "bs.slots", &flags, &v, &vl), BS_OK);
+	assert_int_equal(bs_attr_get(e, "bs.slots", &v, &vl, &flags), BS_OK);
 	assert_int_equal(flags, BS_ATTR_MANDATORY);
 	assert_true(bs_entry_is_slotted(e));
 	assert_string_equal(bs_entry_name(e), name);
@@ -1059,41 +1061,40 @@ static void test_shared_attribute_sets(void **state)
 		bs_image *im;
 		struct bs_backend *be;
 		assert_int_equal(t_open_mem(img.p, img.len, 0, &im, &be), BS_OK);
-		assert_int_equal(bs_count(im), 12);
+		assert_int_equal(bs_image_count(im, BS_ITER_LIBRARY), 12);
 		static const char *const good[] = {"v0", "v1", "v4", "v6", "v10"};
 		for (size_t i = 0; i < sizeof good / sizeof *good; i++)
 			assert_color(im, good[i], pass && !strcmp(good[i], "v1") ? "green" : "red");
 		assert_color(im, "v5", "blue");
 		bs_entry *e;
 		size_t bad_name = 0;
-		for (size_t i = 0; i < bs_count(im); i++) {
-			bs_entry *x = bs_entry_at(im, i);
-			if (strstr(bs_entry_status_msg(x), "not UTF-8")) {
+		for (size_t i = 0; i < bs_image_count(im, BS_ITER_LIBRARY); i++) {
+			bs_entry *x = t_entry_at(im, i);
+			if (strstr(bs_entry_status_message(x), "not UTF-8")) {
 				assert_int_equal(bs_entry_status(x), BS_ECORRUPT);
 				bad_name++;
 			}
 		}
 		assert_int_equal(bad_name, 1);
-		assert_int_equal(bs_find(im, "dev.var", "v3", &e), BS_OK);
+		assert_int_equal(bs_entry_find(im, "dev.var", "v3", &e), BS_OK);
 		assert_int_equal(bs_entry_status(e), BS_ECORRUPT);
-		assert_msg_has(bs_entry_status_msg(e), "odd for two slots");
-		assert_int_equal(bs_find(im, "dev.other", "v7", &e), BS_OK);
+		assert_msg_has(bs_entry_status_message(e), "odd for two slots");
+		assert_int_equal(bs_entry_find(im, "dev.other", "v7", &e), BS_OK);
 		assert_string_equal(bs_entry_type(e), "dev.other");
 		assert_int_equal(bs_entry_status(e), BS_OK);
 		for (int k = 8; k <= 9; k++) {
 			char n[16];
 			snprintf(n, sizeof n, "v%d", k);
-			assert_int_equal(bs_find(im, "dev.var", n, &e), BS_OK);
+			assert_int_equal(bs_entry_find(im, "dev.var", n, &e), BS_OK);
 			assert_int_equal(bs_entry_status(e), BS_EUNSUPPORTED);
-			assert_msg_has(bs_entry_status_msg(e), "zz.future");
+			assert_msg_has(bs_entry_status_message(e), "zz.future");
 		}
-		assert_int_equal(bs_check(im, 0, NULL, NULL), BS_ECORRUPT);
+		assert_int_equal(bs_image_check(im, 0, NULL, NULL), BS_ECORRUPT);
 		if (pass == 0) {
 			/* A rewrite of one sharer leaves the others as they were. */
 			uint8_t v[16];
-			assert_int_equal(bs_find(im, "dev.var", "v1", &e), BS_OK);
-			assert_int_equal(bs_attr_set(im, e, "color", 0, v,
-						     bs_der_utf8("green", v, sizeof v)),
+			assert_int_equal(bs_entry_find(im, "dev.var", "v1", &e), BS_OK);
+			assert_int_equal(bs_attr_set(e, "color", 0, v, t_der_utf8("green", v, sizeof v)),
 					 BS_OK);
 			assert_color(im, "v0", "red");
 			assert_color(im, "v1", "green");
@@ -1104,7 +1105,7 @@ static void test_shared_attribute_sets(void **state)
 			buf_put(&img, copy, len);
 			free(copy);
 		}
-		bs_close(im);
+		bs_image_close(im);
 	}
 	buf_free(&img);
 }
@@ -1120,11 +1121,11 @@ static void test_duplicate_entries_refused(void **state)
 	t_image_end(&img);
 	bs_image *im;
 	assert_int_equal(t_open_mem(img.p, img.len, 0, &im, NULL), BS_OK);
-	assert_int_equal(bs_entry_status(bs_entry_at(im, 1)), BS_ECORRUPT);
-	assert_int_equal(bs_entry_status(bs_entry_at(im, 2)), BS_ECORRUPT);
-	assert_msg_has(bs_entry_status_msg(bs_entry_at(im, 1)), "duplicate");
+	assert_int_equal(bs_entry_status(t_entry_at(im, 1)), BS_ECORRUPT);
+	assert_int_equal(bs_entry_status(t_entry_at(im, 2)), BS_ECORRUPT);
+	assert_msg_has(bs_entry_status_message(t_entry_at(im, 1)), "duplicate");
 	t_assert_data(im, "t", NULL, "three", 5);
-	bs_close(im);
+	bs_image_close(im);
 	buf_free(&img);
 }
 
@@ -1142,7 +1143,7 @@ static void test_hostile_supersedes(void **state)
 	for (int i = 0; i < 4; i++) {
 		struct buf opt = {0};
 		uint8_t iv[10];
-		t_attr_val(&opt, "bs.supersedes", iv, bs_der_int((int64_t)targets[i], iv, sizeof iv));
+		t_attr_val(&opt, "bs.supersedes", iv, t_der_int((int64_t)targets[i], iv, sizeof iv));
 		char ty[4] = {'b', (char)('0' + i), 0, 0};
 		struct t_entry te = {.type = ty, .opt = opt.p, .opt_len = opt.len,
 				     .data = (const uint8_t *)"B", .data_len = 1};
@@ -1152,12 +1153,12 @@ static void test_hostile_supersedes(void **state)
 	t_image_end(&img);
 	bs_image *im;
 	assert_int_equal(t_open_mem(img.p, img.len, 0, &im, NULL), BS_OK);
-	assert_int_equal(bs_count(im), 6);
+	assert_int_equal(bs_image_count(im, BS_ITER_LIBRARY), 6);
 	t_assert_data(im, "a", NULL, "A", 1);
 	t_assert_data(im, "b0", NULL, "B", 1);
 	t_assert_data(im, "b1", NULL, "B", 1);
-	assert_int_equal(bs_check(im, 1, NULL, NULL), BS_OK);
-	bs_close(im);
+	assert_int_equal(bs_image_check(im, 1, NULL, NULL), BS_OK);
+	bs_image_close(im);
 	buf_free(&img);
 }
 
@@ -1189,17 +1190,17 @@ static void test_slot_hostility(void **state)
 		bs_image *im;
 		assert_int_equal(t_open_mem(img.p, img.len, 0, &im, NULL), BS_OK);
 		bs_entry *e;
-		assert_int_equal(bs_find(im, "s", NULL, &e), BS_OK);
+		assert_int_equal(bs_entry_find(im, "s", NULL, &e), BS_OK);
 		uint8_t b[8];
 		size_t l;
-		assert_int_equal(bs_entry_read(im, e, b, sizeof b, &l), BS_ECORRUPT);
-		assert_msg_has(bs_errmsg(), "mem.img");
-		assert_msg_has(bs_errmsg(), "at offset");
-		assert_int_equal(bs_check(im, 0, NULL, NULL), BS_ECORRUPT);
+		assert_int_equal(bs_entry_read(e, b, sizeof b, &l), BS_ECORRUPT);
+		assert_msg_has(last_error(), "mem.img");
+		assert_msg_has(last_error(), "at offset");
+		assert_int_equal(bs_image_check(im, 0, NULL, NULL), BS_ECORRUPT);
 		/* A writer may replace the lost value on purpose. */
-		assert_int_equal(bs_entry_write(im, e, "cc", 2), BS_OK);
+		assert_int_equal(bs_entry_write(e, "cc", 2), BS_OK);
 		t_assert_data(im, "s", NULL, "cc", 2);
-		bs_close(im);
+		bs_image_close(im);
 		buf_free(&mand);
 		buf_free(&img);
 	}
@@ -1224,17 +1225,17 @@ static size_t damage_image(uint8_t **out, size_t *len, struct known *k)
 	bs_image *im;
 	assert_int_equal(t_open_mem(NULL, 0, BS_OPEN_CREATE, &im, &be), BS_OK);
 	bs_entry *a, *d;
-	assert_int_equal(bs_entry_create(im, "vtpm", "a", 24, NULL, 0, a1, sizeof a1 - 1, &a), 0);
-	assert_int_equal(bs_entry_create(im, "tmp", "d", 8, NULL, 0, "gone", 4, &d), 0);
-	assert_int_equal(bs_entry_create(im, "nvram", "b", 48, NULL, 0, b1, sizeof b1 - 1, NULL),
+	assert_int_equal(bs_entry_create(im, "vtpm", "a", &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 24, .attrs = NULL, .nattrs = 0}, a1, sizeof a1 - 1, &a), 0);
+	assert_int_equal(bs_entry_create(im, "tmp", "d", &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 8, .attrs = NULL, .nattrs = 0}, "gone", 4, &d), 0);
+	assert_int_equal(bs_entry_create(im, "nvram", "b", &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 48, .attrs = NULL, .nattrs = 0}, b1, sizeof b1 - 1, NULL),
 			 0);
-	assert_int_equal(bs_entry_write(im, a, a2, sizeof a2 - 1), BS_OK);
-	assert_int_equal(bs_entry_delete(im, d), BS_OK);
+	assert_int_equal(bs_entry_write(a, a2, sizeof a2 - 1), BS_OK);
+	assert_int_equal(bs_entry_delete(d), BS_OK);
 	uint8_t iv[3];
-	struct bs_attr at = {"n", 0, iv, bs_der_int(5, iv, sizeof iv)};
-	assert_int_equal(bs_entry_create(im, "cfg", NULL, 4, &at, 1, c1, 1, NULL), 0);
+	struct bs_attr at = {BS_ATTR_VERSION, "n", 0, iv, t_der_int(5, iv, sizeof iv)};
+	assert_int_equal(bs_entry_create(im, "cfg", NULL, &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 4, .attrs = &at, .nattrs = 1}, c1, 1, NULL), 0);
 	*out = t_mem_copy(be, len);
-	bs_close(im);
+	bs_image_close(im);
 	k[0] = (struct known){"vtpm", "a", a2, a1, sizeof a2 - 1, sizeof a1 - 1};
 	k[1] = (struct known){"nvram", "b", b1, NULL, sizeof b1 - 1, 0};
 	k[2] = (struct known){"cfg", NULL, c1, NULL, 1, 0};
@@ -1257,16 +1258,16 @@ static int probe(const uint8_t *img, size_t len, const struct known *k, size_t n
 	int rc = t_open_mem(img, len, 0, &im, NULL);
 	if (rc) {
 		assert_true(rc < 0);
-		assert_non_null(strstr(bs_errmsg(), "mem.img"));
+		assert_non_null(strstr(last_error(), "mem.img"));
 		return 0;
 	}
-	for (size_t i = 0; i < bs_count(im); i++) {
-		bs_entry *e = bs_entry_at(im, i);
+	for (size_t i = 0; i < bs_image_count(im, BS_ITER_LIBRARY); i++) {
+		bs_entry *e = t_entry_at(im, i);
 		void *p;
 		size_t l;
-		bs_attr_count(e, 0);
+		t_attr_count(e, 0);
 		bs_entry_name(e);
-		if (i == 0 || bs_entry_read_alloc(im, e, &p, &l))
+		if (i == 0 || bs_entry_read_alloc(e, &p, &l))
 			continue;
 		const struct known *match = NULL;
 		for (size_t j = 0; j < nk; j++) {
@@ -1289,8 +1290,8 @@ static int probe(const uint8_t *img, size_t len, const struct known *k, size_t n
 				 bs_entry_type(e), bs_entry_name(e) ? bs_entry_name(e) : "-", l);
 		free(p);
 	}
-	bs_check(im, 1, NULL, NULL);
-	bs_close(im);
+	bs_image_check(im, 1, NULL, NULL);
+	bs_image_close(im);
 	return 1;
 }
 
@@ -1311,7 +1312,7 @@ static void test_truncation_at_every_octet(void **state)
 		int rc = t_open_mem(img, l, BS_OPEN_CREATE, &im, &be);
 		if (l == 0) {
 			assert_int_equal(rc, BS_OK);
-			bs_close(im);
+			bs_image_close(im);
 		} else {
 			assert_int_not_equal(rc, BS_OK);
 		}

@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "common.h"
-#include "nvram.h"
-#include "nvram_uefi.h"
+#include <blobstore/nvram.h>
+#include <blobstore/uefi.h>
 
 static bool printing;
 
@@ -23,39 +23,39 @@ static int outcome(const uint8_t *img, size_t len, const char *type, const char 
 	bs_image *im;
 	int rc = t_open_mem(img, len, BS_OPEN_RDONLY, &im, NULL);
 	if (rc) {
-		snprintf(msg, ml, "%s", bs_errmsg());
+		snprintf(msg, ml, "%s", last_error());
 		return rc;
 	}
 	msg[0] = 0;
 	if (type) {
 		bs_entry *e = NULL;
-		rc = bs_find(im, type, name, &e);
+		rc = bs_entry_find(im, type, name, &e);
 		if (rc) {
 			/* A refused entry is still listed: its status says why. */
-			for (size_t i = 0; i < bs_count(im); i++) {
-				bs_entry *x = bs_entry_at(im, i);
+			for (size_t i = 0; i < bs_image_count(im, BS_ITER_LIBRARY); i++) {
+				bs_entry *x = t_entry_at(im, i);
 				if (bs_entry_status(x)) {
-					snprintf(msg, ml, "%s", bs_entry_status_msg(x));
+					snprintf(msg, ml, "%s", bs_entry_status_message(x));
 					rc = bs_entry_status(x);
 					break;
 				}
 			}
 			if (!msg[0])
-				snprintf(msg, ml, "%s", bs_errmsg());
+				snprintf(msg, ml, "%s", last_error());
 		} else if (bs_entry_status(e)) {
 			rc = bs_entry_status(e);
-			snprintf(msg, ml, "%s", bs_entry_status_msg(e));
+			snprintf(msg, ml, "%s", bs_entry_status_message(e));
 		} else {
 			void *d;
 			size_t dl;
-			rc = bs_entry_read_alloc(im, e, &d, &dl);
+			rc = bs_entry_read_alloc(e, &d, &dl);
 			if (rc)
-				snprintf(msg, ml, "%s", bs_errmsg());
+				snprintf(msg, ml, "%s", last_error());
 			else
 				free(d);
 		}
 	}
-	bs_close(im);
+	bs_image_close(im);
 	return rc;
 }
 
@@ -65,7 +65,7 @@ static void expect(const char *what, const uint8_t *img, size_t len, const char 
 	char msg[1024];
 	int rc = outcome(img, len, type, name, msg, sizeof msg);
 	if (printing)
-		print_message("| %s | %s (%d) | `%s` |\n", what, bs_strerror(rc), rc, msg);
+		print_message("| %s | %s (%d) | `%s` |\n", what, bs_error_string(rc), rc, msg);
 	if (!printing && (rc != code || strcmp(msg, message)))
 		fail_msg("%s: got %d \"%s\", expected %d \"%s\"", what, rc, msg, code, message);
 }
@@ -274,7 +274,7 @@ static void test_too_many_entries(void **state)
 	snprintf(what, sizeof what, "%u tiny entries", BS_MAX_ENTRIES + 1);
 	int rc = outcome(b, total, NULL, NULL, msg, sizeof msg);
 	if (printing)
-		print_message("| %s | %s (%d) | `%s` |\n", what, bs_strerror(rc), rc, msg);
+		print_message("| %s | %s (%d) | `%s` |\n", what, bs_error_string(rc), rc, msg);
 	char want[256];
 	snprintf(want, sizeof want, "mem.img: at offset %zu: more than %u entries",
 		 head + (n - 1) * sizeof tiny, BS_MAX_ENTRIES);
@@ -318,13 +318,13 @@ static size_t sample_image(uint8_t **out)
 	bs_image *im;
 	assert_int_equal(t_open_mem(NULL, 0, BS_OPEN_CREATE, &im, &be), BS_OK);
 	uint8_t v[4];
-	struct bs_attr a = {"mode", 0, v, bs_der_int(3, v, sizeof v)};
-	assert_int_equal(bs_entry_create(im, "vtpm", "permall", 64, &a, 1, "state-one", 9, NULL), 0);
-	struct bs_entry_opts ro = {.flags = BS_ENTRY_RAW};
-	assert_int_equal(bs_entry_create2(im, "raw", NULL, &ro, "raw-data", 8, NULL), 0);
+	struct bs_attr a = {BS_ATTR_VERSION, "mode", 0, v, t_der_int(3, v, sizeof v)};
+	assert_int_equal(bs_entry_create(im, "vtpm", "permall", &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 64, .attrs = &a, .nattrs = 1}, "state-one", 9, NULL), 0);
+	struct bs_entry_opts ro = {.version = BS_ENTRY_OPTS_VERSION, .flags = BS_ENTRY_RAW};
+	assert_int_equal(bs_entry_create(im, "raw", NULL, &ro, "raw-data", 8, NULL), 0);
 	size_t len;
 	*out = t_mem_copy(be, &len);
-	bs_close(im);
+	bs_image_close(im);
 	return len;
 }
 
@@ -359,20 +359,20 @@ static void test_every_bit_flipped(void **state)
 		int rc = t_open_mem(c, len, BS_OPEN_RDONLY, &im, NULL);
 		if (rc) {
 			if (rc != BS_ECORRUPT && rc != BS_ELIMIT)
-				fail_msg("bit %zu: open gave %d \"%s\"", bit, rc, bs_errmsg());
+				fail_msg("bit %zu: open gave %d \"%s\"", bit, rc, last_error());
 			refused++;
 			continue;
 		}
 		opened++;
 		bs_entry *e;
-		if (bs_find(im, "vtpm", "permall", &e)) {
+		if (bs_entry_find(im, "vtpm", "permall", &e)) {
 			renamed++; /* the flip hit the type or name, or refused it */
 		} else if (bs_entry_status(e)) {
 			entry_refused++;
 		} else {
 			char buf[64];
 			size_t n;
-			rc = bs_entry_read(im, e, buf, sizeof buf, &n);
+			rc = bs_entry_read(e, buf, sizeof buf, &n);
 			if (rc) {
 				assert_int_equal(rc, BS_ECORRUPT);
 				read_failed++;
@@ -383,7 +383,7 @@ static void test_every_bit_flipped(void **state)
 				same++;
 			}
 		}
-		bs_close(im);
+		bs_image_close(im);
 	}
 	if (printing)
 		print_message("bit flips over %zu bits: %zu refused at open, %zu opened: %zu entry "
@@ -400,24 +400,24 @@ static void test_every_bit_flipped(void **state)
 static void test_records_and_varstores(void **state)
 {
 	(void)state;
-	nvram_rec *r;
+	bs_record *r;
 	static const uint8_t notrec[] = {0x04, 0x01, 0x00};
-	int rc = nvram_rec_decode(notrec, sizeof notrec, NULL, 0, &r);
+	int rc = bs_record_decode(notrec, sizeof notrec, NULL, 0, &r);
 	if (printing)
-		print_message("| record: not a SEQUENCE | %d | `%s` |\n", rc, bs_errmsg());
+		print_message("| record: not a SEQUENCE | %d | `%s` |\n", rc, last_error());
 	assert_int_equal(rc, BS_ECORRUPT);
 	static const uint8_t lying[] = {0x30, 0x05, 0x30, 0x7f, 0x16, 0x01, 0x61};
-	rc = nvram_rec_decode(lying, sizeof lying, NULL, 0, &r);
+	rc = bs_record_decode(lying, sizeof lying, NULL, 0, &r);
 	if (printing)
 		print_message("| record: field longer than the record | %d | `%s` |\n", rc,
-			      bs_errmsg());
+			      last_error());
 	assert_int_equal(rc, BS_ECORRUPT);
-	struct nvram_uefi_store *st;
-	rc = nvram_uefi_parse((const uint8_t *)"hello", 5, &st);
+	struct bs_uefi_store *st;
+	rc = bs_uefi_parse((const uint8_t *)"hello", 5, &st);
 	if (printing)
-		print_message("| varstore: 5 octets | %d | `%s` |\n", rc, bs_errmsg());
+		print_message("| varstore: 5 octets | %d | `%s` |\n", rc, last_error());
 	assert_int_equal(rc, BS_ECORRUPT);
-	assert_string_equal(bs_errmsg(), "varstore at octet 0: shorter than a firmware volume header");
+	assert_string_equal(last_error(), "varstore at octet 0: shorter than a firmware volume header");
 }
 
 int main(void)

@@ -17,7 +17,7 @@ static bs_image *reopen(struct bs_backend *be, bs_image *img, struct bs_backend 
 {
 	size_t len;
 	uint8_t *copy = t_mem_copy(be, &len);
-	bs_close(img);
+	bs_image_close(img);
 	bs_image *n;
 	assert_int_equal(t_open_mem(copy, len, 0, &n, nbe), BS_OK);
 	free(copy);
@@ -29,30 +29,30 @@ static void create_with_unknown_mandatory_attribute_is_refused(void **state)
 	(void)state;
 	struct bs_backend *be;
 	bs_image *img = new_image(&be);
-	uint8_t v[BS_DER_MAX_INT];
-	size_t vl = bs_der_int(2, v, sizeof v);
-	struct bs_attr a = {"x.future", BS_ATTR_MANDATORY, v, vl};
-	struct bs_entry_opts o = {.capacity = 16, .attrs = &a, .nattrs = 1};
+	uint8_t v[BS_VALUE_MAX_INT];
+	size_t vl = t_der_int(2, v, sizeof v);
+	struct bs_attr a = {BS_ATTR_VERSION, "x.future", BS_ATTR_MANDATORY, v, vl};
+	struct bs_entry_opts o = {.version = BS_ENTRY_OPTS_VERSION, .capacity = 16, .attrs = &a, .nattrs = 1};
 	bs_entry *e;
-	assert_int_equal(bs_entry_create2(img, "dev", "n", &o, "data", 4, &e), BS_OK);
+	assert_int_equal(bs_entry_create(img, "dev", "n", &o, "data", 4, &e), BS_OK);
 	assert_int_equal(bs_entry_status(e), BS_EUNSUPPORTED);
 	void *out;
 	size_t len;
-	assert_int_equal(bs_entry_read_alloc(img, e, &out, &len), BS_EUNSUPPORTED);
-	assert_non_null(strstr(bs_errmsg(), "unknown mandatory attribute 'x.future'"));
+	assert_int_equal(bs_entry_read_alloc(e, &out, &len), BS_EUNSUPPORTED);
+	assert_non_null(strstr(last_error(), "unknown mandatory attribute 'x.future'"));
 	img = reopen(be, img, &be);
-	assert_int_equal(bs_count(img), 2);
-	assert_int_equal(bs_find(img, "dev", "n", &e), BS_OK);
+	assert_int_equal(bs_image_count(img, BS_ITER_LIBRARY), 2);
+	assert_int_equal(bs_entry_find(img, "dev", "n", &e), BS_OK);
 	assert_int_equal(bs_entry_status(e), BS_EUNSUPPORTED);
 	const uint8_t *val;
 	size_t val_len;
 	unsigned flags;
-	assert_int_equal(bs_attr_get(e, "x.future", &flags, &val, &val_len), BS_OK);
+	assert_int_equal(bs_attr_get(e, "x.future", &val, &val_len, &flags), BS_OK);
 	assert_int_equal(flags, BS_ATTR_MANDATORY);
 	assert_memory_equal(val, v, vl);
-	assert_int_equal(bs_entry_delete(img, e), BS_OK);
-	assert_int_equal(bs_check(img, 0, NULL, NULL), BS_OK);
-	bs_close(img);
+	assert_int_equal(bs_entry_delete(e), BS_OK);
+	assert_int_equal(bs_image_check(img, 0, NULL, NULL), BS_OK);
+	bs_image_close(img);
 }
 
 static void setting_unknown_mandatory_attribute_refuses_without_duplicate(void **state)
@@ -61,19 +61,19 @@ static void setting_unknown_mandatory_attribute_refuses_without_duplicate(void *
 	struct bs_backend *be;
 	bs_image *img = new_image(&be);
 	bs_entry *e;
-	assert_int_equal(bs_entry_create(img, "dev", NULL, 8, NULL, 0, "abc", 3, &e), BS_OK);
-	assert_int_equal(bs_attr_set(img, e, "y.future", BS_ATTR_MANDATORY, NULL, 0), BS_OK);
+	assert_int_equal(bs_entry_create(img, "dev", NULL, &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 8, .attrs = NULL, .nattrs = 0}, "abc", 3, &e), BS_OK);
+	assert_int_equal(bs_attr_set(e, "y.future", BS_ATTR_MANDATORY, NULL, 0), BS_OK);
 	assert_int_equal(bs_entry_status(e), BS_EUNSUPPORTED);
-	assert_int_equal(bs_entry_write(img, e, "x", 1), BS_EUNSUPPORTED);
+	assert_int_equal(bs_entry_write(e, "x", 1), BS_EUNSUPPORTED);
 	img = reopen(be, img, &be);
-	assert_int_equal(bs_count(img), 2);
-	assert_int_equal(bs_find(img, "dev", NULL, &e), BS_OK);
+	assert_int_equal(bs_image_count(img, BS_ITER_LIBRARY), 2);
+	assert_int_equal(bs_entry_find(img, "dev", NULL, &e), BS_OK);
 	assert_int_equal(bs_entry_status(e), BS_EUNSUPPORTED);
-	assert_non_null(strstr(bs_entry_status_msg(e), "'y.future'"));
-	struct bs_stat st;
-	assert_int_equal(bs_stat(img, &st), BS_OK);
+	assert_non_null(strstr(bs_entry_status_message(e), "'y.future'"));
+	struct bs_image_stat st = BS_IMAGE_STAT_INIT;
+	assert_int_equal(bs_image_stat(img, &st), BS_OK);
 	assert_int_equal(st.refused, 1);
-	bs_close(img);
+	bs_image_close(img);
 }
 
 int main(void)

@@ -2,13 +2,13 @@
  * after each write; here the power fails: every write issued since the last
  * completed sync may be lost, applied, torn at any octet or sector, or leave
  * only a grown size, in any order (the fault backend's journal,
- * bs_backend_fault_powerloss()).  Every operation that changes an image runs
+ * fault_backend_powerloss()).  Every operation that changes an image runs
  * over it, on growable storage and on fixed-size storage, and for each crash
  * point the possible storage states are enumerated when few, sampled
  * (seeded, reproducible) when many.  Each one must open; every entry must
  * read as its committed value or, for the entries the operation changes,
  * the new one (all of them or none, except for the UEFI import, which is
- * documented as entry by entry); bs_check must pass.  Then every write and
+ * documented as entry by entry); bs_image_check must pass.  Then every write and
  * sync fails in turn with EIO and ENOSPC: the error must name the image and
  * the storage must still hold the old or the new state.
  *
@@ -18,10 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "blobstore_crypt.h"
+#include <blobstore/crypt.h>
 #include "common.h"
-#include "nvram_tpm.h"
-#include "nvram_uefi.h"
+#include "storage/storage.h" /* the backend table, to forward to */
+#include <blobstore/tpm.h>
+#include <blobstore/uefi.h>
 
 static bool quick, longrun;
 static unsigned shown; /* violations printed in this test */
@@ -96,12 +97,14 @@ static void attr_text(const bs_entry *e, char *out, size_t cap)
 {
 	out[0] = 0;
 	for (int m = 1; m >= 0; m--)
-		for (size_t i = 0; i < bs_attr_count(e, m); i++) {
+		for (size_t i = 0; i < bs_attr_count(e); i++) {
 			const char *nm;
 			const uint8_t *v;
 			size_t vl;
-			if (bs_attr_at(e, m, i, &nm, &v, &vl) || !strcmp(nm, "bs.supersedes") ||
-			    !strcmp(nm, "bs.aead"))
+			unsigned fl;
+			if (bs_attr_at(e, i, &nm, &v, &vl, &fl) ||
+			    ((fl & BS_ATTR_MANDATORY) != 0) != (m != 0) ||
+			    !strcmp(nm, "bs.supersedes") || !strcmp(nm, "bs.aead"))
 				continue;
 			size_t l = strlen(out);
 			snprintf(out + l, cap - l, "%s%s:%zu:%016llx;", m ? "!" : "", nm, vl,
@@ -115,7 +118,7 @@ static void snapshot(bs_image *im, struct snap *s)
 {
 	s->n = 0;
 	s->e = NULL;
-	if (bs_image_encrypted(im)) {
+	if (bs_image_is_encrypted(im)) {
 		const char *which = "none";
 		bs_key *a, *b;
 		assert_int_equal(bs_key_from_bytes(KEY_A, 32, &a), BS_OK);
@@ -128,8 +131,8 @@ static void snapshot(bs_image *im, struct snap *s)
 		bs_key_free(b);
 		snap_add(s, "#key", which);
 	}
-	for (size_t i = 0; i < bs_count(im); i++) {
-		bs_entry *e = bs_entry_at(im, i);
+	for (size_t i = 0; i < bs_image_count(im, BS_ITER_LIBRARY); i++) {
+		bs_entry *e = t_entry_at(im, i);
 		const char *type = bs_entry_type(e), *name = bs_entry_name(e);
 		char key[600], val[4096];
 		snprintf(key, sizeof key, "%s\x1f%s", type ? type : "?", name ? name : "\x01");
@@ -142,7 +145,7 @@ static void snapshot(bs_image *im, struct snap *s)
 		attr_text(e, at, sizeof at);
 		void *d = NULL;
 		size_t dl = 0;
-		int rc = bs_entry_status(e) ? bs_entry_status(e) : bs_entry_read_alloc(im, e, &d, &dl);
+		int rc = bs_entry_status(e) ? bs_entry_status(e) : bs_entry_read_alloc(e, &d, &dl);
 		snprintf(val, sizeof val, "cap=%zu slotted=%d status=%d data=%zu:%016llx attrs=%s",
 			 bs_entry_capacity(e), bs_entry_is_slotted(e), rc, dl,
 			 (unsigned long long)(rc ? 0 : fnv(d, dl)), at);
@@ -212,7 +215,7 @@ static int judge(const struct snap *got, const struct snap *old, const struct sn
  * journal is read afterwards: the caller frees it), and can present
  * fixed-size storage: no resize, no replace, no writes past the end. */
 struct wrapb {
-	struct bs_backend be;
+	struct bs_backend *be; /* made by bs_backend_new() over this wrapper */
 	struct bs_backend *inner;
 	uint64_t size; /* fixed size, or 0 */
 };
@@ -254,10 +257,12 @@ static void wr_close(void *c)
 	free(c);
 }
 static const struct bs_backend_ops grow_ops = {
+	.version = BS_BACKEND_OPS_VERSION,
 	.read_at = wr_read, .write_at = wr_write, .sync = wr_sync, .size = wr_size,
 	.resize = wr_resize, .replace = wr_replace, .close = wr_close,
 };
 static const struct bs_backend_ops fix_ops = {
+	.version = BS_BACKEND_OPS_VERSION,
 	.read_at = wr_read, .write_at = wr_write, .sync = wr_sync, .size = wr_size,
 	.close = wr_close,
 };
@@ -267,17 +272,15 @@ static const struct bs_backend_ops fix_ops = {
 /* The storage under test over IMG/LEN with PLAN: *FB gets the fault
  * backend, which the caller frees after closing the image. */
 static struct bs_backend *storage(const uint8_t *img, size_t len, bool fixed,
-				  const struct bs_fault_plan *plan, struct bs_backend **fb)
+				  const struct fault_plan *plan, struct bs_backend **fb)
 {
-	assert_int_equal(bs_backend_fault(img, len, plan, fb), BS_OK);
+	assert_int_equal(fault_backend_new(img, len, plan, fb), BS_OK);
 	struct wrapb *w = calloc(1, sizeof *w);
 	assert_non_null(w);
 	w->inner = *fb;
 	w->size = fixed ? len : 0;
-	w->be.ops = fixed ? &fix_ops : &grow_ops;
-	w->be.ctx = w;
-	w->be.block_size = fixed ? 512 : 1;
-	return &w->be;
+	assert_int_equal(bs_backend_new(fixed ? &fix_ops : &grow_ops, w, fixed ? 512 : 1, &w->be), BS_OK);
+	return w->be;
 }
 
 /* Pads IMG to the fixed size (a copy). */
@@ -302,7 +305,7 @@ static size_t uefi_a_len, uefi_b_len;
 static bs_entry *find(bs_image *im, const char *type, const char *name)
 {
 	bs_entry *e = NULL;
-	return bs_find(im, type, name, &e) ? NULL : e;
+	return bs_entry_find(im, type, name, &e) ? NULL : e;
 }
 
 static int use_key(bs_image *im)
@@ -317,17 +320,17 @@ static int use_key(bs_image *im)
 static int write_to(bs_image *im, const char *t, const char *n, const void *d, size_t l)
 {
 	bs_entry *e = find(im, t, n);
-	return e ? bs_entry_write(im, e, d, l) : BS_ENOENT;
+	return e ? bs_entry_write(e, d, l) : BS_ENOENT;
 }
 
 static int op_create(bs_image *im)
 {
-	struct bs_attr a = {"k", 0, (const uint8_t *)"\x01\x01\xff", 3};
-	return bs_entry_create(im, "new", "n", 100, &a, 1, N1, 60, NULL);
+	struct bs_attr a = {BS_ATTR_VERSION, "k", 0, (const uint8_t *)"\x01\x01\xff", 3};
+	return bs_entry_create(im, "new", "n", &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 100, .attrs = &a, .nattrs = 1}, N1, 60, NULL);
 }
 static int op_create_big(bs_image *im)
 {
-	return bs_entry_create(im, "big", NULL, sizeof N1, NULL, 0, N1, sizeof N1, NULL);
+	return bs_entry_create(im, "big", NULL, &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = sizeof N1, .attrs = NULL, .nattrs = 0}, N1, sizeof N1, NULL);
 }
 static int op_write_same(bs_image *im) { return write_to(im, "target", "x", T1, sizeof T1); }
 static int op_write_smaller(bs_image *im) { return write_to(im, "target", "x", T2, sizeof T2); }
@@ -343,24 +346,24 @@ static int op_attr_set(bs_image *im)
 {
 	bs_entry *e = find(im, "target", "x");
 	uint8_t v[4];
-	return e ? bs_attr_set(im, e, "a", 0, v, bs_der_int(8, v, sizeof v)) : BS_ENOENT;
+	return e ? bs_attr_set(e, "a", 0, v, t_der_int(8, v, sizeof v)) : BS_ENOENT;
 }
 static int op_attr_remove(bs_image *im)
 {
 	bs_entry *e = find(im, "target", "x");
-	return e ? bs_attr_remove(im, e, "b") : BS_ENOENT;
+	return e ? bs_attr_remove(e, "b") : BS_ENOENT;
 }
 static int op_delete(bs_image *im)
 {
 	bs_entry *e = find(im, "target", "x");
-	return e ? bs_entry_delete(im, e) : BS_ENOENT;
+	return e ? bs_entry_delete(e) : BS_ENOENT;
 }
 static int op_resize(bs_image *im)
 {
 	bs_entry *e = find(im, "target", "x");
-	return e ? bs_entry_resize(im, e, 1000) : BS_ENOENT;
+	return e ? bs_entry_resize(e, 1000) : BS_ENOENT;
 }
-static int op_compact(bs_image *im) { return bs_compact(im); }
+static int op_compact(bs_image *im) { return bs_image_compact(im); }
 static int op_rekey(bs_image *im)
 {
 	int rc = use_key(im);
@@ -374,7 +377,7 @@ static int op_rekey(bs_image *im)
 }
 static int op_uefi_import(bs_image *im)
 {
-	return nvram_uefi_import(im, uefi_b, uefi_b_len, NULL);
+	return bs_uefi_import(im, uefi_b, uefi_b_len, NULL);
 }
 
 static uint8_t PA[1200];
@@ -382,7 +385,7 @@ static int op_tpm_store_new(bs_image *im)
 {
 	/* The image is encrypted: the bridge refuses TPM state in the clear. */
 	int rc = use_key(im);
-	return rc ? rc : nvram_tpm_store(im, 0, "permall", PA, sizeof PA);
+	return rc ? rc : bs_tpm_store(im, 0, "permall", PA, sizeof PA);
 }
 
 /* On the vTPM image (vtpm_img): the bridge's replace of stored state, in
@@ -392,17 +395,17 @@ static uint8_t PB[1200], PG[70000];
 static int op_tpm_replace(bs_image *im)
 {
 	int rc = use_key(im);
-	return rc ? rc : nvram_tpm_store(im, 0, "permall", PB, sizeof PB);
+	return rc ? rc : bs_tpm_store(im, 0, "permall", PB, sizeof PB);
 }
 static int op_tpm_replace_grown(bs_image *im)
 {
 	int rc = use_key(im);
-	return rc ? rc : nvram_tpm_store(im, 0, "permall", PG, sizeof PG);
+	return rc ? rc : bs_tpm_store(im, 0, "permall", PG, sizeof PG);
 }
 static int op_tpm_volatile_consumed(bs_image *im)
 {
 	int rc = use_key(im);
-	return rc ? rc : nvram_tpm_delete(im, 0, "volatilestate", 1);
+	return rc ? rc : bs_tpm_delete(im, 0, "volatilestate", 1);
 }
 
 struct op {
@@ -485,7 +488,7 @@ static void make_varstore(int which, uint8_t **out, size_t *len)
 	static const char *names_b[] = {"BootOrder", "Boot0001", "Lang", "SecureBoot", "Tmp"};
 	const char *const *names = which ? names_b : names_a;
 	size_t n = which ? 5 : 4;
-	struct nvram_uefi_var v[5];
+	struct bs_uefi_var v[5];
 	uint8_t data[5][64];
 	for (size_t i = 0; i < n; i++) {
 		memset(&v[i], 0, sizeof v[i]);
@@ -498,7 +501,7 @@ static void make_varstore(int which, uint8_t **out, size_t *len)
 		v[i].data_len = 8 + 8 * i;
 	}
 	uint8_t *tmpl = varstore_template(16384);
-	assert_int_equal(nvram_uefi_build(v, n, tmpl, 16384, out, len), BS_OK);
+	assert_int_equal(bs_uefi_build(v, n, tmpl, 16384, out, len), BS_OK);
 	free(tmpl);
 }
 
@@ -541,27 +544,27 @@ static int setup(void **state)
 	assert_int_equal(bs_image_init_encryption(im, k, NULL), BS_OK);
 	bs_key_free(k);
 	bs_entry *e;
-	assert_int_equal(bs_entry_create(im, "vtpm", "permall", 200, NULL, 0, P1, sizeof P1, &e), 0);
-	assert_int_equal(bs_entry_write(im, e, P2, sizeof P2), BS_OK); /* both slots valid */
-	struct bs_entry_opts so = {.capacity = 3000, .check = "sha256"};
-	assert_int_equal(bs_entry_create2(im, "vtpm", "volatile", &so, V1, sizeof V1, NULL), 0);
-	struct bs_entry_opts ro = {.flags = BS_ENTRY_RAW};
-	assert_int_equal(bs_entry_create2(im, "raw", "r", &ro, "raw-data", 8, NULL), 0);
-	struct bs_entry_opts eo = {.capacity = 128, .flags = BS_ENTRY_ENCRYPT};
-	assert_int_equal(bs_entry_create2(im, "secret", "s", &eo, "sealed", 6, NULL), 0);
+	assert_int_equal(bs_entry_create(im, "vtpm", "permall", &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 200, .attrs = NULL, .nattrs = 0}, P1, sizeof P1, &e), 0);
+	assert_int_equal(bs_entry_write(e, P2, sizeof P2), BS_OK); /* both slots valid */
+	struct bs_entry_opts so = {.version = BS_ENTRY_OPTS_VERSION, .capacity = 3000, .checksum = BS_CHECKSUM_SHA256};
+	assert_int_equal(bs_entry_create(im, "vtpm", "volatile", &so, V1, sizeof V1, NULL), 0);
+	struct bs_entry_opts ro = {.version = BS_ENTRY_OPTS_VERSION, .flags = BS_ENTRY_RAW};
+	assert_int_equal(bs_entry_create(im, "raw", "r", &ro, "raw-data", 8, NULL), 0);
+	struct bs_entry_opts eo = {.version = BS_ENTRY_OPTS_VERSION, .capacity = 128, .flags = BS_ENTRY_ENCRYPT};
+	assert_int_equal(bs_entry_create(im, "secret", "s", &eo, "sealed", 6, NULL), 0);
 	uint8_t v[4];
-	struct bs_attr ca = {"mode", 0, v, bs_der_int(1, v, sizeof v)};
-	assert_int_equal(bs_entry_create(im, "cfg", NULL, 16, &ca, 1, "c", 1, NULL), 0);
-	assert_int_equal(bs_entry_create(im, "tmp", "t", 32, NULL, 0, "gone", 4, &e), 0);
-	assert_int_equal(bs_entry_delete(im, e), BS_OK);
+	struct bs_attr ca = {BS_ATTR_VERSION, "mode", 0, v, t_der_int(1, v, sizeof v)};
+	assert_int_equal(bs_entry_create(im, "cfg", NULL, &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 16, .attrs = &ca, .nattrs = 1}, "c", 1, NULL), 0);
+	assert_int_equal(bs_entry_create(im, "tmp", "t", &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 32, .attrs = NULL, .nattrs = 0}, "gone", 4, &e), 0);
+	assert_int_equal(bs_entry_delete(e), BS_OK);
 	uint8_t v7[4];
-	struct bs_attr ta[2] = {{"a", 0, v7, bs_der_int(7, v7, sizeof v7)}, {"b", 0, NULL, 0}};
-	assert_int_equal(bs_entry_create(im, "target", "x", 64, ta, 2, T0, sizeof T0, &e), 0);
-	assert_int_equal(bs_entry_write(im, e, T0, sizeof T0), BS_OK);
-	assert_int_equal(nvram_uefi_import(im, uefi_a, uefi_a_len, NULL), BS_OK);
+	struct bs_attr ta[2] = {{BS_ATTR_VERSION, "a", 0, v7, t_der_int(7, v7, sizeof v7)}, {BS_ATTR_VERSION, "b", 0, NULL, 0}};
+	assert_int_equal(bs_entry_create(im, "target", "x", &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 64, .attrs = ta, .nattrs = 2}, T0, sizeof T0, &e), 0);
+	assert_int_equal(bs_entry_write(e, T0, sizeof T0), BS_OK);
+	assert_int_equal(bs_uefi_import(im, uefi_a, uefi_a_len, NULL), BS_OK);
 	t_fill(PA, sizeof PA, 12);
 	base_img = t_mem_copy(be, &base_len);
-	bs_close(im);
+	bs_image_close(im);
 	assert_true(base_len < FIXED_SIZE / 2);
 
 	/* A vTPM's image: its stored state (the bridge reserves 64 KiB, more
@@ -575,11 +578,11 @@ static int setup(void **state)
 	assert_int_equal(bs_key_from_bytes(KEY_A, 32, &k), BS_OK);
 	assert_int_equal(bs_image_init_encryption(im, k, NULL), BS_OK);
 	bs_key_free(k);
-	assert_int_equal(nvram_tpm_store(im, 0, "permall", PA, sizeof PA), BS_OK);
-	assert_int_equal(nvram_tpm_store(im, 0, "permall", P1, sizeof P1), BS_OK);
-	assert_int_equal(nvram_tpm_store(im, 0, "volatilestate", VS, sizeof VS), BS_OK);
+	assert_int_equal(bs_tpm_store(im, 0, "permall", PA, sizeof PA), BS_OK);
+	assert_int_equal(bs_tpm_store(im, 0, "permall", P1, sizeof P1), BS_OK);
+	assert_int_equal(bs_tpm_store(im, 0, "volatilestate", VS, sizeof VS), BS_OK);
 	vtpm_img = t_mem_copy(be, &vtpm_len);
-	bs_close(im);
+	bs_image_close(im);
 	return 0;
 }
 
@@ -614,12 +617,12 @@ static int verify(const char *what, const uint8_t *img, size_t len, bool fixed,
 		  const struct snap *old, const struct snap *nw, bool atomic)
 {
 	fig.images++;
-	struct bs_fault_plan none = {.tear_at = SIZE_MAX};
+	struct fault_plan none = {.tear_at = SIZE_MAX};
 	struct bs_backend *fb;
 	struct bs_backend *be = storage(img, len, fixed, &none, &fb);
 	bs_image *im;
-	if (bs_open_backend(be, LABEL, 0, &im)) {
-		VIOLATION("%s: open after the crash failed: %s", what, bs_errmsg());
+	if (bs_image_open_backend(be, LABEL, 0, &im)) {
+		VIOLATION("%s: open after the crash failed: %s", what, last_error());
 		bs_backend_free(fb);
 		return -1;
 	}
@@ -630,26 +633,26 @@ static int verify(const char *what, const uint8_t *img, size_t len, bool fixed,
 	if (out < 0)
 		VIOLATION("%s: %s", what, why);
 	char cw[256] = "";
-	if (bs_check(im, 1, check_cb, cw) != BS_OK) {
+	if (bs_image_check(im, 1, check_cb, cw) != BS_OK) {
 		VIOLATION("%s: check failed: %s", what, cw);
 		out = -1;
 	}
-	bs_close(im);
+	bs_image_close(im);
 	size_t al;
 	uint8_t *after = t_mem_copy(fb, &al);
 	bs_backend_free(fb);
 	be = storage(after, al, fixed, &none, &fb);
 	free(after);
-	int rc = bs_open_backend(be, LABEL, BS_OPEN_RDONLY, &im);
+	int rc = bs_image_open_backend(be, LABEL, BS_OPEN_RDONLY, &im);
 	if (rc) {
-		VIOLATION("%s: second open failed: %s", what, bs_errmsg());
+		VIOLATION("%s: second open failed: %s", what, last_error());
 		bs_backend_free(fb);
 		snap_free(&got);
 		return -1;
 	}
 	struct snap again;
 	snapshot(im, &again);
-	bs_close(im);
+	bs_image_close(im);
 	bs_backend_free(fb);
 	if (judge(&again, &got, &got, true, why, sizeof why) != 0) {
 		VIOLATION("%s: second open differs: %s", what, why);
@@ -667,36 +670,36 @@ static int verify(const char *what, const uint8_t *img, size_t len, bool fixed,
 
 struct fates {
 	size_t n;
-	struct bs_fault_fate f[MAXF];
+	struct fault_fate f[MAXF];
 };
 
 static void fate_add(struct fates *fs, int fate, uint64_t arg)
 {
 	if (fs->n < MAXF)
-		fs->f[fs->n++] = (struct bs_fault_fate){fate, arg};
+		fs->f[fs->n++] = (struct fault_fate){fate, arg};
 }
 
 /* The fates considered for one pending change. */
-static void fates_for(const struct bs_fault_write *w, struct fates *fs, uint64_t *rng)
+static void fates_for(const struct fault_write *w, struct fates *fs, uint64_t *rng)
 {
 	fs->n = 0;
-	fate_add(fs, BS_FATE_LOST, 0);
-	fate_add(fs, BS_FATE_WHOLE, 0);
-	if (w->kind != BS_FAULT_WRITE || w->len < 2)
+	fate_add(fs, FATE_LOST, 0);
+	fate_add(fs, FATE_WHOLE, 0);
+	if (w->kind != FAULT_WRITE || w->len < 2)
 		return;
 	size_t len = w->len;
-	fate_add(fs, BS_FATE_ZEROS, 0);
+	fate_add(fs, FATE_ZEROS, 0);
 	/* Arbitrary octets: all of them in the long run when affordable. */
 	size_t every = longrun ? 8192 : quick ? 8 : 64;
 	if (len <= every) {
 		for (size_t t = 1; t < len; t++)
-			fate_add(fs, BS_FATE_PREFIX, t);
+			fate_add(fs, FATE_PREFIX, t);
 	} else {
 		size_t pick[] = {1, 2, 15, 16, 17, len / 2, len - 2, len - 1};
 		for (size_t i = 0; i < sizeof pick / sizeof *pick; i++)
-			fate_add(fs, BS_FATE_PREFIX, pick[i]);
+			fate_add(fs, FATE_PREFIX, pick[i]);
 		for (int i = 0; i < (quick ? 2 : 16); i++)
-			fate_add(fs, BS_FATE_PREFIX, 1 + t_rand(rng) % (len - 1));
+			fate_add(fs, FATE_PREFIX, 1 + t_rand(rng) % (len - 1));
 	}
 	/* Sector boundaries, and sectors arriving out of order. */
 	size_t first = (size_t)(512 - w->off % 512);
@@ -704,23 +707,23 @@ static void fates_for(const struct bs_fault_write *w, struct fates *fs, uint64_t
 	for (size_t t = first; t < len; t += 512) {
 		nsec++;
 		if (len > every && (!quick || nsec <= 2))
-			fate_add(fs, BS_FATE_PREFIX, t);
+			fate_add(fs, FATE_PREFIX, t);
 	}
 	nsec++; /* sectors touched */
 	if (nsec >= 2) {
 		if (nsec <= (quick ? 3u : 8u)) {
 			for (uint64_t m = 1; m + 1 < (1ull << nsec); m++)
-				fate_add(fs, BS_FATE_SECTORS, m);
+				fate_add(fs, FATE_SECTORS, m);
 		} else {
 			for (int i = 0; i < (quick ? 4 : 32); i++)
-				fate_add(fs, BS_FATE_SECTORS, t_rand(rng));
+				fate_add(fs, FATE_SECTORS, t_rand(rng));
 		}
 	}
 }
 
-static bool overlap(const struct bs_fault_write *a, const struct bs_fault_write *b)
+static bool overlap(const struct fault_write *a, const struct fault_write *b)
 {
-	if (a->kind != BS_FAULT_WRITE || b->kind != BS_FAULT_WRITE)
+	if (a->kind != FAULT_WRITE || b->kind != FAULT_WRITE)
 		return true;
 	return a->off < b->off + b->len && b->off < a->off + a->len;
 }
@@ -757,11 +760,11 @@ struct point {
 };
 
 static void one_image(const struct point *pt, const size_t *order,
-		      const struct bs_fault_fate *f, size_t n)
+		      const struct fault_fate *f, size_t n)
 {
 	uint8_t *img;
 	size_t len;
-	assert_int_equal(bs_backend_fault_powerloss(pt->fb, order, f, &img, &len), BS_OK);
+	assert_int_equal(fault_backend_powerloss(pt->fb, order, f, &img, &len), BS_OK);
 	if (pt->fixed && len != FIXED_SIZE) {
 		VIOLATION("%s: fixed storage changed size", pt->what);
 		free(img);
@@ -784,8 +787,8 @@ static void one_image(const struct point *pt, const size_t *order,
  * plus random combinations in random orders. */
 static void enumerate(const struct point *pt, uint64_t *rng)
 {
-	struct bs_fault_write w[MAXP];
-	size_t n = bs_backend_fault_pending(pt->fb, w, MAXP);
+	struct fault_write w[MAXP];
+	size_t n = fault_backend_pending(pt->fb, w, MAXP);
 	fig.points++;
 	if (n == 0) {
 		one_image(pt, NULL, NULL, 0);
@@ -802,7 +805,7 @@ static void enumerate(const struct point *pt, uint64_t *rng)
 			overlaps |= overlap(&w[i], &w[j]);
 	}
 	size_t order[MAXP];
-	struct bs_fault_fate f[MAXP];
+	struct fault_fate f[MAXP];
 	double orders = 1;
 	if (overlaps)
 		for (size_t i = 2; i <= n; i++)
@@ -832,7 +835,7 @@ static void enumerate(const struct point *pt, uint64_t *rng)
 		for (size_t i = 0; i < n; i++)
 			for (size_t c = 0; c < fs[i].n; c++) {
 				for (size_t j = 0; j < n; j++)
-					f[j] = (struct bs_fault_fate){others ? BS_FATE_LOST : BS_FATE_WHOLE, 0};
+					f[j] = (struct fault_fate){others ? FATE_LOST : FATE_WHOLE, 0};
 				f[i] = fs[i].f[c];
 				one_image(pt, order, f, n);
 			}
@@ -857,28 +860,28 @@ static void enumerate(const struct point *pt, uint64_t *rng)
  * (the caller frees it); MSG (may be NULL, 1024 octets) the message of a
  * failure. */
 static int run_on(const struct op *op, const uint8_t *st, size_t slen, bool fixed,
-		  const struct bs_fault_plan *plan, struct bs_backend **fb, char *msg)
+		  const struct fault_plan *plan, struct bs_backend **fb, char *msg)
 {
 	struct bs_backend *be = storage(st, slen, fixed, plan, fb);
 	bs_image *im = NULL;
-	int rc = bs_open_backend(be, LABEL, 0, &im);
+	int rc = bs_image_open_backend(be, LABEL, 0, &im);
 	if (!rc)
 		rc = op->run(im);
 	if (msg)
-		snprintf(msg, 1024, "%s", rc ? bs_errmsg() : "");
-	bs_close(im);
+		snprintf(msg, 1024, "%s", rc ? last_error() : "");
+	bs_image_close(im);
 	return rc;
 }
 
 static void snap_of(const uint8_t *img, size_t len, bool fixed, struct snap *s)
 {
-	struct bs_fault_plan none = {.tear_at = SIZE_MAX};
+	struct fault_plan none = {.tear_at = SIZE_MAX};
 	struct bs_backend *fb;
 	struct bs_backend *be = storage(img, len, fixed, &none, &fb);
 	bs_image *im;
-	assert_int_equal(bs_open_backend(be, LABEL, BS_OPEN_RDONLY, &im), BS_OK);
+	assert_int_equal(bs_image_open_backend(be, LABEL, BS_OPEN_RDONLY, &im), BS_OK);
 	snapshot(im, s);
-	bs_close(im);
+	bs_image_close(im);
 	bs_backend_free(fb);
 }
 
@@ -895,23 +898,23 @@ static void run_op(const struct op *op, const uint8_t *base, size_t blen, bool f
 	uint8_t *st = pad(base, blen, fixed, &slen);
 	struct snap old, nw;
 	snap_of(st, slen, fixed, &old);
-	struct bs_fault_plan dry = {.tear_at = SIZE_MAX, .journal = 1};
+	struct fault_plan dry = {.tear_at = SIZE_MAX, .journal = 1};
 	struct bs_backend *fb;
 	int rc = run_on(op, st, slen, fixed, &dry, &fb, NULL);
 	if ((rc == BS_EUNSUPPORTED || rc == BS_ENOSPC) && fixed) {
 		/* Needs an atomic replace the storage lacks, or more room (the
 		 * vTPM entry reserves capacity for libtpms' largest state). */
-		print_message("power loss: %s (fixed): %s, skipped\n", op->name, bs_errmsg());
+		print_message("power loss: %s (fixed): %s, skipped\n", op->name, last_error());
 		bs_backend_free(fb);
 		snap_free(&old);
 		free(st);
 		return;
 	}
 	if (rc)
-		fail_msg("%s: %s", op->name, bs_errmsg());
+		fail_msg("%s: %s", op->name, last_error());
 	fig.ops++;
-	struct bs_fault_stats s;
-	bs_backend_fault_stats(fb, &s);
+	struct fault_stats s;
+	fault_backend_stats(fb, &s);
 	size_t nl;
 	uint8_t *n = t_mem_copy(fb, &nl);
 	snap_of(n, nl, fixed, &nw);
@@ -924,7 +927,7 @@ static void run_op(const struct op *op, const uint8_t *base, size_t blen, bool f
 	enumerate(&pt, rng);
 	bs_backend_free(fb);
 	for (uint64_t k = 1; k <= s.writes; k++) {
-		struct bs_fault_plan p = {.crash_after = k, .tear_at = SIZE_MAX, .journal = 1};
+		struct fault_plan p = {.crash_after = k, .tear_at = SIZE_MAX, .journal = 1};
 		run_on(op, st, slen, fixed, &p, &fb, NULL);
 		snprintf(what, sizeof what, "%s%s: power lost at write %llu/%llu", op->name,
 			 fixed ? " (fixed)" : "", (unsigned long long)k,
@@ -979,19 +982,19 @@ static void verify_format(const char *what, const uint8_t *img, size_t len, bool
 			  bool must_be_image)
 {
 	fig.images++;
-	struct bs_fault_plan none = {.tear_at = SIZE_MAX};
+	struct fault_plan none = {.tear_at = SIZE_MAX};
 	struct bs_backend *fb;
 	bs_image *im;
-	int rc = bs_open_backend(storage(img, len, fixed, &none, &fb), LABEL, 0, &im);
+	int rc = bs_image_open_backend(storage(img, len, fixed, &none, &fb), LABEL, 0, &im);
 	if (rc == BS_OK) {
 		char cw[256] = "";
-		if (bs_count(im) != 1 || strcmp(bs_entry_type(bs_entry_at(im, 0)), "bs.image") ||
-		    bs_check(im, 1, check_cb, cw) != BS_OK)
+		if (bs_image_count(im, BS_ITER_LIBRARY) != 1 || strcmp(bs_entry_type(t_entry_at(im, 0)), "bs.image") ||
+		    bs_image_check(im, 1, check_cb, cw) != BS_OK)
 			VIOLATION("%s: opens, but not as a valid empty image (%s)", what, cw);
-		bs_close(im);
+		bs_image_close(im);
 	} else {
-		if (rc != BS_ECORRUPT || !strstr(bs_errmsg(), LABEL))
-			VIOLATION("%s: refused with %d \"%s\"", what, rc, bs_errmsg());
+		if (rc != BS_ECORRUPT || !strstr(last_error(), LABEL))
+			VIOLATION("%s: refused with %d \"%s\"", what, rc, last_error());
 		if (must_be_image)
 			VIOLATION("%s: format returned, but the storage is no image", what);
 	}
@@ -1004,11 +1007,11 @@ static void verify_format(const char *what, const uint8_t *img, size_t len, bool
 	bool blank = true;
 	for (size_t i = 0; i < len && blank; i++)
 		blank = !img[i];
-	rc = bs_open_backend(storage(img, len, fixed, &none, &fb), LABEL, BS_OPEN_CREATE, &im);
+	rc = bs_image_open_backend(storage(img, len, fixed, &none, &fb), LABEL, BS_OPEN_CREATE, &im);
 	if (rc == BS_OK)
-		bs_close(im);
+		bs_image_close(im);
 	if (blank && rc)
-		VIOLATION("%s: CREATE cannot format blank storage: %s", what, bs_errmsg());
+		VIOLATION("%s: CREATE cannot format blank storage: %s", what, last_error());
 	if (!blank && rc != BS_ECORRUPT)
 		VIOLATION("%s: CREATE over non-blank remains gave %d", what, rc);
 	bs_backend_free(fb);
@@ -1020,20 +1023,20 @@ static void format_case(bool fixed, uint64_t *rng)
 	uint8_t *st = calloc(1, FIXED_SIZE);
 	assert_non_null(st);
 	fig.ops++;
-	struct bs_fault_stats s;
+	struct fault_stats s;
 	for (uint64_t k = 0;; k++) {
-		struct bs_fault_plan p = {.crash_after = k, .tear_at = SIZE_MAX, .journal = 1};
+		struct fault_plan p = {.crash_after = k, .tear_at = SIZE_MAX, .journal = 1};
 		struct bs_backend *fb;
 		bs_image *im;
-		int rc = bs_open_backend(storage(st, slen, fixed, &p, &fb), LABEL, BS_OPEN_CREATE, &im);
+		int rc = bs_image_open_backend(storage(st, slen, fixed, &p, &fb), LABEL, BS_OPEN_CREATE, &im);
 		if (rc == BS_OK)
-			bs_close(im);
+			bs_image_close(im);
 		if (k == 0) {
 			assert_int_equal(rc, BS_OK);
-			bs_backend_fault_stats(fb, &s);
+			fault_backend_stats(fb, &s);
 		}
-		struct bs_fault_write w[MAXP];
-		size_t n = bs_backend_fault_pending(fb, w, MAXP);
+		struct fault_write w[MAXP];
+		size_t n = fault_backend_pending(fb, w, MAXP);
 		assert_true(n <= MAXP);
 		fig.points++;
 		static struct fates fs[MAXP];
@@ -1042,20 +1045,20 @@ static void format_case(bool fixed, uint64_t *rng)
 		/* One change at a time over the others whole or lost, in order
 		 * (format writes do not overlap but for the fixed header). */
 		size_t order[MAXP];
-		struct bs_fault_fate f[MAXP];
+		struct fault_fate f[MAXP];
 		for (size_t i = 0; i < n; i++)
 			order[i] = i;
 		for (int others = 0; others < 2; others++)
 			for (size_t i = 0; i < (n ? n : 1); i++)
 				for (size_t c = 0; c < (n ? fs[i].n : 1); c++) {
 					for (size_t j = 0; j < n; j++)
-						f[j] = (struct bs_fault_fate){
-							others ? BS_FATE_LOST : BS_FATE_WHOLE, 0};
+						f[j] = (struct fault_fate){
+							others ? FATE_LOST : FATE_WHOLE, 0};
 					if (n)
 						f[i] = fs[i].f[c];
 					uint8_t *img;
 					size_t len;
-					assert_int_equal(bs_backend_fault_powerloss(fb, order, f, &img, &len),
+					assert_int_equal(fault_backend_powerloss(fb, order, f, &img, &len),
 							 BS_OK);
 					char what[256];
 					snprintf(what, sizeof what,
@@ -1092,7 +1095,7 @@ static void io_errors(const struct op *op, bool fixed)
 	uint8_t *st = pad(base_img, base_len, fixed, &slen);
 	struct snap old, nw;
 	snap_of(st, slen, fixed, &old);
-	struct bs_fault_plan dry = {.tear_at = SIZE_MAX};
+	struct fault_plan dry = {.tear_at = SIZE_MAX};
 	struct bs_backend *fb;
 	int rc = run_on(op, st, slen, fixed, &dry, &fb, NULL);
 	if (rc) {
@@ -1102,8 +1105,8 @@ static void io_errors(const struct op *op, bool fixed)
 		assert_true(fixed && (rc == BS_EUNSUPPORTED || rc == BS_ENOSPC));
 		return;
 	}
-	struct bs_fault_stats s;
-	bs_backend_fault_stats(fb, &s);
+	struct fault_stats s;
+	fault_backend_stats(fb, &s);
 	size_t nl;
 	uint8_t *n = t_mem_copy(fb, &nl);
 	bs_backend_free(fb);
@@ -1113,7 +1116,7 @@ static void io_errors(const struct op *op, bool fixed)
 	static const int codes[2] = {BS_EIO, BS_ENOSPC};
 	for (uint64_t k = 1; k <= s.writes + s.syncs; k++)
 		for (int c = 0; c < 2; c++) {
-			struct bs_fault_plan p = {.tear_at = SIZE_MAX, .fail_at = k, .fail_code = codes[c]};
+			struct fault_plan p = {.tear_at = SIZE_MAX, .fail_at = k, .fail_code = codes[c]};
 			char msg[1024];
 			rc = run_on(op, st, slen, fixed, &p, &fb, msg);
 			fig.ioerrs++;
@@ -1158,9 +1161,9 @@ static void test_journal_model(void **state)
 	(void)state;
 	uint8_t init[1024];
 	memset(init, 'a', sizeof init);
-	struct bs_fault_plan p = {.tear_at = SIZE_MAX, .journal = 1};
+	struct fault_plan p = {.tear_at = SIZE_MAX, .journal = 1};
 	struct bs_backend *fb;
-	assert_int_equal(bs_backend_fault(init, sizeof init, &p, &fb), BS_OK);
+	assert_int_equal(fault_backend_new(init, sizeof init, &p, &fb), BS_OK);
 	uint8_t b[1200];
 	memset(b, 'b', sizeof b);
 	assert_int_equal(fb->ops->write_at(fb->ctx, b, 10, 0), BS_OK);
@@ -1169,46 +1172,46 @@ static void test_journal_model(void **state)
 	assert_int_equal(fb->ops->write_at(fb->ctx, b, 1000, 100), BS_OK); /* 100..1100 */
 	memset(b, 'd', sizeof b);
 	assert_int_equal(fb->ops->write_at(fb->ctx, b, 4, 500), BS_OK);
-	struct bs_fault_write w[4];
-	assert_int_equal(bs_backend_fault_pending(fb, w, 4), 2);
+	struct fault_write w[4];
+	assert_int_equal(fault_backend_pending(fb, w, 4), 2);
 	assert_int_equal(w[0].off, 100);
 	assert_int_equal(w[0].len, 1000);
 	uint8_t *o;
 	size_t ol;
 	/* Everything lost: the synced content. */
-	assert_int_equal(bs_backend_fault_powerloss(fb, NULL, NULL, &o, &ol), BS_OK);
+	assert_int_equal(fault_backend_powerloss(fb, NULL, NULL, &o, &ol), BS_OK);
 	assert_int_equal(ol, 1024);
 	assert_int_equal(o[9], 'b');
 	assert_int_equal(o[10], 'a');
 	assert_int_equal(o[1023], 'a');
 	free(o);
 	/* Reversed order: the older write lands last and wins. */
-	struct bs_fault_fate f[2] = {{BS_FATE_WHOLE, 0}, {BS_FATE_WHOLE, 0}};
+	struct fault_fate f[2] = {{FATE_WHOLE, 0}, {FATE_WHOLE, 0}};
 	size_t rev[2] = {1, 0};
-	assert_int_equal(bs_backend_fault_powerloss(fb, rev, f, &o, &ol), BS_OK);
+	assert_int_equal(fault_backend_powerloss(fb, rev, f, &o, &ol), BS_OK);
 	assert_int_equal(ol, 1100);
 	assert_int_equal(o[500], 'c');
 	free(o);
-	assert_int_equal(bs_backend_fault_powerloss(fb, NULL, f, &o, &ol), BS_OK);
+	assert_int_equal(fault_backend_powerloss(fb, NULL, f, &o, &ol), BS_OK);
 	assert_int_equal(o[500], 'd');
 	free(o);
 	/* Torn after 5 octets; sectors 2 (512..1024) only; size only. */
-	f[0] = (struct bs_fault_fate){BS_FATE_PREFIX, 5};
-	f[1] = (struct bs_fault_fate){BS_FATE_LOST, 0};
-	assert_int_equal(bs_backend_fault_powerloss(fb, NULL, f, &o, &ol), BS_OK);
+	f[0] = (struct fault_fate){FATE_PREFIX, 5};
+	f[1] = (struct fault_fate){FATE_LOST, 0};
+	assert_int_equal(fault_backend_powerloss(fb, NULL, f, &o, &ol), BS_OK);
 	assert_int_equal(ol, 1024);
 	assert_int_equal(o[104], 'c');
 	assert_int_equal(o[105], 'a');
 	free(o);
-	f[0] = (struct bs_fault_fate){BS_FATE_SECTORS, 2};
-	assert_int_equal(bs_backend_fault_powerloss(fb, NULL, f, &o, &ol), BS_OK);
+	f[0] = (struct fault_fate){FATE_SECTORS, 2};
+	assert_int_equal(fault_backend_powerloss(fb, NULL, f, &o, &ol), BS_OK);
 	assert_int_equal(ol, 1024);
 	assert_int_equal(o[511], 'a');
 	assert_int_equal(o[512], 'c');
 	assert_int_equal(o[1023], 'c');
 	free(o);
-	f[0] = (struct bs_fault_fate){BS_FATE_ZEROS, 0};
-	assert_int_equal(bs_backend_fault_powerloss(fb, NULL, f, &o, &ol), BS_OK);
+	f[0] = (struct fault_fate){FATE_ZEROS, 0};
+	assert_int_equal(fault_backend_powerloss(fb, NULL, f, &o, &ol), BS_OK);
 	assert_int_equal(ol, 1100);
 	assert_int_equal(o[1000], 'a');
 	assert_int_equal(o[1050], 0);

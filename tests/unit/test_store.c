@@ -13,8 +13,8 @@
 
 static void assert_msg_has(const char *part)
 {
-	if (!strstr(bs_errmsg(), part))
-		fail_msg("message \"%s\" lacks \"%s\"", bs_errmsg(), part);
+	if (!strstr(last_error(), part))
+		fail_msg("message \"%s\" lacks \"%s\"", last_error(), part);
 }
 
 static bs_image *fresh_mem(struct bs_backend **be)
@@ -27,13 +27,13 @@ static bs_image *fresh_mem(struct bs_backend **be)
 /* Storage octets = framing + live entries + free elements (+ unused tail). */
 static void assert_stat_consistent(bs_image *im)
 {
-	struct bs_stat st;
-	assert_int_equal(bs_stat(im, &st), BS_OK);
+	struct bs_image_stat st = BS_IMAGE_STAT_INIT;
+	assert_int_equal(bs_image_stat(im, &st), BS_OK);
 	uint64_t used = 0;
-	for (size_t i = 0; i < bs_count(im); i++)
-		used += bs_entry_size(bs_entry_at(im, i));
+	for (size_t i = 0; i < bs_image_count(im, BS_ITER_LIBRARY); i++)
+		used += bs_entry_size(t_entry_at(im, i));
 	assert_true(st.used == used);
-	assert_true(st.entries == bs_count(im));
+	assert_true(st.entries == bs_image_count(im, BS_ITER_LIBRARY));
 	assert_true(st.dir_end == 4 + st.used + st.free_holes);
 	assert_true(st.size == st.dir_end + st.free_tail);
 	assert_true(st.refused <= st.entries);
@@ -71,31 +71,31 @@ static void test_create_find_read(void **state)
 {
 	(void)state;
 	bs_image *im = fresh_store();
-	assert_int_equal(bs_count(im), 1);
-	assert_string_equal(bs_entry_type(bs_entry_at(im, 0)), "bs.image");
-	assert_null(bs_entry_at(im, 1));
+	assert_int_equal(bs_image_count(im, BS_ITER_LIBRARY), 1);
+	assert_string_equal(bs_entry_type(t_entry_at(im, 0)), "bs.image");
+	assert_null(t_entry_at(im, 1));
 	bs_entry *e, *f;
-	assert_int_equal(bs_entry_create(im, "vtpm", "permall", 100, NULL, 0, "abc", 3, &e), BS_OK);
+	assert_int_equal(bs_entry_create(im, "vtpm", "permall", &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 100, .attrs = NULL, .nattrs = 0}, "abc", 3, &e), BS_OK);
 	assert_string_equal(bs_entry_type(e), "vtpm");
 	assert_string_equal(bs_entry_name(e), "permall");
 	assert_true(bs_entry_is_slotted(e));
-	assert_string_equal(bs_entry_check(e), "crc32c");
+	assert_string_equal(bs_checksum_name(bs_entry_checksum(e)), "crc32c");
 	assert_int_equal(bs_entry_capacity(e), 100);
 	assert_int_equal(bs_entry_status(e), BS_OK);
-	assert_string_equal(bs_entry_status_msg(e), "ok");
-	assert_int_equal(bs_find(im, "vtpm", "permall", &f), BS_OK);
+	assert_string_equal(bs_entry_status_message(e), "ok");
+	assert_int_equal(bs_entry_find(im, "vtpm", "permall", &f), BS_OK);
 	assert_ptr_equal(e, f);
 	t_assert_data(im, "vtpm", "permall", "abc", 3);
 	/* Unnamed, empty-named and named entries of one type are distinct. */
-	assert_int_equal(bs_entry_create(im, "vtpm", NULL, 8, NULL, 0, "none", 4, NULL), BS_OK);
-	assert_int_equal(bs_entry_create(im, "vtpm", "", 8, NULL, 0, "empty", 5, NULL), BS_OK);
-	assert_int_equal(bs_entry_create(im, "vtpm", "n\xc3\xa4me", 8, NULL, 0, "utf", 3, NULL),
+	assert_int_equal(bs_entry_create(im, "vtpm", NULL, &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 8, .attrs = NULL, .nattrs = 0}, "none", 4, NULL), BS_OK);
+	assert_int_equal(bs_entry_create(im, "vtpm", "", &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 8, .attrs = NULL, .nattrs = 0}, "empty", 5, NULL), BS_OK);
+	assert_int_equal(bs_entry_create(im, "vtpm", "n\xc3\xa4me", &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 8, .attrs = NULL, .nattrs = 0}, "utf", 3, NULL),
 			 BS_OK);
 	/* Zero-length data, zero capacity. */
-	assert_int_equal(bs_entry_create(im, "zero", NULL, 0, NULL, 0, NULL, 0, &e), BS_OK);
+	assert_int_equal(bs_entry_create(im, "zero", NULL, &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 0, .attrs = NULL, .nattrs = 0}, NULL, 0, &e), BS_OK);
 	void *p;
 	size_t l = 99;
-	assert_int_equal(bs_entry_read_alloc(im, e, &p, &l), BS_OK);
+	assert_int_equal(bs_entry_read_alloc(e, &p, &l), BS_OK);
 	assert_non_null(p);
 	assert_int_equal(l, 0);
 	free(p);
@@ -105,12 +105,12 @@ static void test_create_find_read(void **state)
 		t_assert_data(im, "vtpm", "n\xc3\xa4me", "utf", 3);
 		t_assert_data(im, "vtpm", "permall", "abc", 3);
 		t_assert_data(im, "zero", NULL, "", 0);
-		assert_int_equal(bs_count(im), 6);
+		assert_int_equal(bs_image_count(im, BS_ITER_LIBRARY), 6);
 		assert_stat_consistent(im);
-		assert_int_equal(bs_check(im, 1, NULL, NULL), BS_OK);
+		assert_int_equal(bs_image_check(im, 1, NULL, NULL), BS_OK);
 		t_store_reopen(S, &im, 0);
 	}
-	bs_close(im);
+	bs_image_close(im);
 }
 
 static void test_errors(void **state)
@@ -118,73 +118,82 @@ static void test_errors(void **state)
 	(void)state;
 	bs_image *im = fresh_store();
 	bs_entry *e;
-	assert_int_equal(bs_entry_create(im, "t", "n", 16, NULL, 0, "0123456789", 10, &e), BS_OK);
+	assert_int_equal(bs_entry_create(im, "t", "n", &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 16, .attrs = NULL, .nattrs = 0}, "0123456789", 10, &e), BS_OK);
 	/* EEXIST, ENOENT with messages naming the entry. */
-	assert_int_equal(bs_entry_create(im, "t", "n", 16, NULL, 0, NULL, 0, NULL), BS_EEXIST);
+	assert_int_equal(bs_entry_create(im, "t", "n", &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 16, .attrs = NULL, .nattrs = 0}, NULL, 0, NULL), BS_EEXIST);
 	assert_msg_has(t_store_label(S));
 	assert_msg_has("'t'/'n'");
 	bs_entry *f = (bs_entry *)1;
-	assert_int_equal(bs_find(im, "t", "other", &f), BS_ENOENT);
-	assert_null(f);
+	assert_int_equal(bs_entry_find(im, "t", "other", &f), BS_ENOENT);
+	assert_ptr_equal(f, (bs_entry *)1); /* outputs are untouched on failure */
 	assert_msg_has("other");
-	assert_int_equal(bs_find(im, "t", NULL, &f), BS_ENOENT);
+	assert_int_equal(bs_entry_find(im, "t", NULL, &f), BS_ENOENT);
 	/* ERANGE reports the size needed and copies nothing. */
 	uint8_t b[16];
 	memset(b, 0xee, sizeof b);
 	size_t l = 0;
-	assert_int_equal(bs_entry_read(im, e, b, 4, &l), BS_ERANGE);
+	assert_int_equal(bs_entry_read(e, b, 4, &l), BS_ERANGE);
 	assert_int_equal(l, 10);
 	assert_int_equal(b[0], 0xee);
-	assert_int_equal(bs_entry_read(im, e, b, 10, &l), BS_OK);
+	assert_int_equal(bs_entry_read(e, b, 10, &l), BS_OK);
 	assert_int_equal(l, 10);
 	assert_memory_equal(b, "0123456789", 10);
 	/* Reserved and invalid names. */
-	assert_int_equal(bs_entry_create(im, "bs.mine", NULL, 1, NULL, 0, NULL, 0, NULL), BS_EINVAL);
-	assert_int_equal(bs_entry_create(im, "bs.image", NULL, 1, NULL, 0, NULL, 0, NULL), BS_EINVAL);
-	assert_int_equal(bs_entry_create(im, "", NULL, 1, NULL, 0, NULL, 0, NULL), BS_EINVAL);
-	assert_int_equal(bs_entry_create(im, "t\n", NULL, 1, NULL, 0, NULL, 0, NULL), BS_EINVAL);
-	assert_int_equal(bs_entry_create(im, "caf\xc3\xa9", NULL, 1, NULL, 0, NULL, 0, NULL),
+	assert_int_equal(bs_entry_create(im, "bs.mine", NULL, &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 1, .attrs = NULL, .nattrs = 0}, NULL, 0, NULL), BS_EINVAL);
+	assert_int_equal(bs_entry_create(im, "bs.image", NULL, &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 1, .attrs = NULL, .nattrs = 0}, NULL, 0, NULL), BS_EINVAL);
+	assert_int_equal(bs_entry_create(im, "", NULL, &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 1, .attrs = NULL, .nattrs = 0}, NULL, 0, NULL), BS_EINVAL);
+	assert_int_equal(bs_entry_create(im, "t\n", NULL, &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 1, .attrs = NULL, .nattrs = 0}, NULL, 0, NULL), BS_EINVAL);
+	assert_int_equal(bs_entry_create(im, "caf\xc3\xa9", NULL, &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 1, .attrs = NULL, .nattrs = 0}, NULL, 0, NULL),
 			 BS_EINVAL);
-	assert_int_equal(bs_entry_create(im, "t", "\xff", 1, NULL, 0, NULL, 0, NULL), BS_EINVAL);
+	assert_int_equal(bs_entry_create(im, "t", "\xff", &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 1, .attrs = NULL, .nattrs = 0}, NULL, 0, NULL), BS_EINVAL);
 	char longtype[300];
 	memset(longtype, 'a', sizeof longtype - 1);
 	longtype[sizeof longtype - 1] = 0;
-	assert_int_equal(bs_entry_create(im, longtype, NULL, 1, NULL, 0, NULL, 0, NULL), BS_EINVAL);
+	assert_int_equal(bs_entry_create(im, longtype, NULL, &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 1, .attrs = NULL, .nattrs = 0}, NULL, 0, NULL), BS_EINVAL);
 	longtype[BS_MAX_TYPE_LEN] = 0;
-	assert_int_equal(bs_entry_create(im, longtype, NULL, 1, NULL, 0, NULL, 0, NULL), BS_OK);
-	struct bs_attr ra = {"bs.slots", 0, NULL, 0};
-	assert_int_equal(bs_entry_create(im, "u", NULL, 1, &ra, 1, NULL, 0, NULL), BS_EINVAL);
-	assert_int_equal(bs_attr_set(im, e, "bs.x", 0, NULL, 0), BS_EINVAL);
-	assert_int_equal(bs_attr_set(im, e, "bs.supersedes", 0, NULL, 0), BS_EINVAL);
-	assert_int_equal(bs_attr_remove(im, e, "bs.slots"), BS_EINVAL);
+	assert_int_equal(bs_entry_create(im, longtype, NULL, &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 1, .attrs = NULL, .nattrs = 0}, NULL, 0, NULL), BS_OK);
+	struct bs_attr ra = {BS_ATTR_VERSION, "bs.slots", 0, NULL, 0};
+	assert_int_equal(bs_entry_create(im, "u", NULL, &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 1, .attrs = &ra, .nattrs = 1}, NULL, 0, NULL), BS_EINVAL);
+	assert_int_equal(bs_attr_set(e, "bs.x", 0, NULL, 0), BS_EINVAL);
+	assert_int_equal(bs_attr_set(e, "bs.supersedes", 0, NULL, 0), BS_EINVAL);
+	assert_int_equal(bs_attr_remove(e, "bs.slots"), BS_EINVAL);
 	/* Attribute values must be DER; names printable without spaces. */
 	const uint8_t notder[] = {0x02, 0x02, 0x00, 0x01};
-	assert_int_equal(bs_attr_set(im, e, "a", 0, notder, sizeof notder), BS_EINVAL);
-	assert_int_equal(bs_attr_set(im, e, "a b", 0, NULL, 0), BS_EINVAL);
-	struct bs_attr two[2] = {{"x", 0, NULL, 0}, {"x", 0, NULL, 0}};
-	assert_int_equal(bs_entry_create(im, "u", NULL, 1, two, 2, NULL, 0, NULL), BS_EINVAL);
+	assert_int_equal(bs_attr_set(e, "a", 0, notder, sizeof notder), BS_EINVAL);
+	assert_int_equal(bs_attr_set(e, "a b", 0, NULL, 0), BS_EINVAL);
+	struct bs_attr two[2] = {{BS_ATTR_VERSION, "x", 0, NULL, 0}, {BS_ATTR_VERSION, "x", 0, NULL, 0}};
+	assert_int_equal(bs_entry_create(im, "u", NULL, &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 1, .attrs = two, .nattrs = 2}, NULL, 0, NULL), BS_EINVAL);
 	/* Options. */
-	struct bs_entry_opts o = {.capacity = 4, .check = "md5"};
-	assert_int_equal(bs_entry_create2(im, "u", NULL, &o, NULL, 0, NULL), BS_EINVAL);
-	o.check = NULL;
+	struct bs_entry_opts o = {.version = BS_ENTRY_OPTS_VERSION, .capacity = 4,
+				  .checksum = (enum bs_checksum)99};
+	assert_int_equal(bs_entry_create(im, "u", NULL, &o, NULL, 0, NULL), BS_EINVAL);
+	o.checksum = BS_CHECKSUM_DEFAULT;
 	o.flags = 0x80;
-	assert_int_equal(bs_entry_create2(im, "u", NULL, &o, NULL, 0, NULL), BS_EINVAL);
-	assert_int_equal(bs_entry_create2(im, "u", NULL, NULL, NULL, 0, NULL), BS_EINVAL);
+	assert_int_equal(bs_entry_create(im, "u", NULL, &o, NULL, 0, NULL), BS_EINVAL);
+	o.flags = 0;
+	o.cipher = (enum bs_cipher)99;
+	assert_int_equal(bs_entry_create(im, "u", NULL, &o, NULL, 0, NULL), BS_EINVAL);
+	/* Options of a version this library does not know. */
+	struct bs_entry_opts future = {.version = BS_ENTRY_OPTS_VERSION + 1};
+	assert_int_equal(bs_entry_create(im, "u", NULL, &future, NULL, 0, NULL), BS_EINVAL);
+	struct bs_attr old = {0, "x", 0, NULL, 0}; /* no version */
+	struct bs_entry_opts with_old = {.version = BS_ENTRY_OPTS_VERSION, .attrs = &old, .nattrs = 1};
+	assert_int_equal(bs_entry_create(im, "u", NULL, &with_old, NULL, 0, NULL), BS_EINVAL);
 	/* Data larger than given, no data pointer. */
-	assert_int_equal(bs_entry_create(im, "u", NULL, 1, NULL, 0, NULL, 5, NULL), BS_EINVAL);
+	assert_int_equal(bs_entry_create(im, "u", NULL, &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 1, .attrs = NULL, .nattrs = 0}, NULL, 5, NULL), BS_EINVAL);
 	/* The image entry is the library's. */
-	bs_entry *ie = bs_entry_at(im, 0);
-	assert_int_equal(bs_entry_write(im, ie, "x", 1), BS_EINVAL);
-	assert_int_equal(bs_entry_delete(im, ie), BS_EINVAL);
-	assert_int_equal(bs_attr_set(im, ie, "a", 0, NULL, 0), BS_EINVAL);
+	bs_entry *ie = t_entry_at(im, 0);
+	assert_int_equal(bs_entry_write(ie, "x", 1), BS_EINVAL);
+	assert_int_equal(bs_entry_delete(ie), BS_EINVAL);
+	assert_int_equal(bs_attr_set(ie, "a", 0, NULL, 0), BS_EINVAL);
 	/* Nothing above changed the image. */
-	assert_int_equal(bs_count(im), 3);
+	assert_int_equal(bs_image_count(im, BS_ITER_LIBRARY), 3);
 	t_assert_data(im, "t", "n", "0123456789", 10);
-	assert_int_equal(bs_check(im, 1, NULL, NULL), BS_OK);
-	bs_close(im);
-	assert_string_equal(bs_strerror(BS_EUNSUPPORTED),
+	assert_int_equal(bs_image_check(im, 1, NULL, NULL), BS_OK);
+	bs_image_close(im);
+	assert_string_equal(bs_error_string(BS_EUNSUPPORTED),
 			    "entry refused: unknown mandatory attribute or feature");
-	assert_non_null(bs_strerror(12345));
+	assert_non_null(bs_error_string(12345));
 }
 
 static void test_write_sizes(void **state)
@@ -192,41 +201,41 @@ static void test_write_sizes(void **state)
 	(void)state;
 	bs_image *im = fresh_store();
 	bs_entry *e;
-	assert_int_equal(bs_entry_create(im, "t", NULL, 64, NULL, 0, "a", 1, &e), BS_OK);
+	assert_int_equal(bs_entry_create(im, "t", NULL, &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 64, .attrs = NULL, .nattrs = 0}, "a", 1, &e), BS_OK);
 	uint8_t d[1000];
 	t_fill(d, sizeof d, 9);
 	uint64_t off = bs_entry_offset(e);
 	/* Within the capacity: in place, one slot write each. */
 	for (size_t n = 0; n <= 64; n += 8) {
-		assert_int_equal(bs_entry_write(im, e, d + n, n), BS_OK);
+		assert_int_equal(bs_entry_write(e, d + n, n), BS_OK);
 		t_assert_data(im, "t", NULL, d + n, n);
 		assert_true(bs_entry_offset(e) == off);
 	}
 	/* Past it: the entry moves, the handle follows. */
-	assert_int_equal(bs_entry_write(im, e, d, 65), BS_OK);
+	assert_int_equal(bs_entry_write(e, d, 65), BS_OK);
 	assert_true(bs_entry_offset(e) != off);
 	assert_true(bs_entry_capacity(e) >= 65);
 	t_assert_data(im, "t", NULL, d, 65);
-	assert_int_equal(bs_entry_write(im, e, d, sizeof d), BS_OK);
+	assert_int_equal(bs_entry_write(e, d, sizeof d), BS_OK);
 	t_assert_data(im, "t", NULL, d, sizeof d);
-	assert_int_equal(bs_entry_write(im, e, NULL, 0), BS_OK);
+	assert_int_equal(bs_entry_write(e, NULL, 0), BS_OK);
 	t_assert_data(im, "t", NULL, "", 0);
-	assert_int_equal(bs_entry_write(im, e, NULL, 3), BS_EINVAL);
+	assert_int_equal(bs_entry_write(e, NULL, 3), BS_EINVAL);
 	/* Resize grows, never shrinks. */
 	size_t cap = bs_entry_capacity(e);
-	assert_int_equal(bs_entry_resize(im, e, 10), BS_OK);
+	assert_int_equal(bs_entry_resize(e, 10), BS_OK);
 	assert_int_equal(bs_entry_capacity(e), cap);
-	assert_int_equal(bs_entry_write(im, e, d, 10), BS_OK);
-	assert_int_equal(bs_entry_resize(im, e, 5000), BS_OK);
+	assert_int_equal(bs_entry_write(e, d, 10), BS_OK);
+	assert_int_equal(bs_entry_resize(e, 5000), BS_OK);
 	assert_true(bs_entry_capacity(e) >= 5000);
 	t_assert_data(im, "t", NULL, d, 10);
 	assert_stat_consistent(im);
 	t_store_reopen(S, &im, 0);
-	assert_int_equal(bs_find(im, "t", NULL, &e), BS_OK);
+	assert_int_equal(bs_entry_find(im, "t", NULL, &e), BS_OK);
 	assert_true(bs_entry_capacity(e) >= 5000);
 	t_assert_data(im, "t", NULL, d, 10);
-	assert_int_equal(bs_check(im, 1, NULL, NULL), BS_OK);
-	bs_close(im);
+	assert_int_equal(bs_image_check(im, 1, NULL, NULL), BS_OK);
+	bs_image_close(im);
 }
 
 static void test_delete(void **state)
@@ -234,41 +243,41 @@ static void test_delete(void **state)
 	(void)state;
 	bs_image *im = fresh_store();
 	bs_entry *a, *b;
-	assert_int_equal(bs_entry_create(im, "a", NULL, 32, NULL, 0, "secret-a", 8, &a), BS_OK);
-	assert_int_equal(bs_entry_create(im, "b", NULL, 8, NULL, 0, "bb", 2, &b), BS_OK);
+	assert_int_equal(bs_entry_create(im, "a", NULL, &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 32, .attrs = NULL, .nattrs = 0}, "secret-a", 8, &a), BS_OK);
+	assert_int_equal(bs_entry_create(im, "b", NULL, &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 8, .attrs = NULL, .nattrs = 0}, "bb", 2, &b), BS_OK);
 	uint64_t size = bs_entry_size(a);
-	struct bs_stat st0, st1;
-	bs_stat(im, &st0);
-	assert_int_equal(bs_entry_delete(im, a), BS_OK);
-	bs_stat(im, &st1);
+	struct bs_image_stat st0 = BS_IMAGE_STAT_INIT, st1 = BS_IMAGE_STAT_INIT;
+	bs_image_stat(im, &st0);
+	assert_int_equal(bs_entry_delete(a), BS_OK);
+	bs_image_stat(im, &st1);
 	assert_true(st1.free_holes == st0.free_holes + size);
 	assert_true(st1.used == st0.used - size);
 	assert_stat_consistent(im);
 	bs_entry *f;
-	assert_int_equal(bs_find(im, "a", NULL, &f), BS_ENOENT);
+	assert_int_equal(bs_entry_find(im, "a", NULL, &f), BS_ENOENT);
 	/* The deleted contents are wiped from storage. */
 	size_t l;
 	uint8_t *d = t_store_copy(S, im, &l);
 	assert_null(memmem(d, l, "secret-a", 8));
 	free(d);
 	/* The name can be used again. */
-	assert_int_equal(bs_entry_create(im, "a", NULL, 8, NULL, 0, "new", 3, &a), BS_OK);
+	assert_int_equal(bs_entry_create(im, "a", NULL, &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 8, .attrs = NULL, .nattrs = 0}, "new", 3, &a), BS_OK);
 	t_store_reopen(S, &im, 0);
 	t_assert_data(im, "a", NULL, "new", 3);
 	t_assert_data(im, "b", NULL, "bb", 2);
-	assert_int_equal(bs_count(im), 3);
-	bs_close(im);
+	assert_int_equal(bs_image_count(im, BS_ITER_LIBRARY), 3);
+	bs_image_close(im);
 }
 
 /* Attributes of the optional set the caller owns (not the library's "bs."). */
 static size_t user_attrs(const bs_entry *e)
 {
 	size_t n = 0;
-	for (size_t k = 0; k < bs_attr_count(e, 0); k++) {
+	for (size_t k = 0; k < t_attr_count(e, 0); k++) {
 		const char *nm;
 		const uint8_t *v;
 		size_t vl;
-		assert_int_equal(bs_attr_at(e, 0, k, &nm, &v, &vl), BS_OK);
+		assert_int_equal(t_attr_at(e, 0, k, &nm, &v, &vl), BS_OK);
 		n += strncmp(nm, "bs.", 3) != 0;
 	}
 	return n;
@@ -278,20 +287,20 @@ static void test_attributes(void **state)
 {
 	(void)state;
 	bs_image *im = fresh_store();
-	uint8_t iv[BS_DER_MAX_INT], bv[3], sv[32], ov[32], isv[8];
-	size_t il = bs_der_int(-1234567, iv, sizeof iv);
-	size_t bl = bs_der_bool(1, bv, sizeof bv);
-	size_t sl = bs_der_utf8("h\xc3\xa9", sv, sizeof sv);
-	size_t ol = bs_der_octets("\x00\x01\x02", 3, ov, sizeof ov);
+	uint8_t iv[BS_VALUE_MAX_INT], bv[3], sv[32], ov[32], isv[8];
+	size_t il = t_der_int(-1234567, iv, sizeof iv);
+	size_t bl = t_der_bool(1, bv, sizeof bv);
+	size_t sl = t_der_utf8("h\xc3\xa9", sv, sizeof sv);
+	size_t ol = t_der_octets("\x00\x01\x02", 3, ov, sizeof ov);
 	isv[0] = 0x16;
 	isv[1] = 3;
 	memcpy(isv + 2, "ia5", 3);
 	struct bs_attr attrs[] = {
-		{"int", 0, iv, il}, {"bool", 0, bv, bl}, {"str", 0, sv, sl},
-		{"oct", 0, ov, ol}, {"flag", 0, NULL, 0}, {"ia5", 0, isv, 5},
+		{BS_ATTR_VERSION, "int", 0, iv, il}, {BS_ATTR_VERSION, "bool", 0, bv, bl}, {BS_ATTR_VERSION, "str", 0, sv, sl},
+		{BS_ATTR_VERSION, "oct", 0, ov, ol}, {BS_ATTR_VERSION, "flag", 0, NULL, 0}, {BS_ATTR_VERSION, "ia5", 0, isv, 5},
 	};
 	bs_entry *e;
-	assert_int_equal(bs_entry_create(im, "t", "n", 16, attrs, 6, "data", 4, &e), BS_OK);
+	assert_int_equal(bs_entry_create(im, "t", "n", &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 16, .attrs = attrs, .nattrs = 6}, "data", 4, &e), BS_OK);
 	for (int pass = 0; pass < 3; pass++) {
 		int64_t i;
 		int b;
@@ -312,69 +321,71 @@ static void test_attributes(void **state)
 		assert_int_equal(bs_attr_get_bytes(e, "oct", &o, &n), BS_OK);
 		assert_int_equal(n, 3);
 		assert_memory_equal(o, "\x00\x01\x02", 3);
-		assert_int_equal(bs_attr_get(e, "flag", &fl, &o, &n), BS_OK);
+		assert_int_equal(bs_attr_get(e, "flag", &o, &n, &fl), BS_OK);
 		assert_int_equal(fl, 0);
 		assert_int_equal(n, 0);
 		/* Wrong types and missing names. */
 		assert_int_equal(bs_attr_get_int(e, "str", &i), BS_ETYPE);
 		assert_msg_has("str");
 		assert_int_equal(bs_attr_get_bool(e, "int", &b), BS_ETYPE);
+		s = NULL;
 		assert_int_equal(bs_attr_get_str(e, "oct", &s), BS_ETYPE);
-		assert_null(s);
+		assert_null(s); /* untouched */
 		assert_int_equal(bs_attr_get_bytes(e, "flag", &o, &n), BS_ETYPE);
 		assert_int_equal(bs_attr_get_int(e, "nope", &i), BS_ENOENT);
-		assert_int_equal(bs_attr_get(e, "nope", NULL, &o, &n), BS_ENOENT);
+		assert_int_equal(bs_attr_get(e, "nope", &o, &n, NULL), BS_ENOENT);
 		/* Iteration covers the user's attributes in the optional set. */
 		assert_int_equal(user_attrs(e), 6);
 		size_t seen = 0;
-		for (size_t k = 0; k < bs_attr_count(e, 0); k++) {
+		for (size_t k = 0; k < t_attr_count(e, 0); k++) {
 			const char *nm;
-			assert_int_equal(bs_attr_at(e, 0, k, &nm, &o, &n), BS_OK);
+			assert_int_equal(t_attr_at(e, 0, k, &nm, &o, &n), BS_OK);
 			for (int a = 0; a < 6; a++)
 				if (!strcmp(nm, attrs[a].name))
 					seen++;
 		}
 		assert_int_equal(seen, 6);
 		const char *nm;
-		assert_int_equal(bs_attr_at(e, 0, bs_attr_count(e, 0), &nm, &o, &n), BS_ENOENT);
+		assert_int_equal(t_attr_at(e, 0, t_attr_count(e, 0), &nm, &o, &n), BS_ENOENT);
+		assert_int_equal(bs_attr_at(e, bs_attr_count(e), &nm, &o, &n, NULL), BS_ENOENT);
 		if (pass == 0) {
 			t_store_reopen(S, &im, 0);
-			assert_int_equal(bs_find(im, "t", "n", &e), BS_OK);
+			assert_int_equal(bs_entry_find(im, "t", "n", &e), BS_OK);
 		} else if (pass == 1) {
-			assert_int_equal(bs_compact(im), BS_OK);
+			assert_int_equal(bs_image_compact(im), BS_OK);
 		}
 	}
 	/* Set replaces, adds; remove removes; the data stays. */
 	bs_entry *keep = e;
-	uint8_t v2[BS_DER_MAX_INT];
-	assert_int_equal(bs_attr_set(im, e, "int", 0, v2, bs_der_int(INT64_MIN, v2, sizeof v2)),
+	uint8_t v2[BS_VALUE_MAX_INT];
+	assert_int_equal(bs_attr_set(e, "int", 0, v2, t_der_int(INT64_MIN, v2, sizeof v2)),
 			 BS_OK);
-	assert_int_equal(bs_attr_set(im, e, "new", 0, NULL, 0), BS_OK);
-	assert_int_equal(bs_attr_remove(im, e, "oct"), BS_OK);
-	assert_int_equal(bs_attr_remove(im, e, "oct"), BS_ENOENT);
-	assert_int_equal(bs_find(im, "t", "n", &e), BS_OK);
+	assert_int_equal(bs_attr_set(e, "new", 0, NULL, 0), BS_OK);
+	assert_int_equal(bs_attr_remove(e, "oct"), BS_OK);
+	assert_int_equal(bs_attr_remove(e, "oct"), BS_ENOENT);
+	assert_int_equal(bs_entry_find(im, "t", "n", &e), BS_OK);
 	assert_ptr_equal(e, keep);
 	int64_t i;
 	assert_int_equal(bs_attr_get_int(e, "int", &i), BS_OK);
 	assert_true(i == INT64_MIN);
 	const uint8_t *o;
 	size_t n;
-	assert_int_equal(bs_attr_get(e, "new", NULL, &o, &n), BS_OK);
-	assert_int_equal(bs_attr_get(e, "oct", NULL, &o, &n), BS_ENOENT);
+	assert_int_equal(bs_attr_get(e, "new", &o, &n, NULL), BS_OK);
+	assert_int_equal(bs_attr_get(e, "oct", &o, &n, NULL), BS_ENOENT);
 	assert_int_equal(user_attrs(e), 6);
 	t_assert_data(im, "t", "n", "data", 4);
 	/* A value that does not fit an int64. */
 	const uint8_t big[] = {0x02, 0x09, 0x01, 0, 0, 0, 0, 0, 0, 0, 0};
-	assert_int_equal(bs_attr_set(im, e, "huge", 0, big, sizeof big), BS_OK);
+	assert_int_equal(bs_attr_set(e, "huge", 0, big, sizeof big), BS_OK);
 	assert_int_equal(bs_attr_get_int(e, "huge", &i), BS_ETYPE);
 	t_store_reopen(S, &im, 0);
-	assert_int_equal(bs_find(im, "t", "n", &e), BS_OK);
+	assert_int_equal(bs_entry_find(im, "t", "n", &e), BS_OK);
 	assert_int_equal(bs_attr_get_int(e, "int", &i), BS_OK);
 	assert_true(i == INT64_MIN);
 	t_assert_data(im, "t", "n", "data", 4);
 	assert_stat_consistent(im);
-	assert_int_equal(bs_check(im, 1, NULL, NULL), BS_OK);
-	bs_close(im);
+	assert_int_equal(bs_image_check(im, 1, NULL, NULL), BS_OK);
+	bs_image_close(im);
 }
 
 static void test_raw_and_sha256_entries(void **state)
@@ -382,56 +393,56 @@ static void test_raw_and_sha256_entries(void **state)
 	(void)state;
 	bs_image *im = fresh_store();
 	bs_entry *r, *s;
-	struct bs_entry_opts ro = {.flags = BS_ENTRY_RAW};
-	assert_int_equal(bs_entry_create2(im, "raw", NULL, &ro, "raw data", 8, &r), BS_OK);
+	struct bs_entry_opts ro = {.version = BS_ENTRY_OPTS_VERSION, .flags = BS_ENTRY_RAW};
+	assert_int_equal(bs_entry_create(im, "raw", NULL, &ro, "raw data", 8, &r), BS_OK);
 	assert_false(bs_entry_is_slotted(r));
-	assert_null(bs_entry_check(r));
+	assert_null(bs_checksum_name(bs_entry_checksum(r)));
 	assert_int_equal(bs_entry_capacity(r), 8);
-	struct bs_entry_opts so = {.capacity = 100, .check = "sha256"};
-	assert_int_equal(bs_entry_create2(im, "sha", NULL, &so, "sha data", 8, &s), BS_OK);
-	assert_string_equal(bs_entry_check(s), "sha256");
+	struct bs_entry_opts so = {.version = BS_ENTRY_OPTS_VERSION, .capacity = 100, .checksum = BS_CHECKSUM_SHA256};
+	assert_int_equal(bs_entry_create(im, "sha", NULL, &so, "sha data", 8, &s), BS_OK);
+	assert_string_equal(bs_checksum_name(bs_entry_checksum(s)), "sha256");
 	assert_int_equal(bs_entry_capacity(s), 100);
 	/* Raw: every write is a rewrite, of any size. */
 	uint8_t d[3000];
 	t_fill(d, sizeof d, 5);
 	size_t sizes[] = {3, 3000, 0, 17};
 	for (size_t k = 0; k < 4; k++) {
-		assert_int_equal(bs_entry_write(im, r, d, sizes[k]), BS_OK);
+		assert_int_equal(bs_entry_write(r, d, sizes[k]), BS_OK);
 		assert_int_equal(bs_entry_capacity(r), sizes[k]);
 		assert_false(bs_entry_is_slotted(r));
 		t_assert_data(im, "raw", NULL, d, sizes[k]);
 		uint8_t small[2];
 		size_t l;
 		if (sizes[k] > 2) {
-			assert_int_equal(bs_entry_read(im, r, small, 2, &l), BS_ERANGE);
+			assert_int_equal(bs_entry_read(r, small, 2, &l), BS_ERANGE);
 			assert_int_equal(l, sizes[k]);
 		}
 	}
-	assert_int_equal(bs_entry_resize(im, r, 100), BS_EINVAL);
-	assert_int_equal(bs_entry_write(im, s, d, 100), BS_OK);
-	assert_int_equal(bs_entry_write(im, s, d, 101), BS_OK); /* grows, keeps sha256 */
-	assert_string_equal(bs_entry_check(s), "sha256");
+	assert_int_equal(bs_entry_resize(r, 100), BS_EINVAL);
+	assert_int_equal(bs_entry_write(s, d, 100), BS_OK);
+	assert_int_equal(bs_entry_write(s, d, 101), BS_OK); /* grows, keeps sha256 */
+	assert_string_equal(bs_checksum_name(bs_entry_checksum(s)), "sha256");
 	t_store_reopen(S, &im, 0);
 	t_assert_data(im, "raw", NULL, d, 17);
 	t_assert_data(im, "sha", NULL, d, 101);
-	assert_int_equal(bs_find(im, "sha", NULL, &s), BS_OK);
-	assert_string_equal(bs_entry_check(s), "sha256");
-	assert_int_equal(bs_check(im, 1, NULL, NULL), BS_OK);
+	assert_int_equal(bs_entry_find(im, "sha", NULL, &s), BS_OK);
+	assert_string_equal(bs_checksum_name(bs_entry_checksum(s)), "sha256");
+	assert_int_equal(bs_image_check(im, 1, NULL, NULL), BS_OK);
 	/* A damaged octet in the current sha256 slot: the previous value (the
 	 * other slot) or an error, never damaged data. */
 	uint64_t doff = bs_entry_offset(s) + bs_entry_size(s) - 60;
 	t_store_damage(S, &im, doff, 0x40);
-	assert_int_equal(bs_find(im, "sha", NULL, &s), BS_OK);
+	assert_int_equal(bs_entry_find(im, "sha", NULL, &s), BS_OK);
 	void *p;
 	size_t pl;
-	int rc = bs_entry_read_alloc(im, s, &p, &pl);
+	int rc = bs_entry_read_alloc(s, &p, &pl);
 	if (rc == BS_OK) {
 		assert_true(pl == 101 && !memcmp(p, d, 101));
 		free(p);
 	} else {
 		assert_int_equal(rc, BS_ECORRUPT);
 	}
-	bs_close(im);
+	bs_image_close(im);
 }
 
 static void test_handles_stay_valid(void **state)
@@ -442,16 +453,16 @@ static void test_handles_stay_valid(void **state)
 	char nm[32];
 	for (int i = 0; i < 5; i++) {
 		snprintf(nm, sizeof nm, "e%d", i);
-		assert_int_equal(bs_entry_create(im, "h", nm, 8, NULL, 0, nm, 2, &e[i]), BS_OK);
+		assert_int_equal(bs_entry_create(im, "h", nm, &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 8, .attrs = NULL, .nattrs = 0}, nm, 2, &e[i]), BS_OK);
 	}
-	assert_int_equal(bs_entry_delete(im, e[1]), BS_OK);
-	assert_int_equal(bs_entry_write(im, e[2], "0123456789abcdef", 16), BS_OK);
-	assert_int_equal(bs_entry_resize(im, e[3], 1000), BS_OK);
-	assert_int_equal(bs_attr_set(im, e[4], "x", 0, NULL, 0), BS_OK);
-	assert_int_equal(bs_entry_write(im, e[0], "zz", 2), BS_OK);
-	assert_int_equal(bs_compact(im), BS_OK);
-	struct bs_stat st;
-	bs_stat(im, &st);
+	assert_int_equal(bs_entry_delete(e[1]), BS_OK);
+	assert_int_equal(bs_entry_write(e[2], "0123456789abcdef", 16), BS_OK);
+	assert_int_equal(bs_entry_resize(e[3], 1000), BS_OK);
+	assert_int_equal(bs_attr_set(e[4], "x", 0, NULL, 0), BS_OK);
+	assert_int_equal(bs_entry_write(e[0], "zz", 2), BS_OK);
+	assert_int_equal(bs_image_compact(im), BS_OK);
+	struct bs_image_stat st = BS_IMAGE_STAT_INIT;
+	bs_image_stat(im, &st);
 	assert_true(st.free_holes == 0);
 	assert_stat_consistent(im);
 	for (int i = 0; i < 5; i++) {
@@ -459,7 +470,7 @@ static void test_handles_stay_valid(void **state)
 			continue;
 		snprintf(nm, sizeof nm, "e%d", i);
 		bs_entry *f;
-		assert_int_equal(bs_find(im, "h", nm, &f), BS_OK);
+		assert_int_equal(bs_entry_find(im, "h", nm, &f), BS_OK);
 		assert_ptr_equal(f, e[i]);
 		uint64_t off = bs_entry_offset(e[i]);
 		uint8_t hdr;
@@ -471,7 +482,7 @@ static void test_handles_stay_valid(void **state)
 		if (i == 1)
 			continue;
 		snprintf(nm, sizeof nm, "E%d", i);
-		assert_int_equal(bs_entry_write(im, e[i], nm, 2), BS_OK);
+		assert_int_equal(bs_entry_write(e[i], nm, 2), BS_OK);
 	}
 	t_store_reopen(S, &im, 0);
 	for (int i = 0; i < 5; i++) {
@@ -482,8 +493,8 @@ static void test_handles_stay_valid(void **state)
 		snprintf(want, sizeof want, "E%d", i);
 		t_assert_data(im, "h", nm, want, 2);
 	}
-	assert_int_equal(bs_count(im), 5);
-	bs_close(im);
+	assert_int_equal(bs_image_count(im, BS_ITER_LIBRARY), 5);
+	bs_image_close(im);
 }
 
 /* ---- files, locks ------------------------------------------------------- */
@@ -494,63 +505,64 @@ static void test_read_only_and_locks(void **state)
 	char *path = t_tmppath("lock.img");
 	unlink(path);
 	bs_image *w, *w2 = (bs_image *)1, *r, *r2;
-	assert_int_equal(bs_open(path, 0, &w), BS_ENOENT);
-	assert_int_equal(bs_open(path, BS_OPEN_RDONLY, &r), BS_ENOENT);
-	assert_int_equal(bs_open(path, BS_OPEN_CREATE | BS_OPEN_EXCL, &w), BS_OK);
+	assert_int_equal(bs_image_open(path, 0, &w), BS_ENOENT);
+	assert_int_equal(bs_image_open(path, BS_OPEN_RDONLY, &r), BS_ENOENT);
+	assert_int_equal(bs_image_open(path, BS_OPEN_CREATE | BS_OPEN_EXCL, &w), BS_OK);
 	assert_string_equal(bs_image_label(w), path);
 	bs_entry *e;
-	assert_int_equal(bs_entry_create(w, "t", NULL, 16, NULL, 0, "v1", 2, &e), BS_OK);
+	assert_int_equal(bs_entry_create(w, "t", NULL, &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 16, .attrs = NULL, .nattrs = 0}, "v1", 2, &e), BS_OK);
 	/* A second writer, even in this process, is refused. */
-	assert_int_equal(bs_open(path, 0, &w2), BS_ELOCKED);
-	assert_null(w2);
+	w2 = NULL;
+	assert_int_equal(bs_image_open(path, 0, &w2), BS_ELOCKED);
+	assert_null(w2); /* untouched */
 	assert_msg_has(path);
-	assert_int_equal(bs_open(path, BS_OPEN_CREATE, &w2), BS_ELOCKED);
+	assert_int_equal(bs_image_open(path, BS_OPEN_CREATE, &w2), BS_ELOCKED);
 	/* Readers take no lock. */
-	assert_int_equal(bs_open(path, BS_OPEN_RDONLY, &r), BS_OK);
-	assert_int_equal(bs_open(path, BS_OPEN_RDONLY, &r2), BS_OK);
+	assert_int_equal(bs_image_open(path, BS_OPEN_RDONLY, &r), BS_OK);
+	assert_int_equal(bs_image_open(path, BS_OPEN_RDONLY, &r2), BS_OK);
 	t_assert_data(r, "t", NULL, "v1", 2);
 	bs_entry *re;
-	assert_int_equal(bs_find(r, "t", NULL, &re), BS_OK);
-	assert_int_equal(bs_entry_write(r, re, "x", 1), BS_ERDONLY);
+	assert_int_equal(bs_entry_find(r, "t", NULL, &re), BS_OK);
+	assert_int_equal(bs_entry_write(re, "x", 1), BS_ERDONLY);
 	assert_msg_has(path);
-	assert_int_equal(bs_entry_delete(r, re), BS_ERDONLY);
-	assert_int_equal(bs_attr_set(r, re, "a", 0, NULL, 0), BS_ERDONLY);
-	assert_int_equal(bs_attr_remove(r, re, "a"), BS_ERDONLY);
-	assert_int_equal(bs_entry_resize(r, re, 100), BS_ERDONLY);
-	assert_int_equal(bs_entry_create(r, "u", NULL, 1, NULL, 0, NULL, 0, NULL), BS_ERDONLY);
-	assert_int_equal(bs_compact(r), BS_ERDONLY);
+	assert_int_equal(bs_entry_delete(re), BS_ERDONLY);
+	assert_int_equal(bs_attr_set(re, "a", 0, NULL, 0), BS_ERDONLY);
+	assert_int_equal(bs_attr_remove(re, "a"), BS_ERDONLY);
+	assert_int_equal(bs_entry_resize(re, 100), BS_ERDONLY);
+	assert_int_equal(bs_entry_create(r, "u", NULL, &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 1, .attrs = NULL, .nattrs = 0}, NULL, 0, NULL), BS_ERDONLY);
+	assert_int_equal(bs_image_compact(r), BS_ERDONLY);
 	assert_int_equal(bs_image_reserve(r, 1 << 20), BS_ERDONLY);
 	/* The writer's slot writes are visible to an open reader. */
-	assert_int_equal(bs_entry_write(w, e, "v2", 2), BS_OK);
+	assert_int_equal(bs_entry_write(e, "v2", 2), BS_OK);
 	t_assert_data(r, "t", NULL, "v2", 2);
-	bs_close(r2);
+	bs_image_close(r2);
 	/* Compaction keeps the lock (on the new file) and the mode. */
 	assert_int_equal(chmod(path, 0640), 0);
-	assert_int_equal(bs_compact(w), BS_OK);
+	assert_int_equal(bs_image_compact(w), BS_OK);
 	struct stat st;
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0640);
-	assert_int_equal(bs_open(path, 0, &w2), BS_ELOCKED);
-	assert_int_equal(bs_entry_write(w, e, "v3", 2), BS_OK);
+	assert_int_equal(bs_image_open(path, 0, &w2), BS_ELOCKED);
+	assert_int_equal(bs_entry_write(e, "v3", 2), BS_OK);
 	/* The old reader still reads a complete image (the one it opened). */
 	void *p;
 	size_t l;
-	assert_int_equal(bs_find(r, "t", NULL, &re), BS_OK);
-	assert_int_equal(bs_entry_read_alloc(r, re, &p, &l), BS_OK);
+	assert_int_equal(bs_entry_find(r, "t", NULL, &re), BS_OK);
+	assert_int_equal(bs_entry_read_alloc(re, &p, &l), BS_OK);
 	assert_int_equal(l, 2);
 	free(p);
-	bs_close(r);
+	bs_image_close(r);
 	uint8_t id[16];
 	memcpy(id, bs_image_id(w), 16);
-	bs_close(w);
+	bs_image_close(w);
 	/* Released on close. */
-	assert_int_equal(bs_open(path, BS_OPEN_CREATE | BS_OPEN_EXCL, &w2), BS_EEXIST);
-	assert_int_equal(bs_open(path, 0, &w2), BS_OK);
+	assert_int_equal(bs_image_open(path, BS_OPEN_CREATE | BS_OPEN_EXCL, &w2), BS_EEXIST);
+	assert_int_equal(bs_image_open(path, 0, &w2), BS_OK);
 	assert_memory_equal(bs_image_id(w2), id, 16);
 	t_assert_data(w2, "t", NULL, "v3", 2);
 	assert_int_equal(bs_image_reserve(w2, 1 << 20), BS_OK);
-	assert_int_equal(bs_check(w2, 1, NULL, NULL), BS_OK);
-	bs_close(w2);
+	assert_int_equal(bs_image_check(w2, 1, NULL, NULL), BS_OK);
+	bs_image_close(w2);
 	unlink(path);
 	free(path);
 }
@@ -563,8 +575,8 @@ static void test_image_identity(void **state)
 	static const uint8_t zero[16];
 	assert_memory_not_equal(ia, zero, 16);
 	assert_memory_not_equal(ia, ib, 16);
-	bs_close(a);
-	bs_close(b);
+	bs_image_close(a);
+	bs_image_close(b);
 }
 
 /* ---- bulk --------------------------------------------------------------- */
@@ -588,25 +600,25 @@ static void bulk_verify(bs_image *im, size_t n, const bool *gone, uint8_t *buf,
 		char nm[32];
 		snprintf(nm, sizeof nm, "%zu", i);
 		bs_entry *e;
-		int rc = bs_find(im, i % 3 ? "vtpm" : "nvram", nm, &e);
+		int rc = bs_entry_find(im, i % 3 ? "vtpm" : "nvram", nm, &e);
 		if (gone[i]) {
 			assert_int_equal(rc, BS_ENOENT);
 			continue;
 		}
 		live++;
 		if (rc)
-			fail_msg("entry %zu: %s", i, bs_errmsg());
+			fail_msg("entry %zu: %s", i, last_error());
 		size_t want_len = bulk_size(i);
 		t_fill(want, want_len, i);
 		size_t l;
-		rc = bs_entry_read(im, e, buf, 5u << 20, &l);
+		rc = bs_entry_read(e, buf, 5u << 20, &l);
 		if (rc)
-			fail_msg("entry %zu: %s", i, bs_errmsg());
+			fail_msg("entry %zu: %s", i, last_error());
 		assert_int_equal(l, want_len);
 		if (l && memcmp(buf, want, l))
 			fail_msg("entry %zu: data differs", i);
 	}
-	assert_int_equal(bs_count(im), live);
+	assert_int_equal(bs_image_count(im, BS_ITER_LIBRARY), live);
 }
 
 static void test_bulk_file_round_trip(void **state)
@@ -622,55 +634,55 @@ static void test_bulk_file_round_trip(void **state)
 	assert_non_null(gone);
 	bs_image *im;
 	/* NOSYNC: durability is not the point here, and fsyncs are slow. */
-	assert_int_equal(bs_open(path, BS_OPEN_CREATE | BS_OPEN_NOSYNC, &im), BS_OK);
+	assert_int_equal(bs_image_open(path, BS_OPEN_CREATE | BS_OPEN_NOSYNC, &im), BS_OK);
 	for (size_t i = 0; i < n; i++) {
 		char nm[32];
 		snprintf(nm, sizeof nm, "%zu", i);
 		size_t len = bulk_size(i);
 		t_fill(want, len, i);
-		struct bs_entry_opts o = {.capacity = len + (i % 4) * 10};
+		struct bs_entry_opts o = {.version = BS_ENTRY_OPTS_VERSION, .capacity = len + (i % 4) * 10};
 		if (i % 7 == 1)
-			o.check = "sha256";
+			o.checksum = BS_CHECKSUM_SHA256;
 		if (i % 13 == 2)
 			o.flags = BS_ENTRY_RAW;
-		int rc = bs_entry_create2(im, i % 3 ? "vtpm" : "nvram", nm, &o, want, len, NULL);
+		int rc = bs_entry_create(im, i % 3 ? "vtpm" : "nvram", nm, &o, want, len, NULL);
 		if (rc)
-			fail_msg("create %zu: %s", i, bs_errmsg());
+			fail_msg("create %zu: %s", i, last_error());
 	}
 	/* Churn: delete some, overwrite some in place and by growing. */
 	for (size_t i = 3; i < n; i += 17) {
 		char nm[32];
 		snprintf(nm, sizeof nm, "%zu", i);
 		bs_entry *e;
-		assert_int_equal(bs_find(im, i % 3 ? "vtpm" : "nvram", nm, &e), BS_OK);
-		assert_int_equal(bs_entry_delete(im, e), BS_OK);
+		assert_int_equal(bs_entry_find(im, i % 3 ? "vtpm" : "nvram", nm, &e), BS_OK);
+		assert_int_equal(bs_entry_delete(e), BS_OK);
 		gone[i] = true;
 	}
 	assert_stat_consistent(im);
 	bulk_verify(im, n, gone, buf, want);
-	bs_close(im);
+	bs_image_close(im);
 	for (int round = 0; round < 3; round++) {
-		assert_int_equal(bs_open(path, round == 2 ? BS_OPEN_RDONLY : BS_OPEN_NOSYNC, &im),
+		assert_int_equal(bs_image_open(path, round == 2 ? BS_OPEN_RDONLY : BS_OPEN_NOSYNC, &im),
 				 BS_OK);
 		bulk_verify(im, n, gone, buf, want);
 		assert_stat_consistent(im);
 		if (round == 0) {
-			assert_int_equal(bs_check(im, 1, NULL, NULL), BS_OK);
-			struct bs_stat before, after;
-			bs_stat(im, &before);
+			assert_int_equal(bs_image_check(im, 1, NULL, NULL), BS_OK);
+			struct bs_image_stat before = BS_IMAGE_STAT_INIT, after = BS_IMAGE_STAT_INIT;
+			bs_image_stat(im, &before);
 			assert_true(before.free_holes > 0);
-			assert_int_equal(bs_compact(im), BS_OK);
-			bs_stat(im, &after);
+			assert_int_equal(bs_image_compact(im), BS_OK);
+			bs_image_stat(im, &after);
 			assert_true(after.free_holes == 0);
 			assert_true(after.size < before.size);
 			assert_true(after.used == before.used);
 			bulk_verify(im, n, gone, buf, want);
 		}
-		bs_close(im);
+		bs_image_close(im);
 	}
-	assert_int_equal(bs_open(path, BS_OPEN_RDONLY, &im), BS_OK);
-	assert_int_equal(bs_check(im, 0, NULL, NULL), BS_OK);
-	bs_close(im);
+	assert_int_equal(bs_image_open(path, BS_OPEN_RDONLY, &im), BS_OK);
+	assert_int_equal(bs_image_check(im, 0, NULL, NULL), BS_OK);
+	bs_image_close(im);
 	unlink(path);
 	free(path);
 	free(buf);
@@ -685,19 +697,19 @@ static void test_durable_file_writes(void **state)
 	char *path = t_tmppath("sync.img");
 	unlink(path);
 	bs_image *im;
-	assert_int_equal(bs_open(path, BS_OPEN_CREATE, &im), BS_OK);
+	assert_int_equal(bs_image_open(path, BS_OPEN_CREATE, &im), BS_OK);
 	bs_entry *e;
-	assert_int_equal(bs_entry_create(im, "vtpm", "permall", 1300, NULL, 0, "x", 1, &e), BS_OK);
+	assert_int_equal(bs_entry_create(im, "vtpm", "permall", &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 1300, .attrs = NULL, .nattrs = 0}, "x", 1, &e), BS_OK);
 	uint8_t d[1300];
 	for (int i = 0; i < 20; i++) {
 		t_fill(d, sizeof d, (uint64_t)i);
-		assert_int_equal(bs_entry_write(im, e, d, sizeof d - (size_t)i), BS_OK);
+		assert_int_equal(bs_entry_write(e, d, sizeof d - (size_t)i), BS_OK);
 	}
-	assert_int_equal(bs_entry_write(im, e, d, sizeof d + 0), BS_OK);
-	bs_close(im);
-	assert_int_equal(bs_open(path, BS_OPEN_RDONLY, &im), BS_OK);
+	assert_int_equal(bs_entry_write(e, d, sizeof d + 0), BS_OK);
+	bs_image_close(im);
+	assert_int_equal(bs_image_open(path, BS_OPEN_RDONLY, &im), BS_OK);
 	t_assert_data(im, "vtpm", "permall", d, sizeof d);
-	bs_close(im);
+	bs_image_close(im);
 	unlink(path);
 	free(path);
 }
@@ -714,7 +726,7 @@ static void lookup_verify(bs_image *im, const bool *live, size_t n, const char *
 		snprintf(nm, sizeof nm, "k%zu", i);
 		const char *type = i % 2 ? "dev.a" : "dev.b";
 		bs_entry *e = NULL;
-		int rc = bs_find(im, type, nm, &e);
+		int rc = bs_entry_find(im, type, nm, &e);
 		if (live[i] != (rc == BS_OK))
 			fail_msg("%s: %s/%s %s", when, type, nm, live[i] ? "lost" : "still found");
 		if (live[i]) {
@@ -723,9 +735,9 @@ static void lookup_verify(bs_image *im, const bool *live, size_t n, const char *
 			assert_string_equal(bs_entry_type(e), type);
 		}
 		/* The same name in the other type never exists. */
-		assert_int_equal(bs_find(im, i % 2 ? "dev.b" : "dev.a", nm, &e), BS_ENOENT);
+		assert_int_equal(bs_entry_find(im, i % 2 ? "dev.b" : "dev.a", nm, &e), BS_ENOENT);
 	}
-	assert_int_equal(bs_count(im), nlive + 1);
+	assert_int_equal(bs_image_count(im, BS_ITER_LIBRARY), nlive + 1);
 }
 
 static void test_lookup_churn(void **state)
@@ -737,7 +749,7 @@ static void test_lookup_churn(void **state)
 	bs_image *im;
 	struct bs_backend *be;
 	assert_int_equal(t_open_mem(NULL, 0, BS_OPEN_CREATE | BS_OPEN_NOSYNC, &im, &be), BS_OK);
-	struct bs_entry_opts raw = {.flags = BS_ENTRY_RAW};
+	struct bs_entry_opts raw = {.version = BS_ENTRY_OPTS_VERSION, .flags = BS_ENTRY_RAW};
 	uint64_t rs = 99;
 	for (int round = 0; round < 6; round++) {
 		for (size_t i = 0; i < n; i++) {
@@ -748,12 +760,12 @@ static void test_lookup_churn(void **state)
 			const char *type = i % 2 ? "dev.a" : "dev.b";
 			if (live[i]) {
 				bs_entry *e;
-				assert_int_equal(bs_find(im, type, nm, &e), BS_OK);
-				assert_int_equal(bs_entry_delete(im, e), BS_OK);
+				assert_int_equal(bs_entry_find(im, type, nm, &e), BS_OK);
+				assert_int_equal(bs_entry_delete(e), BS_OK);
 			} else {
-				int rc = bs_entry_create2(im, type, nm, &raw, "v", 1, NULL);
+				int rc = bs_entry_create(im, type, nm, &raw, "v", 1, NULL);
 				if (rc)
-					fail_msg("create %s: %s", nm, bs_errmsg());
+					fail_msg("create %s: %s", nm, last_error());
 			}
 			live[i] = !live[i];
 		}
@@ -763,13 +775,13 @@ static void test_lookup_churn(void **state)
 	}
 	size_t len;
 	uint8_t *copy = t_mem_copy(be, &len);
-	bs_close(im);
+	bs_image_close(im);
 	assert_int_equal(t_open_mem(copy, len, BS_OPEN_NOSYNC, &im, &be), BS_OK);
 	free(copy);
 	lookup_verify(im, live, n, "after reopen");
-	assert_int_equal(bs_compact(im), BS_OK);
+	assert_int_equal(bs_image_compact(im), BS_OK);
 	lookup_verify(im, live, n, "after compact");
-	bs_close(im);
+	bs_image_close(im);
 	free(live);
 }
 

@@ -10,7 +10,7 @@
 #include <openssl/hmac.h>
 
 #include "common.h"
-#include "nvram_swtpm.h"
+#include <blobstore/swtpm.h>
 
 static const char label[] = "dir/tpm2-00.permall";
 
@@ -56,10 +56,9 @@ static void tlv(struct buf *b, unsigned tag, const void *v, size_t len)
 	buf_put(b, v, len);
 }
 
-static struct nvram_swtpm_key key_of(size_t len, uint8_t seed)
+static struct bs_swtpm_key key_of(size_t len, uint8_t seed)
 {
-	struct nvram_swtpm_key k;
-	memset(&k, 0, sizeof k);
+	struct bs_swtpm_key k = BS_SWTPM_KEY_INIT;
 	for (size_t i = 0; i < len; i++)
 		k.bytes[i] = (uint8_t)(seed + 7 * i);
 	k.len = len;
@@ -75,7 +74,7 @@ static size_t pad_to_key(uint8_t *p, size_t len, size_t keylen)
 	return len + pad;
 }
 
-static void cbc_encrypt(const struct nvram_swtpm_key *k, const uint8_t *iv, const uint8_t *in,
+static void cbc_encrypt(const struct bs_swtpm_key *k, const uint8_t *iv, const uint8_t *in,
 			size_t len, uint8_t *out)
 {
 	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
@@ -92,7 +91,7 @@ static void cbc_encrypt(const struct nvram_swtpm_key *k, const uint8_t *iv, cons
 
 /* An encrypted version-2 blob built by hand the way swtpm writes one
  * (IV_LEN 0: no IV record, as the first version-2 files had). */
-static void build_v2_encrypted(struct buf *b, const struct nvram_swtpm_key *k, const uint8_t *data,
+static void build_v2_encrypted(struct buf *b, const struct bs_swtpm_key *k, const uint8_t *data,
 			       size_t len, size_t iv_len)
 {
 	uint8_t iv[64], ivblk[16] = {0};
@@ -113,7 +112,7 @@ static void build_v2_encrypted(struct buf *b, const struct nvram_swtpm_key *k, c
 	assert_non_null(HMAC(EVP_sha256(), k->bytes, (int)k->len, mac_in, ct_len + iv_len, mac,
 			     &mac_len));
 	buf_reset(b);
-	hdr(b, 2, 1, NVRAM_SWTPM_FLAG_ENCRYPTED | (k->len == 32 ? NVRAM_SWTPM_FLAG_256BIT_KEY : 0));
+	hdr(b, 2, 1, BS_SWTPM_FLAG_ENCRYPTED | (k->len == 32 ? BS_SWTPM_FLAG_256BIT_KEY : 0));
 	tlv(b, 2, ct, ct_len);
 	tlv(b, 3, mac, mac_len);
 	if (iv_len)
@@ -125,7 +124,7 @@ static void build_v2_encrypted(struct buf *b, const struct nvram_swtpm_key *k, c
 }
 
 /* An encrypted version-1 body: AES-CBC, zero IV, of SHA-256(data) || data. */
-static void build_v1_encrypted(struct buf *b, bool header, const struct nvram_swtpm_key *k,
+static void build_v1_encrypted(struct buf *b, bool header, const struct bs_swtpm_key *k,
 			       const uint8_t *data, size_t len)
 {
 	uint8_t *plain = malloc(len + 32 + 32), *ct = malloc(len + 64);
@@ -137,7 +136,7 @@ static void build_v1_encrypted(struct buf *b, bool header, const struct nvram_sw
 	cbc_encrypt(k, iv0, plain, n, ct);
 	buf_reset(b);
 	if (header)
-		hdr(b, 1, 1, NVRAM_SWTPM_FLAG_ENCRYPTED);
+		hdr(b, 1, 1, BS_SWTPM_FLAG_ENCRYPTED);
 	buf_put(b, ct, n);
 	if (header)
 		fix_totlen(b);
@@ -153,32 +152,32 @@ static void setup_sample(void)
 }
 
 /* Decodes and asserts success with DATA as the result. */
-static void expect_data(const struct buf *b, const struct nvram_swtpm_key *k, unsigned flags,
-			const void *data, size_t len, struct nvram_swtpm_blob_info *info)
+static void expect_data(const struct buf *b, const struct bs_swtpm_key *k, unsigned flags,
+			const void *data, size_t len, struct bs_swtpm_blob_info *info)
 {
 	uint8_t *out;
 	size_t out_len;
-	int rc = nvram_swtpm_blob_decode(b->p, b->len, k, flags, label, &out, &out_len, info);
+	int rc = bs_swtpm_blob_decode(b->p, b->len, k, flags, label, &out, &out_len, info);
 	if (rc)
-		fail_msg("decode: %s", bs_errmsg());
+		fail_msg("decode: %s", last_error());
 	assert_int_equal(out_len, len);
 	assert_memory_equal(out, data, len);
-	nvram_swtpm_free(out, out_len);
+	bs_swtpm_free(out, out_len);
 }
 
 /* Decodes and asserts error RC with nothing returned and a message that
  * names the file. */
-static void expect_error(const uint8_t *p, size_t len, const struct nvram_swtpm_key *k,
+static void expect_error(const uint8_t *p, size_t len, const struct bs_swtpm_key *k,
 			 unsigned flags, int want)
 {
 	uint8_t *out = (uint8_t *)1;
 	size_t out_len = 99;
-	int rc = nvram_swtpm_blob_decode(p, len, k, flags, label, &out, &out_len, NULL);
+	int rc = bs_swtpm_blob_decode(p, len, k, flags, label, &out, &out_len, NULL);
 	if (rc != want)
-		fail_msg("decode of %zu octets: rc %d (want %d): %s", len, rc, want, bs_errmsg());
-	assert_null(out);
-	assert_int_equal(out_len, 0);
-	assert_non_null(strstr(bs_errmsg(), label));
+		fail_msg("decode of %zu octets: rc %d (want %d): %s", len, rc, want, last_error());
+	assert_ptr_equal(out, (uint8_t *)1); /* outputs are untouched on failure */
+	assert_int_equal(out_len, 99);
+	assert_non_null(strstr(last_error(), label));
 }
 
 /* ---- formats --------------------------------------------------------------- */
@@ -189,7 +188,7 @@ static void test_plain_v2_layout_and_round_trip(void **state)
 	setup_sample();
 	uint8_t *blob;
 	size_t len;
-	assert_int_equal(nvram_swtpm_blob_encode(sample_data, sizeof sample_data, NULL, &blob, &len),
+	assert_int_equal(bs_swtpm_blob_encode(sample_data, sizeof sample_data, NULL, &blob, &len),
 			 BS_OK);
 	/* Header {2, 1, 10, flags 0, totlen}, then one data record. */
 	assert_int_equal(len, 10 + 6 + sizeof sample_data);
@@ -201,16 +200,16 @@ static void test_plain_v2_layout_and_round_trip(void **state)
 	assert_int_equal(get32(blob + 12), sizeof sample_data);
 	assert_memory_equal(blob + 16, sample_data, sizeof sample_data);
 	struct buf b = {blob, len, len};
-	struct nvram_swtpm_blob_info info;
+	struct bs_swtpm_blob_info info = BS_SWTPM_BLOB_INFO_INIT;
 	expect_data(&b, NULL, 0, sample_data, sizeof sample_data, &info);
-	assert_int_equal(info.version, 2);
+	assert_int_equal(info.blob_version, 2);
 	assert_true(info.has_header);
 	assert_false(info.encrypted);
 	assert_int_equal(info.data_len, sizeof sample_data);
 	/* Deterministic: the same data encodes to the same octets. */
 	uint8_t *again;
 	size_t again_len;
-	assert_int_equal(nvram_swtpm_blob_encode(sample_data, sizeof sample_data, NULL, &again,
+	assert_int_equal(bs_swtpm_blob_encode(sample_data, sizeof sample_data, NULL, &again,
 						 &again_len), BS_OK);
 	assert_int_equal(again_len, len);
 	assert_memory_equal(again, blob, len);
@@ -218,7 +217,7 @@ static void test_plain_v2_layout_and_round_trip(void **state)
 	/* Empty data. */
 	uint8_t *e;
 	size_t el;
-	assert_int_equal(nvram_swtpm_blob_encode(NULL, 0, NULL, &e, &el), BS_OK);
+	assert_int_equal(bs_swtpm_blob_encode(NULL, 0, NULL, &e, &el), BS_OK);
 	struct buf eb = {e, el, el};
 	expect_data(&eb, NULL, 0, "", 0, NULL);
 	free(e);
@@ -233,32 +232,32 @@ static void test_header_version_1_and_headerless(void **state)
 	hdr(&b, 1, 1, 0);
 	buf_put(&b, sample_data, sizeof sample_data);
 	fix_totlen(&b);
-	struct nvram_swtpm_blob_info info;
+	struct bs_swtpm_blob_info info = BS_SWTPM_BLOB_INFO_INIT;
 	expect_data(&b, NULL, 0, sample_data, sizeof sample_data, &info);
-	assert_int_equal(info.version, 1);
+	assert_int_equal(info.blob_version, 1);
 	assert_true(info.has_header);
 
 	/* No header: refused unless asked for, then all of it is the data. */
 	buf_reset(&b);
 	buf_put(&b, sample_data, sizeof sample_data);
 	expect_error(b.p, b.len, NULL, 0, BS_ECORRUPT);
-	expect_data(&b, NULL, NVRAM_SWTPM_HEADERLESS, sample_data, sizeof sample_data, &info);
-	assert_int_equal(info.version, 1);
+	expect_data(&b, NULL, BS_SWTPM_HEADERLESS, sample_data, sizeof sample_data, &info);
+	assert_int_equal(info.blob_version, 1);
 	assert_false(info.has_header);
 
 	/* Version 1, encrypted, with and without a header. */
-	struct nvram_swtpm_key k = key_of(16, 3), wrong = key_of(16, 4);
+	struct bs_swtpm_key k = key_of(16, 3), wrong = key_of(16, 4);
 	build_v1_encrypted(&b, true, &k, sample_data, sizeof sample_data);
 	expect_data(&b, &k, 0, sample_data, sizeof sample_data, &info);
 	assert_true(info.encrypted);
 	expect_error(b.p, b.len, &wrong, 0, BS_EKEY);
 	expect_error(b.p, b.len, NULL, 0, BS_EKEY);
 	build_v1_encrypted(&b, false, &k, sample_data, sizeof sample_data);
-	expect_data(&b, &k, NVRAM_SWTPM_HEADERLESS, sample_data, sizeof sample_data, NULL);
-	expect_error(b.p, b.len, &wrong, NVRAM_SWTPM_HEADERLESS, BS_EKEY);
-	struct nvram_swtpm_key k256 = key_of(32, 9);
+	expect_data(&b, &k, BS_SWTPM_HEADERLESS, sample_data, sizeof sample_data, NULL);
+	expect_error(b.p, b.len, &wrong, BS_SWTPM_HEADERLESS, BS_EKEY);
+	struct bs_swtpm_key k256 = key_of(32, 9);
 	build_v1_encrypted(&b, false, &k256, sample_data, 17);
-	expect_data(&b, &k256, NVRAM_SWTPM_HEADERLESS, sample_data, 17, NULL);
+	expect_data(&b, &k256, BS_SWTPM_HEADERLESS, sample_data, 17, NULL);
 	buf_free(&b);
 }
 
@@ -267,10 +266,10 @@ static void test_encrypted_v2_hand_built(void **state)
 	(void)state;
 	setup_sample();
 	struct buf b = {0};
-	struct nvram_swtpm_blob_info info;
+	struct bs_swtpm_blob_info info = BS_SWTPM_BLOB_INFO_INIT;
 	for (size_t kl = 16; kl <= 32; kl += 16) {
-		struct nvram_swtpm_key k = key_of(kl, 1), wrong = key_of(kl, 2);
-		struct nvram_swtpm_key other = key_of(48 - kl, 1);
+		struct bs_swtpm_key k = key_of(kl, 1), wrong = key_of(kl, 2);
+		struct bs_swtpm_key other = key_of(48 - kl, 1);
 		/* IV records as long as the key (what swtpm writes), and none. */
 		size_t iv_lens[] = {kl, 0};
 		for (size_t j = 0; j < 2; j++) {
@@ -284,7 +283,7 @@ static void test_encrypted_v2_hand_built(void **state)
 				expect_error(b.p, b.len, &wrong, 0, BS_EKEY);
 				expect_error(b.p, b.len, &other, 0, BS_EKEY);
 				expect_error(b.p, b.len, NULL, 0, BS_EKEY);
-				assert_non_null(strstr(bs_errmsg(), "encrypted"));
+				assert_non_null(strstr(last_error(), "encrypted"));
 			}
 		}
 	}
@@ -296,10 +295,10 @@ static void test_encoder_writes_what_swtpm_reads(void **state)
 	(void)state;
 	setup_sample();
 	for (size_t kl = 16; kl <= 32; kl += 16) {
-		struct nvram_swtpm_key k = key_of(kl, 5);
+		struct bs_swtpm_key k = key_of(kl, 5);
 		uint8_t *blob;
 		size_t len;
-		assert_int_equal(nvram_swtpm_blob_encode(sample_data, 100, &k, &blob, &len), BS_OK);
+		assert_int_equal(bs_swtpm_blob_encode(sample_data, 100, &k, &blob, &len), BS_OK);
 		/* Header, then ciphertext, HMAC and an IV as long as the key,
 		 * in swtpm's order. */
 		size_t ct_len = 100 + (kl - 100 % kl);
@@ -328,7 +327,7 @@ static void test_encoder_writes_what_swtpm_reads(void **state)
 		/* A fresh IV each time. */
 		uint8_t *blob2;
 		size_t len2;
-		assert_int_equal(nvram_swtpm_blob_encode(sample_data, 100, &k, &blob2, &len2), BS_OK);
+		assert_int_equal(bs_swtpm_blob_encode(sample_data, 100, &k, &blob2, &len2), BS_OK);
 		assert_int_equal(len2, len);
 		assert_memory_not_equal(blob2 + 16, blob + 16, ct_len);
 		free(blob2);
@@ -342,14 +341,14 @@ static void test_truncation_at_every_octet(void **state)
 {
 	(void)state;
 	setup_sample();
-	struct nvram_swtpm_key k = key_of(32, 8);
+	struct bs_swtpm_key k = key_of(32, 8);
 	struct buf blobs[3] = {{0}};
 	uint8_t *p;
 	size_t len;
-	assert_int_equal(nvram_swtpm_blob_encode(sample_data, 64, NULL, &p, &len), BS_OK);
+	assert_int_equal(bs_swtpm_blob_encode(sample_data, 64, NULL, &p, &len), BS_OK);
 	buf_put(&blobs[0], p, len);
 	free(p);
-	assert_int_equal(nvram_swtpm_blob_encode(sample_data, 64, &k, &p, &len), BS_OK);
+	assert_int_equal(bs_swtpm_blob_encode(sample_data, 64, &k, &p, &len), BS_OK);
 	buf_put(&blobs[1], p, len);
 	free(p);
 	hdr(&blobs[2], 1, 1, 0);
@@ -357,7 +356,7 @@ static void test_truncation_at_every_octet(void **state)
 	fix_totlen(&blobs[2]);
 	for (int i = 0; i < 3; i++) {
 		struct buf *b = &blobs[i];
-		const struct nvram_swtpm_key *kk = i == 1 ? &k : NULL;
+		const struct bs_swtpm_key *kk = i == 1 ? &k : NULL;
 		for (size_t n = 0; n < b->len; n++) {
 			/* Exactly-sized copies: a read past N is an ASan report. */
 			uint8_t *c = malloc(n ? n : 1);
@@ -370,14 +369,14 @@ static void test_truncation_at_every_octet(void **state)
 				put32(c + 6, (uint32_t)n);
 				uint8_t *out = NULL;
 				size_t ol = 0;
-				int rc = nvram_swtpm_blob_decode(c, n, kk, 0, label, &out, &ol, NULL);
+				int rc = bs_swtpm_blob_decode(c, n, kk, 0, label, &out, &ol, NULL);
 				/* Cut just before the IV record: a blob without an
 				 * IV (as swtpm once wrote) whose HMAC then fails. */
 				if (rc != BS_ECORRUPT && !(i == 1 && rc == BS_EKEY))
-					fail_msg("blob %d cut at %zu: rc %d: %s", i, n, rc, bs_errmsg());
+					fail_msg("blob %d cut at %zu: rc %d: %s", i, n, rc, last_error());
 				assert_null(out);
-				assert_non_null(strstr(bs_errmsg(), "at offset"));
-				assert_non_null(strstr(bs_errmsg(), label));
+				assert_non_null(strstr(last_error(), "at offset"));
+				assert_non_null(strstr(last_error(), label));
 			}
 			free(c);
 		}
@@ -390,12 +389,12 @@ static void test_bit_flips(void **state)
 {
 	(void)state;
 	setup_sample();
-	struct nvram_swtpm_key k = key_of(16, 11);
+	struct bs_swtpm_key k = key_of(16, 11);
 	uint8_t *enc, *plain;
 	size_t enc_len, plain_len;
 	size_t n = t_quick() ? 40 : 120;
-	assert_int_equal(nvram_swtpm_blob_encode(sample_data, n, &k, &enc, &enc_len), BS_OK);
-	assert_int_equal(nvram_swtpm_blob_encode(sample_data, n, NULL, &plain, &plain_len), BS_OK);
+	assert_int_equal(bs_swtpm_blob_encode(sample_data, n, &k, &enc, &enc_len), BS_OK);
+	assert_int_equal(bs_swtpm_blob_encode(sample_data, n, NULL, &plain, &plain_len), BS_OK);
 	/* Every flip of an encrypted blob is caught: by the header and
 	 * record checks, the key size, or the HMAC. */
 	for (size_t bit = 0; bit < enc_len * 8; bit++) {
@@ -404,12 +403,12 @@ static void test_bit_flips(void **state)
 		c[bit / 8] ^= (uint8_t)(1u << (bit % 8));
 		uint8_t *out = NULL;
 		size_t ol = 0;
-		int rc = nvram_swtpm_blob_decode(c, enc_len, &k, 0, label, &out, &ol, NULL);
+		int rc = bs_swtpm_blob_decode(c, enc_len, &k, 0, label, &out, &ol, NULL);
 		if (rc == BS_OK)
 			fail_msg("flip of bit %zu accepted", bit);
 		assert_null(out);
 		assert_true(rc == BS_ECORRUPT || rc == BS_EKEY || rc == BS_EUNSUPPORTED);
-		assert_non_null(strstr(bs_errmsg(), label));
+		assert_non_null(strstr(last_error(), label));
 		free(c);
 	}
 	/* A plain blob has no check of its own: flips in the data decode
@@ -420,14 +419,14 @@ static void test_bit_flips(void **state)
 		c[bit / 8] ^= (uint8_t)(1u << (bit % 8));
 		uint8_t *out = NULL;
 		size_t ol = 0;
-		int rc = nvram_swtpm_blob_decode(c, plain_len, NULL, 0, label, &out, &ol, NULL);
+		int rc = bs_swtpm_blob_decode(c, plain_len, NULL, 0, label, &out, &ol, NULL);
 		if (bit / 8 >= 16)
 			assert_int_equal(rc, BS_OK);
 		else if (rc == BS_OK)
 			fail_msg("flip of header or record bit %zu accepted", bit);
 		if (!rc) {
 			assert_int_equal(ol, n);
-			nvram_swtpm_free(out, ol);
+			bs_swtpm_free(out, ol);
 		} else {
 			assert_null(out);
 		}
@@ -460,7 +459,7 @@ static void test_header_and_record_errors(void **state)
 		tlv(&b, 1, sample_data, 8);
 		fix_totlen(&b);
 		expect_error(b.p, b.len, NULL, 0, hdrs[i].want);
-		assert_non_null(strstr(bs_errmsg(), "at offset"));
+		assert_non_null(strstr(last_error(), "at offset"));
 	}
 	/* Header size other than 10. */
 	buf_reset(&b);
@@ -469,7 +468,7 @@ static void test_header_and_record_errors(void **state)
 	tlv(&b, 1, sample_data, 8);
 	fix_totlen(&b);
 	expect_error(b.p, b.len, NULL, 0, BS_ECORRUPT);
-	assert_non_null(strstr(bs_errmsg(), "at offset 2"));
+	assert_non_null(strstr(last_error(), "at offset 2"));
 	/* Records: unknown, migration, repeated, missing, misplaced. */
 	struct {
 		unsigned flags;
@@ -501,7 +500,7 @@ static void test_header_and_record_errors(void **state)
 	fix_totlen(&b);
 	expect_error(b.p, b.len, NULL, 0, BS_ECORRUPT);
 	/* HMAC of the wrong size, IV too short, ciphertext not in blocks. */
-	struct nvram_swtpm_key k = key_of(16, 1);
+	struct bs_swtpm_key k = key_of(16, 1);
 	size_t bad[][3] = {{32, 31, 16}, {32, 32, 8}, {30, 32, 16}};
 	for (size_t i = 0; i < 3; i++) {
 		buf_reset(&b);
@@ -519,11 +518,11 @@ static void test_header_and_record_errors(void **state)
 	put32(b.p + 12, 0xfffffffeu);
 	fix_totlen(&b);
 	expect_error(b.p, b.len, NULL, 0, BS_ECORRUPT);
-	assert_non_null(strstr(bs_errmsg(), "at offset 12"));
+	assert_non_null(strstr(last_error(), "at offset 12"));
 	/* Larger than the limit. */
-	uint8_t *big = calloc(1, NVRAM_SWTPM_MAX_BLOB + 1u);
+	uint8_t *big = calloc(1, BS_SWTPM_MAX_BLOB + 1u);
 	assert_non_null(big);
-	expect_error(big, NVRAM_SWTPM_MAX_BLOB + 1u, NULL, 0, BS_ELIMIT);
+	expect_error(big, BS_SWTPM_MAX_BLOB + 1u, NULL, 0, BS_ELIMIT);
 	free(big);
 	buf_free(&b);
 }
@@ -533,15 +532,15 @@ static void test_header_and_record_errors(void **state)
 static void test_key_files(void **state)
 {
 	(void)state;
-	struct nvram_swtpm_key k;
+	struct bs_swtpm_key k = BS_SWTPM_KEY_INIT;
 	const char *h128 = "000102030405060708090a0b0c0d0e0f";
-	assert_int_equal(nvram_swtpm_key_parse(h128, strlen(h128), NVRAM_SWTPM_KEY_HEX, 0, &k),
+	assert_int_equal(bs_swtpm_key_parse(h128, strlen(h128), BS_SWTPM_KEY_HEX, 0, &k),
 			 BS_OK);
 	assert_int_equal(k.len, 16);
 	for (int i = 0; i < 16; i++)
 		assert_int_equal(k.bytes[i], i);
 	const char *h256 = "0x000102030405060708090A0B0C0D0E0F101112131415161718191a1b1c1d1e1f\n";
-	assert_int_equal(nvram_swtpm_key_parse(h256, strlen(h256), NVRAM_SWTPM_KEY_HEX, 32, &k),
+	assert_int_equal(bs_swtpm_key_parse(h256, strlen(h256), BS_SWTPM_KEY_HEX, 32, &k),
 			 BS_OK);
 	assert_int_equal(k.len, 32);
 	assert_int_equal(k.bytes[31], 0x1f);
@@ -550,17 +549,17 @@ static void test_key_files(void **state)
 			     "000102030405060708090a0b0c0d0e0f zz", "", "0x",
 			     "000102030405060708090a0b0c0d0e0f000102030405060708090a0b0c0d0e0f00"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-		assert_int_equal(nvram_swtpm_key_parse(bad[i], strlen(bad[i]), NVRAM_SWTPM_KEY_HEX, 0,
+		assert_int_equal(bs_swtpm_key_parse(bad[i], strlen(bad[i]), BS_SWTPM_KEY_HEX, 0,
 						       &k), BS_EINVAL);
-	assert_int_equal(nvram_swtpm_key_parse(h128, strlen(h128), NVRAM_SWTPM_KEY_HEX, 32, &k),
+	assert_int_equal(bs_swtpm_key_parse(h128, strlen(h128), BS_SWTPM_KEY_HEX, 32, &k),
 			 BS_EINVAL);
-	assert_null(strstr(bs_errmsg(), "0001"));
+	assert_null(strstr(last_error(), "0001"));
 	uint8_t raw[32];
 	t_fill(raw, sizeof raw, 3);
-	assert_int_equal(nvram_swtpm_key_parse(raw, 32, NVRAM_SWTPM_KEY_BINARY, 0, &k), BS_OK);
+	assert_int_equal(bs_swtpm_key_parse(raw, 32, BS_SWTPM_KEY_BINARY, 0, &k), BS_OK);
 	assert_memory_equal(k.bytes, raw, 32);
-	assert_int_equal(nvram_swtpm_key_parse(raw, 20, NVRAM_SWTPM_KEY_BINARY, 0, &k), BS_EINVAL);
-	nvram_swtpm_key_wipe(&k);
+	assert_int_equal(bs_swtpm_key_parse(raw, 20, BS_SWTPM_KEY_BINARY, 0, &k), BS_EINVAL);
+	bs_swtpm_key_wipe(&k);
 	assert_int_equal(k.len, 0);
 }
 
@@ -575,25 +574,25 @@ static void test_passphrase_kdfs(void **state)
 	static const uint8_t sha512_32[32] = {
 		0xea, 0xa1, 0x6b, 0x9c, 0xed, 0x0b, 0x5c, 0x6e, 0xce, 0x7a, 0xae, 0x07, 0xcb, 0x47, 0xc6, 0x71,
 		0xe8, 0xc8, 0xf0, 0x3b, 0xfe, 0x80, 0x7f, 0x94, 0x18, 0x09, 0x47, 0x7a, 0x84, 0x73, 0x37, 0xaf};
-	struct nvram_swtpm_key k;
-	assert_int_equal(nvram_swtpm_key_from_passphrase("secret\n", 7, NVRAM_SWTPM_KDF_PBKDF2, 32, &k),
+	struct bs_swtpm_key k = BS_SWTPM_KEY_INIT;
+	assert_int_equal(bs_swtpm_key_from_passphrase("secret\n", 7, BS_SWTPM_KDF_PBKDF2, 32, &k),
 			 BS_OK);
 	assert_int_equal(k.len, 32);
 	assert_memory_equal(k.bytes, pbkdf2_32, 32);
-	assert_int_equal(nvram_swtpm_key_from_passphrase("secret\n", 7, NVRAM_SWTPM_KDF_PBKDF2, 16, &k),
+	assert_int_equal(bs_swtpm_key_from_passphrase("secret\n", 7, BS_SWTPM_KDF_PBKDF2, 16, &k),
 			 BS_OK);
 	assert_int_equal(k.len, 16);
 	assert_memory_equal(k.bytes, pbkdf2_32, 16);
-	assert_int_equal(nvram_swtpm_key_from_passphrase("secret\n", 7, NVRAM_SWTPM_KDF_SHA512, 32, &k),
+	assert_int_equal(bs_swtpm_key_from_passphrase("secret\n", 7, BS_SWTPM_KDF_SHA512, 32, &k),
 			 BS_OK);
 	assert_memory_equal(k.bytes, sha512_32, 32);
 	/* The newline is part of the passphrase, as in swtpm. */
-	assert_int_equal(nvram_swtpm_key_from_passphrase("secret", 6, NVRAM_SWTPM_KDF_PBKDF2, 32, &k),
+	assert_int_equal(bs_swtpm_key_from_passphrase("secret", 6, BS_SWTPM_KDF_PBKDF2, 32, &k),
 			 BS_OK);
 	assert_memory_not_equal(k.bytes, pbkdf2_32, 32);
-	assert_int_equal(nvram_swtpm_key_from_passphrase("x", 1, NVRAM_SWTPM_KDF_PBKDF2, 24, &k),
+	assert_int_equal(bs_swtpm_key_from_passphrase("x", 1, BS_SWTPM_KDF_PBKDF2, 24, &k),
 			 BS_EINVAL);
-	nvram_swtpm_key_wipe(&k);
+	bs_swtpm_key_wipe(&k);
 }
 
 int main(void)

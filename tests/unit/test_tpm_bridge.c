@@ -9,9 +9,9 @@
 #include <libtpms/tpm_error.h>
 #include <libtpms/tpm_library.h>
 
-#include "blobstore_crypt.h"
+#include <blobstore/crypt.h>
 #include "common.h"
-#include "nvram_tpm.h"
+#include <blobstore/tpm.h>
 
 static const uint8_t startup_clear[] = {0x80, 0x01, 0, 0, 0, 12, 0, 0, 0x01, 0x44, 0, 0};
 /* TPM2_NV_DefineSpace(TPM_RH_OWNER, password session, index 0x01500001,
@@ -37,7 +37,7 @@ static int setup(void **state)
 	assert_non_null(f);
 	f->path = t_tmppath("tpm-bridge.img");
 	unlink(f->path);
-	assert_int_equal(bs_open(f->path, BS_OPEN_CREATE, &f->img), BS_OK);
+	assert_int_equal(bs_image_open(f->path, BS_OPEN_CREATE, &f->img), BS_OK);
 	*state = f;
 	return 0;
 }
@@ -45,8 +45,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	nvram_tpm_unregister();
-	bs_close(f->img);
+	bs_tpm_unregister();
+	bs_image_close(f->img);
 	unlink(f->path);
 	free(f->path);
 	free(f);
@@ -55,8 +55,8 @@ static int teardown(void **state)
 
 static void reopen(struct fixture *f)
 {
-	bs_close(f->img);
-	assert_int_equal(bs_open(f->path, 0, &f->img), BS_OK);
+	bs_image_close(f->img);
+	assert_int_equal(bs_image_open(f->path, 0, &f->img), BS_OK);
 }
 
 /* Runs one TPM command and returns its response code. */
@@ -74,7 +74,7 @@ static uint32_t tpm_rc(const uint8_t *cmd, size_t len)
 
 static TPM_RESULT tpm_init(bs_image *img)
 {
-	assert_int_equal(nvram_tpm_register(img), BS_OK);
+	assert_int_equal(bs_tpm_register(img), BS_OK);
 	assert_int_equal(TPMLIB_ChooseTPMVersion(TPMLIB_TPM_VERSION_2), TPM_SUCCESS);
 	return TPMLIB_MainInit();
 }
@@ -100,12 +100,12 @@ static void assert_init_refused(struct fixture *f, int load_code)
 {
 	void *p;
 	size_t n;
-	assert_int_equal(nvram_tpm_load(f->img, 0, NVRAM_TPM_PERMALL, &p, &n), load_code);
+	assert_int_equal(bs_tpm_load(f->img, 0, BS_TPM_PERMALL, &p, &n), load_code);
 	size_t before_len, after_len;
 	uint8_t *before = file_bytes(f->path, &before_len);
 	assert_int_not_equal(tpm_init(f->img), TPM_SUCCESS);
 	const char *msg;
-	assert_int_equal(nvram_tpm_last_error(&msg), load_code);
+	assert_int_equal(bs_tpm_last_error(&msg), load_code);
 	assert_non_null(strstr(msg, "permall"));
 	TPMLIB_Terminate();
 	uint8_t *after = file_bytes(f->path, &after_len);
@@ -119,13 +119,13 @@ static void test_entry_names(void **state)
 {
 	(void)state;
 	char buf[32];
-	assert_int_equal(nvram_tpm_entry_name(0, "permall", buf, sizeof buf), BS_OK);
+	assert_int_equal(bs_tpm_entry_name(0, "permall", buf, sizeof buf), BS_OK);
 	assert_string_equal(buf, "permall");
-	assert_int_equal(nvram_tpm_entry_name(3, "volatilestate", buf, sizeof buf), BS_OK);
+	assert_int_equal(bs_tpm_entry_name(3, "volatilestate", buf, sizeof buf), BS_OK);
 	assert_string_equal(buf, "3/volatilestate");
-	assert_int_equal(nvram_tpm_entry_name(0, "a/b", buf, sizeof buf), BS_EINVAL);
-	assert_int_equal(nvram_tpm_entry_name(0, "", buf, sizeof buf), BS_EINVAL);
-	assert_int_equal(nvram_tpm_entry_name(7, "permall", buf, 5), BS_ERANGE);
+	assert_int_equal(bs_tpm_entry_name(0, "a/b", buf, sizeof buf), BS_EINVAL);
+	assert_int_equal(bs_tpm_entry_name(0, "", buf, sizeof buf), BS_EINVAL);
+	assert_int_equal(bs_tpm_entry_name(7, "permall", buf, 5), BS_ERANGE);
 }
 
 static void test_missing_state_is_manufactured(void **state)
@@ -133,20 +133,20 @@ static void test_missing_state_is_manufactured(void **state)
 	struct fixture *f = *state;
 	void *p;
 	size_t n;
-	assert_int_equal(nvram_tpm_load(f->img, 0, NVRAM_TPM_PERMALL, &p, &n), BS_ENOENT);
+	assert_int_equal(bs_tpm_load(f->img, 0, BS_TPM_PERMALL, &p, &n), BS_ENOENT);
 	/* TPM_RETRY for the missing permall: libtpms manufactures and stores. */
 	assert_int_equal(tpm_init(f->img), TPM_SUCCESS);
 	TPMLIB_Terminate();
 	bs_entry *e;
-	assert_int_equal(bs_find(f->img, NVRAM_TPM_TYPE, NVRAM_TPM_PERMALL, &e), BS_OK);
+	assert_int_equal(bs_entry_find(f->img, BS_TPM_TYPE, BS_TPM_PERMALL, &e), BS_OK);
 	assert_true(bs_entry_is_slotted(e));
-	assert_string_equal(bs_entry_check(e), "crc32c");
-	assert_true(bs_entry_capacity(e) >= NVRAM_TPM_MIN_CAPACITY);
-	assert_null(bs_entry_cipher(e));
-	assert_int_equal(nvram_tpm_load(f->img, 0, NVRAM_TPM_PERMALL, &p, &n), BS_OK);
+	assert_string_equal(bs_checksum_name(bs_entry_checksum(e)), "crc32c");
+	assert_true(bs_entry_capacity(e) >= BS_TPM_MIN_CAPACITY);
+	assert_null(bs_cipher_name(bs_entry_cipher(e)));
+	assert_int_equal(bs_tpm_load(f->img, 0, BS_TPM_PERMALL, &p, &n), BS_OK);
 	assert_true(n > 500);
 	free(p);
-	assert_int_equal(nvram_tpm_last_error(NULL), BS_OK);
+	assert_int_equal(bs_tpm_last_error(NULL), BS_OK);
 }
 
 static void test_corrupt_state_fails(void **state)
@@ -160,8 +160,8 @@ static void test_corrupt_state_fails(void **state)
 	 * flip one octet inside each, found by its content in the file. */
 	void *cur;
 	size_t curlen;
-	assert_int_equal(nvram_tpm_load(f->img, 0, NVRAM_TPM_PERMALL, &cur, &curlen), BS_OK);
-	bs_close(f->img);
+	assert_int_equal(bs_tpm_load(f->img, 0, BS_TPM_PERMALL, &cur, &curlen), BS_OK);
+	bs_image_close(f->img);
 	f->img = NULL;
 	size_t flen;
 	uint8_t *file = file_bytes(f->path, &flen);
@@ -182,11 +182,11 @@ static void test_corrupt_state_fails(void **state)
 	free(file);
 	free(cur);
 	assert_true(hits >= 1);
-	assert_int_equal(bs_open(f->path, 0, &f->img), BS_OK);
+	assert_int_equal(bs_image_open(f->path, 0, &f->img), BS_OK);
 	/* If the flip hit only the newest slot, the older one is read: then
 	 * corrupt that one too by the same search. */
-	if (nvram_tpm_load(f->img, 0, NVRAM_TPM_PERMALL, &cur, &curlen) == BS_OK) {
-		bs_close(f->img);
+	if (bs_tpm_load(f->img, 0, BS_TPM_PERMALL, &cur, &curlen) == BS_OK) {
+		bs_image_close(f->img);
 		f->img = NULL;
 		file = file_bytes(f->path, &flen);
 		needle = (const uint8_t *)cur + curlen / 2;
@@ -199,7 +199,7 @@ static void test_corrupt_state_fails(void **state)
 		close(fd);
 		free(file);
 		free(cur);
-		assert_int_equal(bs_open(f->path, 0, &f->img), BS_OK);
+		assert_int_equal(bs_image_open(f->path, 0, &f->img), BS_OK);
 	}
 	assert_init_refused(f, BS_ECORRUPT);
 }
@@ -208,9 +208,9 @@ static void test_refused_entry_fails(void **state)
 {
 	struct fixture *f = *state;
 	static const uint8_t blob[64] = {1, 2, 3};
-	struct bs_attr future = {.name = "tpm.future-layout", .flags = BS_ATTR_MANDATORY};
-	struct bs_entry_opts eo = {.capacity = 1024, .attrs = &future, .nattrs = 1};
-	assert_int_equal(bs_entry_create2(f->img, NVRAM_TPM_TYPE, NVRAM_TPM_PERMALL, &eo, blob,
+	struct bs_attr future = BS_ATTR("tpm.future-layout", BS_ATTR_MANDATORY, NULL, 0);
+	struct bs_entry_opts eo = {.version = BS_ENTRY_OPTS_VERSION, .capacity = 1024, .attrs = &future, .nattrs = 1};
+	assert_int_equal(bs_entry_create(f->img, BS_TPM_TYPE, BS_TPM_PERMALL, &eo, blob,
 					  sizeof blob, NULL),
 			 BS_OK);
 	reopen(f);
@@ -220,13 +220,12 @@ static void test_refused_entry_fails(void **state)
 static void test_empty_entry_fails(void **state)
 {
 	struct fixture *f = *state;
-	assert_int_equal(bs_entry_create(f->img, NVRAM_TPM_TYPE, NVRAM_TPM_PERMALL, 1024, NULL, 0,
-					 NULL, 0, NULL),
+	assert_int_equal(bs_entry_create(f->img, BS_TPM_TYPE, BS_TPM_PERMALL, &(struct bs_entry_opts){.version = BS_ENTRY_OPTS_VERSION, .capacity = 1024, .attrs = NULL, .nattrs = 0}, NULL, 0, NULL),
 			 BS_OK);
 	size_t before_len, after_len;
 	uint8_t *before = file_bytes(f->path, &before_len);
 	assert_int_not_equal(tpm_init(f->img), TPM_SUCCESS);
-	assert_int_equal(nvram_tpm_last_error(NULL), BS_ECORRUPT);
+	assert_int_equal(bs_tpm_last_error(NULL), BS_ECORRUPT);
 	TPMLIB_Terminate();
 	uint8_t *after = file_bytes(f->path, &after_len);
 	assert_int_equal(before_len, after_len);
@@ -254,13 +253,13 @@ static void test_encrypted_state(void **state)
 	assert_int_equal(tpm_rc(nv_define, sizeof nv_define), 0);
 	TPMLIB_Terminate();
 	bs_entry *e;
-	assert_int_equal(bs_find(f->img, NVRAM_TPM_TYPE, NVRAM_TPM_PERMALL, &e), BS_OK);
-	assert_non_null(bs_entry_cipher(e));
+	assert_int_equal(bs_entry_find(f->img, BS_TPM_TYPE, BS_TPM_PERMALL, &e), BS_OK);
+	assert_non_null(bs_cipher_name(bs_entry_cipher(e)));
 
 	/* Without the key: undecryptable, and no new entry is stored in the
 	 * clear. */
 	reopen(f);
-	assert_int_equal(nvram_tpm_store(f->img, 0, "other", "x", 1), BS_EKEY);
+	assert_int_equal(bs_tpm_store(f->img, 0, "other", "x", 1), BS_EKEY);
 	assert_init_refused(f, BS_EKEY);
 
 	/* With the key the same TPM comes back. */
@@ -283,7 +282,7 @@ static void test_state_round_trip(void **state)
 	TPMLIB_Terminate();
 	void *p1;
 	size_t n1;
-	assert_int_equal(nvram_tpm_load(f->img, 0, NVRAM_TPM_PERMALL, &p1, &n1), BS_OK);
+	assert_int_equal(bs_tpm_load(f->img, 0, BS_TPM_PERMALL, &p1, &n1), BS_OK);
 
 	/* A new process would see the same: reopen the image. */
 	reopen(f);
@@ -292,11 +291,11 @@ static void test_state_round_trip(void **state)
 	assert_int_equal(tpm_rc(nv_readpublic, sizeof nv_readpublic), 0);
 	/* The volatile state: stored, then resumed by the next init (the TPM
 	 * is started already, so TPM2_Startup answers TPM_RC_INITIALIZE). */
-	assert_int_equal(nvram_tpm_store_volatile(), BS_OK);
+	assert_int_equal(bs_tpm_store_volatile(), BS_OK);
 	TPMLIB_Terminate();
 	void *p2;
 	size_t n2;
-	assert_int_equal(nvram_tpm_load(f->img, 0, NVRAM_TPM_PERMALL, &p2, &n2), BS_OK);
+	assert_int_equal(bs_tpm_load(f->img, 0, BS_TPM_PERMALL, &p2, &n2), BS_OK);
 	/* Not manufactured again: the seeds are those of the first run. */
 	assert_true(n2 >= 500 && n1 >= 500);
 	assert_memory_equal(p1, p2, 64);
@@ -304,7 +303,7 @@ static void test_state_round_trip(void **state)
 	free(p2);
 	void *v;
 	size_t vn;
-	assert_int_equal(nvram_tpm_load(f->img, 0, NVRAM_TPM_VOLATILE, &v, &vn), BS_OK);
+	assert_int_equal(bs_tpm_load(f->img, 0, BS_TPM_VOLATILE, &v, &vn), BS_OK);
 	assert_true(vn > 1000);
 	free(v);
 	reopen(f);
@@ -315,16 +314,16 @@ static void test_state_round_trip(void **state)
 
 	/* Deleting the volatile state makes the next start a cold one.  The
 	 * entry stays, empty, so that resume cycles do not grow the image. */
-	struct bs_stat st1, st2;
-	assert_int_equal(bs_stat(f->img, &st1), BS_OK);
-	assert_int_equal(nvram_tpm_delete(f->img, 0, NVRAM_TPM_VOLATILE, 1), BS_OK);
-	assert_int_equal(nvram_tpm_load(f->img, 0, NVRAM_TPM_VOLATILE, &v, &vn), BS_ENOENT);
-	assert_int_equal(bs_stat(f->img, &st2), BS_OK);
+	struct bs_image_stat st1 = BS_IMAGE_STAT_INIT, st2 = BS_IMAGE_STAT_INIT;
+	assert_int_equal(bs_image_stat(f->img, &st1), BS_OK);
+	assert_int_equal(bs_tpm_delete(f->img, 0, BS_TPM_VOLATILE, 1), BS_OK);
+	assert_int_equal(bs_tpm_load(f->img, 0, BS_TPM_VOLATILE, &v, &vn), BS_ENOENT);
+	assert_int_equal(bs_image_stat(f->img, &st2), BS_OK);
 	assert_int_equal(st1.size, st2.size);
 	bs_entry *ve;
-	assert_int_equal(bs_find(f->img, NVRAM_TPM_TYPE, NVRAM_TPM_VOLATILE, &ve), BS_OK);
-	assert_int_equal(nvram_tpm_delete(f->img, 0, NVRAM_TPM_VOLATILE, 1), BS_ENOENT);
-	assert_int_equal(nvram_tpm_delete(f->img, 0, NVRAM_TPM_VOLATILE, 0), BS_OK);
+	assert_int_equal(bs_entry_find(f->img, BS_TPM_TYPE, BS_TPM_VOLATILE, &ve), BS_OK);
+	assert_int_equal(bs_tpm_delete(f->img, 0, BS_TPM_VOLATILE, 1), BS_ENOENT);
+	assert_int_equal(bs_tpm_delete(f->img, 0, BS_TPM_VOLATILE, 0), BS_OK);
 	assert_int_equal(tpm_init(f->img), TPM_SUCCESS);
 	assert_int_equal(tpm_rc(startup_clear, sizeof startup_clear), 0);
 	TPMLIB_Terminate();
@@ -337,32 +336,32 @@ static void test_store_grows_with_headroom(void **state)
 	uint8_t *p = malloc(big);
 	assert_non_null(p);
 	t_fill(p, big, 7);
-	assert_int_equal(nvram_tpm_store(f->img, 2, NVRAM_TPM_PERMALL, p, 1000), BS_OK);
+	assert_int_equal(bs_tpm_store(f->img, 2, BS_TPM_PERMALL, p, 1000), BS_OK);
 	bs_entry *e;
-	assert_int_equal(bs_find(f->img, NVRAM_TPM_TYPE, "2/permall", &e), BS_OK);
-	assert_int_equal(bs_entry_capacity(e), NVRAM_TPM_MIN_CAPACITY);
-	assert_int_equal(nvram_tpm_store(f->img, 2, NVRAM_TPM_PERMALL, p, big), BS_OK);
-	assert_int_equal(bs_find(f->img, NVRAM_TPM_TYPE, "2/permall", &e), BS_OK);
+	assert_int_equal(bs_entry_find(f->img, BS_TPM_TYPE, "2/permall", &e), BS_OK);
+	assert_int_equal(bs_entry_capacity(e), BS_TPM_MIN_CAPACITY);
+	assert_int_equal(bs_tpm_store(f->img, 2, BS_TPM_PERMALL, p, big), BS_OK);
+	assert_int_equal(bs_entry_find(f->img, BS_TPM_TYPE, "2/permall", &e), BS_OK);
 	assert_true(bs_entry_capacity(e) >= 2 * big);
 	reopen(f);
-	t_assert_data(f->img, NVRAM_TPM_TYPE, "2/permall", p, big);
-	assert_int_equal(nvram_tpm_store(f->img, 0, NVRAM_TPM_PERMALL, p,
-					 (size_t)NVRAM_TPM_MAX_BLOB + 1),
+	t_assert_data(f->img, BS_TPM_TYPE, "2/permall", p, big);
+	assert_int_equal(bs_tpm_store(f->img, 0, BS_TPM_PERMALL, p,
+					 (size_t)BS_TPM_MAX_BLOB + 1),
 			 BS_ELIMIT);
 	free(p);
-	assert_int_equal(bs_check(f->img, 1, NULL, NULL), BS_OK);
+	assert_int_equal(bs_image_check(f->img, 1, NULL, NULL), BS_OK);
 }
 
 static void test_callbacks_without_image_fail(void **state)
 {
 	(void)state;
-	nvram_tpm_unregister();
-	assert_null(nvram_tpm_image());
-	assert_int_equal(nvram_tpm_register(NULL), BS_EINVAL);
-	assert_int_equal(nvram_tpm_set_locality(5), BS_EINVAL);
-	assert_int_equal(nvram_tpm_set_locality(3), BS_OK);
-	assert_int_equal(nvram_tpm_locality(), 3);
-	assert_int_equal(nvram_tpm_store_volatile(), BS_EINVAL);
+	bs_tpm_unregister();
+	assert_null(bs_tpm_image());
+	assert_int_equal(bs_tpm_register(NULL), BS_EINVAL);
+	assert_int_equal(bs_tpm_set_locality(5), BS_EINVAL);
+	assert_int_equal(bs_tpm_set_locality(3), BS_OK);
+	assert_int_equal(bs_tpm_locality(), 3);
+	assert_int_equal(bs_tpm_store_volatile(), BS_EINVAL);
 }
 
 int main(void)

@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "blobstore.h"
+#include <blobstore/blobstore.h>
 
 /* Exit statuses, documented in blobstore(1) and 'blobstore --help'. */
 enum {
@@ -111,7 +111,9 @@ extern const char cli_help_exit[];        /* EXIT STATUS */
 
 /* Maps a library result to an exit status. */
 int cli_exit_code(int rc);
-/* Prints "blobstore: <bs_errmsg()>" and returns cli_exit_code(RC). */
+/* The message of the library's last failure (bs_error_last()). */
+const char *last_error(void);
+/* Prints "blobstore: <last_error()>" and returns cli_exit_code(RC). */
 int cli_fail(int rc);
 /* Prints "blobstore: <formatted>" and returns STATUS. */
 int cli_error(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -26,21 +26,24 @@ static void show_text(bs_entry *e)
 	}
 	if (bs_entry_status(e)) {
 		fputs(" (REFUSED: ", stdout);
-		cli_put_clean(stdout, bs_entry_status_msg(e));
+		cli_put_clean(stdout, bs_entry_status_message(e));
 		fputc(')', stdout);
 	}
 	fputc('\n', stdout);
 	char desc[DESCRIBE_CHARS];
 	for (int mand = 1; mand >= 0; mand--) {
-		for (size_t i = 0; i < bs_attr_count(e, mand); i++) {
+		for (size_t i = 0; i < bs_attr_count(e); i++) {
 			const char *name;
 			const uint8_t *v;
 			size_t vl;
-			bs_attr_at(e, mand, i, &name, &v, &vl);
+			unsigned fl_;
+			bs_attr_at(e, i, &name, &v, &vl, &fl_);
+			if (((fl_ & BS_ATTR_MANDATORY) != 0) != (mand != 0))
+				continue;
 			printf("  %-9s ", mand ? "mandatory" : "optional");
 			cli_put_clean(stdout, name);
 			if (vl) {
-				bs_der_describe(v, vl, desc, sizeof desc);
+				bs_value_describe(v, vl, desc, sizeof desc);
 				fputs(" = ", stdout);
 				cli_put_clean(stdout, desc);
 			} else {
@@ -59,21 +62,24 @@ static void show_json(bs_entry *e)
 	printf(", \"name\": ");
 	cli_json_str(stdout, bs_entry_name(e));
 	printf(", \"status\": \"%s\", \"reason\": ", bs_entry_status(e) ? "refused" : "ok");
-	cli_json_str(stdout, bs_entry_status(e) ? bs_entry_status_msg(e) : NULL);
+	cli_json_str(stdout, bs_entry_status(e) ? bs_entry_status_message(e) : NULL);
 	printf(", \"attributes\": [");
 	bool first = true;
 	for (int mand = 1; mand >= 0; mand--) {
-		for (size_t i = 0; i < bs_attr_count(e, mand); i++) {
+		for (size_t i = 0; i < bs_attr_count(e); i++) {
 			const char *name;
 			const uint8_t *v;
 			size_t vl;
-			bs_attr_at(e, mand, i, &name, &v, &vl);
+			unsigned fl_;
+			bs_attr_at(e, i, &name, &v, &vl, &fl_);
+			if (((fl_ & BS_ATTR_MANDATORY) != 0) != (mand != 0))
+				continue;
 			printf("%s\n  {\"name\": ", first ? "" : ",");
 			cli_json_str(stdout, name);
 			printf(", \"mandatory\": %s, \"flag\": %s, \"value\": ", mand ? "true" : "false",
 			       vl ? "false" : "true");
 			if (vl) {
-				bs_der_describe(v, vl, desc, sizeof desc);
+				bs_value_describe(v, vl, desc, sizeof desc);
 				cli_json_str(stdout, desc);
 			} else {
 				printf("null");
@@ -146,13 +152,12 @@ static int run_attr(const struct cli_command *cmd, int argc, char **argv)
 	int rc = cli_open(pos[0], nch > 0, &img);
 	bs_entry *e = NULL;
 	if (!rc)
-		rc = bs_find(img, pos[1], name, &e);
+		rc = bs_entry_find(img, pos[1], name, &e);
 	for (size_t i = 0; !rc && i < nch; i++) {
 		if (ch[i].remove)
-			rc = bs_attr_remove(img, e, ch[i].a.name);
+			rc = bs_attr_remove(e, ch[i].a.name);
 		else
-			rc = bs_attr_set(img, e, ch[i].a.name, ch[i].a.flags, ch[i].a.value,
-					 ch[i].a.len);
+			rc = bs_attr_set(e, ch[i].a.name, ch[i].a.flags, ch[i].a.value, ch[i].a.len);
 	}
 	if (rc) {
 		st = cli_fail(rc);
@@ -163,7 +168,7 @@ static int run_attr(const struct cli_command *cmd, int argc, char **argv)
 	else if (!nch)
 		show_text(e);
 out:
-	bs_close(img);
+	bs_image_close(img);
 	for (size_t i = 0; i < nch; i++)
 		cli_attr_free(&ch[i].a);
 	free(ch);

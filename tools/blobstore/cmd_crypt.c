@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "blobstore_crypt.h"
+#include <blobstore/crypt.h>
 #include "cli.h"
 
 /* ---- the key given on the command line ----------------------------------- */
@@ -108,7 +108,7 @@ int cli_load_key(bs_image *img)
 {
 	/* Images without encryption need no key; commands that set it up
 	 * (encrypt-init) take the key themselves. */
-	if (!current.src || !bs_image_encrypted(img))
+	if (!current.src || !bs_image_is_encrypted(img))
 		return BS_OK;
 	bs_key *k;
 	int st = key_get(&current, "key", &k);
@@ -122,6 +122,13 @@ int cli_load_key(bs_image *img)
 enum { OPT_KDF = 1, OPT_SCRYPT_N, OPT_SCRYPT_R, OPT_SCRYPT_P, OPT_PBKDF2_ITER,
        OPT_NEW_KEY_FILE, OPT_NEW_PASS_FILE, OPT_NEW_PASS_FD };
 
+/* The name of IMG's KDF, for messages. */
+static const char *kdf_label(const bs_image *img)
+{
+	enum bs_kdf k;
+	return bs_image_kdf(img, &k) ? "?" : bs_kdf_name(k);
+}
+
 static int kdf_option(const struct cli_command *cmd, int o, const char *arg,
 		      struct bs_kdf_params *kp)
 {
@@ -129,7 +136,7 @@ static int kdf_option(const struct cli_command *cmd, int o, const char *arg,
 	if (o == OPT_KDF) {
 		if (strcmp(arg, "scrypt") && strcmp(arg, "pbkdf2-sha256"))
 			return cli_usage(cmd, "--kdf is scrypt or pbkdf2-sha256, not '%s'", arg);
-		kp->kdf = arg;
+		bs_kdf_parse(arg, &kp->kdf);
 		return 0;
 	}
 	if (!cli_parse_size(arg, &v) || v == 0 || (o != OPT_SCRYPT_N && v > UINT32_MAX))
@@ -164,7 +171,7 @@ static int run_encrypt_init(const struct cli_command *cmd, int argc, char **argv
 {
 	static const struct cli_option opts[] = {KDF_OPTIONS, {NULL, 0, false, 0}};
 	struct cli_parser p;
-	struct bs_kdf_params kp = {0};
+	struct bs_kdf_params kp = BS_KDF_PARAMS_INIT;
 	const char *path = NULL;
 	int o, st = 0;
 	cli_parser_init(&p, cmd, opts, argc, argv);
@@ -187,13 +194,13 @@ static int run_encrypt_init(const struct cli_command *cmd, int argc, char **argv
 	if ((st = key_get(&current, "encrypt-init", &k)))
 		return st;
 	bs_image *img;
-	int rc = bs_open(path, cli.open_flags, &img);
+	int rc = bs_image_open(path, cli.open_flags, &img);
 	if (!rc)
 		rc = bs_image_init_encryption(img, k, &kp);
 	st = rc ? cli_fail(rc) : CLI_EXIT_OK;
 	if (!rc && !cli.quiet)
-		printf("%s: encryption set up (%s)\n", path, bs_image_kdf(img));
-	bs_close(img);
+		printf("%s: encryption set up (%s)\n", path, kdf_label(img));
+	bs_image_close(img);
 	return st;
 }
 
@@ -220,7 +227,7 @@ static int run_rekey(const struct cli_command *cmd, int argc, char **argv)
 		{NULL, 0, false, 0},
 	};
 	struct cli_parser p;
-	struct bs_kdf_params kp = {0};
+	struct bs_kdf_params kp = BS_KDF_PARAMS_INIT;
 	struct key_arg nk = {0};
 	const char *path = NULL;
 	int o, st = 0;
@@ -257,14 +264,14 @@ static int run_rekey(const struct cli_command *cmd, int argc, char **argv)
 		return st;
 	bs_image *img;
 	int rc = cli_open(path, true, &img); /* loads the current key */
-	if (!rc && !bs_image_key_loaded(img))
+	if (!rc && !bs_image_has_key(img))
 		rc = bs_image_set_key(img, k); /* not encrypted: say so (BS_EKEY) */
 	if (!rc)
 		rc = bs_image_rekey(img, k, &kp);
 	st = rc ? cli_fail(rc) : CLI_EXIT_OK;
 	if (!rc && !cli.quiet)
-		printf("%s: key changed (%s)\n", path, bs_image_kdf(img));
-	bs_close(img);
+		printf("%s: key changed (%s)\n", path, kdf_label(img));
+	bs_image_close(img);
 	key_release(&nk);
 	return st;
 }

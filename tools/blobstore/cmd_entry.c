@@ -58,9 +58,9 @@ static int run_list(const struct cli_command *cmd, int argc, char **argv)
 	int rc = cli_open(path, false, &img);
 	if (rc)
 		return cli_fail(rc);
-	size_t n = bs_count(img), width = 4;
-	for (size_t i = 0; i < n; i++) {
-		size_t l = strlen(bs_entry_type(bs_entry_at(img, i)));
+	size_t width = 4;
+	for (bs_entry *e = NULL; (e = bs_entry_next(img, e, BS_ITER_LIBRARY));) {
+		size_t l = strlen(bs_entry_type(e));
 		if (l > width)
 			width = l < 32 ? l : 32;
 	}
@@ -73,12 +73,11 @@ static int run_list(const struct cli_command *cmd, int argc, char **argv)
 		       "STATUS", (int)width, "TYPE", "NAME");
 	}
 	bool first = true;
-	for (size_t i = 0; i < n; i++) {
-		bs_entry *e = bs_entry_at(img, i);
+	for (bs_entry *e = NULL; (e = bs_entry_next(img, e, BS_ITER_LIBRARY));) {
 		if (hidden(e, all))
 			continue;
 		int status = bs_entry_status(e);
-		const char *check = status ? NULL : bs_entry_check(e);
+		const char *check = status ? NULL : bs_checksum_name(bs_entry_checksum(e));
 		if (!status && !check)
 			check = "raw";
 		if (json) {
@@ -95,7 +94,7 @@ static int run_list(const struct cli_command *cmd, int argc, char **argv)
 			printf(", \"check\": ");
 			cli_json_str(stdout, check);
 			printf(", \"status\": \"%s\", \"reason\": ", status ? "refused" : "ok");
-			cli_json_str(stdout, status ? bs_entry_status_msg(e) : NULL);
+			cli_json_str(stdout, status ? bs_entry_status_message(e) : NULL);
 			printf("}");
 		} else {
 			char cap[24] = "-";
@@ -116,18 +115,17 @@ static int run_list(const struct cli_command *cmd, int argc, char **argv)
 	if (json) {
 		printf("%s]}\n", first ? "" : "\n");
 	} else {
-		for (size_t i = 0; i < n; i++) {
-			bs_entry *e = bs_entry_at(img, i);
+		for (bs_entry *e = NULL; (e = bs_entry_next(img, e, BS_ITER_LIBRARY));) {
 			if (hidden(e, all) || !bs_entry_status(e))
 				continue;
 			printf("refused: ");
 			put_key(stdout, bs_entry_type(e), bs_entry_name(e));
 			printf(" at offset %" PRIu64 ": ", bs_entry_offset(e));
-			cli_put_clean(stdout, bs_entry_status_msg(e));
+			cli_put_clean(stdout, bs_entry_status_message(e));
 			fputc('\n', stdout);
 		}
 	}
-	bs_close(img);
+	bs_image_close(img);
 	return CLI_EXIT_OK;
 }
 
@@ -169,10 +167,10 @@ static int open_entry(const struct entry_args *a, bool write, bs_image **img, bs
 	int rc = cli_open(a->pos[0], write, img);
 	if (rc)
 		return cli_fail(rc);
-	rc = bs_find(*img, a->pos[1], a->name, e);
+	rc = bs_entry_find(*img, a->pos[1], a->name, e);
 	if (rc) {
 		int st = cli_fail(rc);
-		bs_close(*img);
+		bs_image_close(*img);
 		*img = NULL;
 		return st;
 	}
@@ -181,27 +179,27 @@ static int open_entry(const struct entry_args *a, bool write, bs_image **img, bs
 
 /* ---- put ----------------------------------------------------------------- */
 
-static int put_existing(bs_image *img, bs_entry *e, const char *check, bool have_cap,
+static int put_existing(bs_entry *e, const char *check, bool have_cap,
 			uint64_t capacity, struct cli_attr *attrs, size_t nattrs,
 			const uint8_t *data, size_t len)
 {
 	int rc;
 	if (bs_entry_status(e)) /* the write reports why the entry is refused */
-		return cli_fail(bs_entry_write(img, e, data, len));
-	if (check && (!bs_entry_check(e) || strcmp(check, bs_entry_check(e)))) {
+		return cli_fail(bs_entry_write(e, data, len));
+	const char *has = bs_checksum_name(bs_entry_checksum(e));
+	if (check && (!has || strcmp(check, has))) {
 		fputs("blobstore: entry ", stderr);
 		put_key(stderr, bs_entry_type(e), bs_entry_name(e));
 		fprintf(stderr, " exists with check %s; --check applies only when creating\n",
-			bs_entry_check(e) ? bs_entry_check(e) : "none (raw)");
+			has ? has : "none (raw)");
 		return CLI_EXIT_USAGE;
 	}
-	if (have_cap && capacity > bs_entry_capacity(e) && (rc = bs_entry_resize(img, e, capacity)))
+	if (have_cap && capacity > bs_entry_capacity(e) && (rc = bs_entry_resize(e, capacity)))
 		return cli_fail(rc);
 	for (size_t i = 0; i < nattrs; i++)
-		if ((rc = bs_attr_set(img, e, attrs[i].name, attrs[i].flags, attrs[i].value,
-				      attrs[i].len)))
+		if ((rc = bs_attr_set(e, attrs[i].name, attrs[i].flags, attrs[i].value, attrs[i].len)))
 			return cli_fail(rc);
-	if ((rc = bs_entry_write(img, e, data, len)))
+	if ((rc = bs_entry_write(e, data, len)))
 		return cli_fail(rc);
 	return CLI_EXIT_OK;
 }
@@ -283,7 +281,7 @@ static int run_put(const struct cli_command *cmd, int argc, char **argv)
 		goto out;
 	}
 	bs_entry *e;
-	rc = bs_find(img, a.pos[1], a.name, &e);
+	rc = bs_entry_find(img, a.pos[1], a.name, &e);
 	if (rc == BS_ENOENT) {
 		struct bs_attr *ba = calloc(nattrs + 1, sizeof *ba);
 		if (!ba) {
@@ -291,13 +289,19 @@ static int run_put(const struct cli_command *cmd, int argc, char **argv)
 			goto out;
 		}
 		for (size_t i = 0; i < nattrs; i++)
-			ba[i] = (struct bs_attr){attrs[i].name, attrs[i].flags, attrs[i].value,
-						 attrs[i].len};
-		struct bs_entry_opts eo = {.capacity = have_cap ? (size_t)capacity : len,
-					   .attrs = ba, .nattrs = nattrs, .check = check,
-					   .flags = encrypt ? BS_ENTRY_ENCRYPT : 0, .cipher = cipher};
+			ba[i] = (struct bs_attr)BS_ATTR(attrs[i].name, attrs[i].flags, attrs[i].value,
+							attrs[i].len);
+		struct bs_entry_opts eo = BS_ENTRY_OPTS_INIT;
+		eo.capacity = have_cap ? (size_t)capacity : len;
+		eo.attrs = ba;
+		eo.nattrs = nattrs;
+		eo.flags = encrypt ? BS_ENTRY_ENCRYPT : 0;
+		if (check)
+			bs_checksum_parse(check, &eo.checksum); /* checked with the options */
+		if (cipher)
+			bs_cipher_parse(cipher, &eo.cipher);
 		cli_progress_begin("writing entry", 0);
-		rc = bs_entry_create2(img, a.pos[1], a.name, &eo, data, len, NULL);
+		rc = bs_entry_create(img, a.pos[1], a.name, &eo, data, len, NULL);
 		cli_progress_end();
 		free(ba);
 		st = rc ? cli_fail(rc) : CLI_EXIT_OK;
@@ -305,11 +309,11 @@ static int run_put(const struct cli_command *cmd, int argc, char **argv)
 		st = cli_fail(rc);
 	} else {
 		cli_progress_begin("writing entry", 0);
-		st = put_existing(img, e, check, have_cap, capacity, attrs, nattrs, data, len);
+		st = put_existing(e, check, have_cap, capacity, attrs, nattrs, data, len);
 		cli_progress_end();
 	}
 out:
-	bs_close(img);
+	bs_image_close(img);
 	for (size_t i = 0; i < nattrs; i++)
 		cli_attr_free(&attrs[i]);
 	free(attrs);
@@ -383,14 +387,14 @@ static int run_get(const struct cli_command *cmd, int argc, char **argv)
 	void *data;
 	size_t len;
 	cli_progress_begin("reading entry", 0);
-	int rc = bs_entry_read_alloc(img, e, &data, &len);
+	int rc = bs_entry_read_alloc(e, &data, &len);
 	cli_progress_end();
 	if (rc) {
 		st = cli_fail(rc);
-		bs_close(img);
+		bs_image_close(img);
 		return st;
 	}
-	bs_close(img);
+	bs_image_close(img);
 	if (!output && !force && isatty(1) && !cli_is_text(data, len))
 		st = cli_error(CLI_EXIT_USAGE, "refusing to write binary data to a terminal "
 					       "(use -o FILE or --force)");
@@ -452,9 +456,9 @@ static int run_rm(const struct cli_command *cmd, int argc, char **argv)
 	bs_entry *e;
 	if ((st = open_entry(&a, true, &img, &e)))
 		return st;
-	int rc = bs_entry_delete(img, e);
+	int rc = bs_entry_delete(e);
 	st = rc ? cli_fail(rc) : CLI_EXIT_OK;
-	bs_close(img);
+	bs_image_close(img);
 	return st;
 }
 
@@ -486,7 +490,7 @@ static int run_resize(const struct cli_command *cmd, int argc, char **argv)
 	bs_entry *e;
 	if ((st = open_entry(&a, true, &img, &e)))
 		return st;
-	int rc = bs_entry_resize(img, e, (size_t)cap);
+	int rc = bs_entry_resize(e, (size_t)cap);
 	if (rc) {
 		st = cli_fail(rc);
 	} else if (!cli.quiet) {
@@ -494,7 +498,7 @@ static int run_resize(const struct cli_command *cmd, int argc, char **argv)
 		put_key(stdout, bs_entry_type(e), bs_entry_name(e));
 		printf(": capacity %zu\n", bs_entry_capacity(e));
 	}
-	bs_close(img);
+	bs_image_close(img);
 	return st;
 }
 

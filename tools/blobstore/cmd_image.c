@@ -56,7 +56,7 @@ static int run_format(const struct cli_command *cmd, int argc, char **argv)
 	if ((st = take_args(&p, &path, 1, 1, &n, &json, &schema)) >= 0)
 		return st;
 	bs_image *img;
-	int rc = bs_open(path, cli.open_flags | BS_OPEN_CREATE | BS_OPEN_EXCL, &img);
+	int rc = bs_image_open(path, cli.open_flags | BS_OPEN_CREATE | BS_OPEN_EXCL, &img);
 	if (rc)
 		return cli_fail(rc);
 	if (!cli.quiet) {
@@ -66,7 +66,7 @@ static int run_format(const struct cli_command *cmd, int argc, char **argv)
 		cli_hex(stdout, bs_image_id(img), 16);
 		fputc('\n', stdout);
 	}
-	bs_close(img);
+	bs_image_close(img);
 	return CLI_EXIT_OK;
 }
 
@@ -95,8 +95,8 @@ static int run_info(const struct cli_command *cmd, int argc, char **argv)
 	int rc = cli_open(path, false, &img);
 	if (rc)
 		return cli_fail(rc);
-	struct bs_stat s;
-	bs_stat(img, &s);
+	struct bs_image_stat s = BS_IMAGE_STAT_INIT;
+	bs_image_stat(img, &s);
 	if (json) {
 		printf("{\"image\": ");
 		cli_json_str(stdout, path);
@@ -120,7 +120,7 @@ static int run_info(const struct cli_command *cmd, int argc, char **argv)
 		       "refused:        %" PRIu64 "\n",
 		       s.size, s.dir_end, s.used, s.free_holes, s.free_tail, s.entries, s.refused);
 	}
-	bs_close(img);
+	bs_image_close(img);
 	return CLI_EXIT_OK;
 }
 
@@ -165,7 +165,7 @@ static void print_problem(const struct check_ctx *c, const struct problem *pr)
 	const char *lab = c->label;
 	size_t ll = strlen(lab);
 	fputs(pr->code ? "" : "note: ", stdout);
-	/* Messages from bs_errmsg() already start with the image. */
+	/* Messages from last_error() already start with the image. */
 	if (!strncmp(pr->msg, lab, ll) && pr->msg[ll] == ':') {
 		cli_put_clean(stdout, pr->msg);
 		fputc('\n', stdout);
@@ -208,7 +208,7 @@ static void on_problem(void *ctx, const bs_entry *e, uint64_t offset, int code, 
 	pr->code = code;
 	pr->type = e ? dup_or_null(bs_entry_type(e)) : NULL;
 	pr->name = e ? dup_or_null(bs_entry_name(e)) : NULL;
-	pr->msg = strdup(msg ? msg : bs_strerror(code));
+	pr->msg = strdup(msg ? msg : bs_error_string(code));
 	if (!pr->msg || (e && !pr->type)) {
 		free(pr->type);
 		free(pr->name);
@@ -256,17 +256,17 @@ static int run_check(const struct cli_command *cmd, int argc, char **argv)
 			cli_json_str(stdout, path);
 			printf(", \"ok\": false, \"entries\": 0, \"problems\": [{\"code\": \"corrupt\", "
 			       "\"offset\": null, \"type\": null, \"name\": null, \"message\": ");
-			cli_json_str(stdout, bs_errmsg());
+			cli_json_str(stdout, last_error());
 			printf("}]}\n");
 		}
 		return cli_fail(rc);
 	}
 	struct check_ctx c = {.label = path, .json = json};
 	cli_progress_begin("checking", 0);
-	rc = bs_check(img, schema, on_problem, &c);
+	rc = bs_image_check(img, schema, on_problem, &c);
 	cli_progress_end();
-	size_t entries = bs_count(img);
-	bs_close(img);
+	size_t entries = bs_image_count(img, BS_ITER_LIBRARY);
+	bs_image_close(img);
 	int worst = BS_OK;
 	size_t problems = 0, unsupported = 0;
 	for (size_t i = 0; i < c.n; i++) {
@@ -356,8 +356,8 @@ static int run_dump(const struct cli_command *cmd, int argc, char **argv)
 	int rc = cli_open(path, false, &img);
 	if (rc)
 		return cli_fail(rc);
-	rc = bs_dump(img, stdout);
-	bs_close(img);
+	rc = bs_image_dump(img, stdout);
+	bs_image_close(img);
 	return rc ? cli_fail(rc) : CLI_EXIT_OK;
 }
 
@@ -388,18 +388,18 @@ static int run_compact(const struct cli_command *cmd, int argc, char **argv)
 	int rc = cli_open(path, true, &img);
 	if (rc)
 		return cli_fail(rc);
-	struct bs_stat before, after;
-	bs_stat(img, &before);
+	struct bs_image_stat before = BS_IMAGE_STAT_INIT, after = BS_IMAGE_STAT_INIT;
+	bs_image_stat(img, &before);
 	cli_progress_begin("compacting", 0);
-	rc = bs_compact(img);
+	rc = bs_image_compact(img);
 	cli_progress_end();
 	if (rc) {
 		st = cli_fail(rc);
-		bs_close(img);
+		bs_image_close(img);
 		return st;
 	}
-	bs_stat(img, &after);
-	bs_close(img);
+	bs_image_stat(img, &after);
+	bs_image_close(img);
 	if (!cli.quiet) {
 		cli_put_clean(stdout, path);
 		/* The directory's end, not the storage size: fixed-size storage
@@ -440,7 +440,7 @@ static int run_grow(const struct cli_command *cmd, int argc, char **argv)
 	if (rc)
 		return cli_fail(rc);
 	rc = bs_image_reserve(img, size);
-	bs_close(img);
+	bs_image_close(img);
 	if (rc)
 		return cli_fail(rc);
 	if (!cli.quiet) {

@@ -11,9 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "blobstore_crypt.h"
+#include <blobstore/crypt.h>
 #include "cli.h"
-#include "nvram_swtpm.h"
+#include <blobstore/swtpm.h>
 
 /* The libtpms blobs of a TPM 2.0, in the order they are imported and
  * exported (permall first: the rest means nothing without it). */
@@ -39,14 +39,14 @@ struct swtpm_args {
 	size_t cipher_len; /* 0: not given */
 	/* Loaded key material. */
 	bool have_key;
-	struct nvram_swtpm_key key; /* from the key file */
+	struct bs_swtpm_key key; /* from the key file */
 	uint8_t *pw;                /* the passphrase file's content */
 	size_t pw_len;
 };
 
 static void args_release(struct swtpm_args *a)
 {
-	nvram_swtpm_key_wipe(&a->key);
+	bs_swtpm_key_wipe(&a->key);
 	if (a->pw) {
 		explicit_bzero(a->pw, a->pw_len);
 		free(a->pw);
@@ -84,17 +84,17 @@ static int parse(const struct cli_command *cmd, int argc, char **argv, struct sw
 		case OPT_PASS: a->pass_file = p.arg; break;
 		case OPT_KEY_FORMAT:
 			if (!strcmp(p.arg, "hex"))
-				a->key_format = NVRAM_SWTPM_KEY_HEX;
+				a->key_format = BS_SWTPM_KEY_HEX;
 			else if (!strcmp(p.arg, "binary"))
-				a->key_format = NVRAM_SWTPM_KEY_BINARY;
+				a->key_format = BS_SWTPM_KEY_BINARY;
 			else
 				return cli_usage(cmd, "--swtpm-key-format is hex or binary");
 			break;
 		case OPT_KDF:
 			if (!strcmp(p.arg, "pbkdf2"))
-				a->kdf = NVRAM_SWTPM_KDF_PBKDF2;
+				a->kdf = BS_SWTPM_KDF_PBKDF2;
 			else if (!strcmp(p.arg, "sha512"))
-				a->kdf = NVRAM_SWTPM_KDF_SHA512;
+				a->kdf = BS_SWTPM_KDF_SHA512;
 			else
 				return cli_usage(cmd, "--swtpm-kdf is pbkdf2 or sha512");
 			break;
@@ -124,11 +124,11 @@ static int load_swtpm_key(struct swtpm_args *a)
 	if (a->key_file) {
 		if ((st = cli_read_input(a->key_file, &buf, &len)))
 			return st;
-		int rc = nvram_swtpm_key_parse(buf, len, a->key_format, a->cipher_len, &a->key);
+		int rc = bs_swtpm_key_parse(buf, len, a->key_format, a->cipher_len, &a->key);
 		explicit_bzero(buf, len);
 		free(buf);
 		if (rc)
-			return cli_error(cli_exit_code(rc), "%s: %s", a->key_file, bs_errmsg());
+			return cli_error(cli_exit_code(rc), "%s: %s", a->key_file, last_error());
 		a->have_key = true;
 	} else if (a->pass_file) {
 		if ((st = cli_read_input(a->pass_file, &a->pw, &a->pw_len)))
@@ -139,14 +139,14 @@ static int load_swtpm_key(struct swtpm_args *a)
 }
 
 /* The key for a blob whose header asks for KEYLEN octets (0: unknown). */
-static int key_for(struct swtpm_args *a, size_t keylen, struct nvram_swtpm_key *out)
+static int key_for(struct swtpm_args *a, size_t keylen, struct bs_swtpm_key *out)
 {
 	if (a->key_file) {
 		*out = a->key;
 		return BS_OK;
 	}
 	size_t n = a->cipher_len ? a->cipher_len : keylen ? keylen : 16;
-	return nvram_swtpm_key_from_passphrase(a->pw, a->pw_len, a->kdf, n, out);
+	return bs_swtpm_key_from_passphrase(a->pw, a->pw_len, a->kdf, n, out);
 }
 
 static char *path_join(const char *dir, const char *name)
@@ -198,7 +198,7 @@ static int lock_dir(const char *dir, bool must, int *st)
 struct imported {
 	uint8_t *data;
 	size_t len;
-	struct nvram_swtpm_blob_info info;
+	struct bs_swtpm_blob_info info;
 	bool present;
 };
 
@@ -248,25 +248,25 @@ static int read_state_dir(struct swtpm_args *a, const char *dir, struct imported
 			free(path);
 			return st;
 		}
-		unsigned flags = a->headerless ? NVRAM_SWTPM_HEADERLESS : 0;
-		struct nvram_swtpm_blob_info info;
+		unsigned flags = a->headerless ? BS_SWTPM_HEADERLESS : 0;
+		struct bs_swtpm_blob_info info = BS_SWTPM_BLOB_INFO_INIT;
 		/* What a file from before 2018 looks like: no header whose
 		 * total length matches the file. */
-		bool no_header = len < NVRAM_SWTPM_HDR_LEN ||
+		bool no_header = len < BS_SWTPM_HDR_LEN ||
 				 ((uint32_t)buf[6] << 24 | (uint32_t)buf[7] << 16 |
 				  (uint32_t)buf[8] << 8 | buf[9]) != len;
-		int rc = nvram_swtpm_blob_inspect(buf, len, flags, path, &info);
-		struct nvram_swtpm_key k;
+		int rc = bs_swtpm_blob_inspect(buf, len, flags, path, &info);
+		struct bs_swtpm_key k = BS_SWTPM_KEY_INIT;
 		bool use_key = false;
 		if (!rc && a->have_key && (info.encrypted || !info.has_header)) {
 			rc = key_for(a, info.keylen, &k);
 			use_key = !rc;
 		}
 		if (!rc)
-			rc = nvram_swtpm_blob_decode(buf, len, use_key ? &k : NULL, flags, path,
+			rc = bs_swtpm_blob_decode(buf, len, use_key ? &k : NULL, flags, path,
 						     &im[i].data, &im[i].len, &im[i].info);
 		if (use_key)
-			nvram_swtpm_key_wipe(&k);
+			bs_swtpm_key_wipe(&k);
 		free(buf);
 		free(path);
 		if (rc == BS_ECORRUPT && !a->headerless && len && no_header)
@@ -291,12 +291,11 @@ static int read_state_dir(struct swtpm_args *a, const char *dir, struct imported
 static char **tpm_entry_names(bs_image *img)
 {
 	size_t n = 0, k = 0;
-	for (size_t i = 0; i < bs_count(img); i++)
-		n += !strcmp(bs_entry_type(bs_entry_at(img, i)), NVRAM_SWTPM_ENTRY_TYPE);
+	for (bs_entry *it_ = NULL; (it_ = bs_entry_next(img, it_, BS_ITER_LIBRARY));)
+		n += !strcmp(bs_entry_type(it_), BS_SWTPM_ENTRY_TYPE);
 	char **names = calloc(n + 1, sizeof *names);
-	for (size_t i = 0; names && i < bs_count(img); i++) {
-		bs_entry *e = bs_entry_at(img, i);
-		if (strcmp(bs_entry_type(e), NVRAM_SWTPM_ENTRY_TYPE))
+	for (bs_entry *e = NULL; names && (e = bs_entry_next(img, e, BS_ITER_LIBRARY));) {
+		if (strcmp(bs_entry_type(e), BS_SWTPM_ENTRY_TYPE))
 			continue;
 		const char *nm = bs_entry_name(e);
 		if (!(names[k++] = strdup(nm ? nm : ""))) {
@@ -322,30 +321,30 @@ static int put_entry(bs_image *img, const char *name, const uint8_t *data, size_
 		     bool encrypt)
 {
 	bs_entry *e;
-	int rc = bs_find(img, NVRAM_SWTPM_ENTRY_TYPE, name, &e);
+	int rc = bs_entry_find(img, BS_SWTPM_ENTRY_TYPE, name, &e);
 	if (!rc) {
-		bool enc = bs_entry_cipher(e) != NULL;
+		bool enc = bs_cipher_name(bs_entry_cipher(e)) != NULL;
 		if (enc == encrypt && bs_entry_is_slotted(e) && bs_entry_status(e) == BS_OK)
-			return bs_entry_write(img, e, data, len);
+			return bs_entry_write(e, data, len);
 		/* Another layout (plaintext in an image that now has a key, a
 		 * raw or refused entry): replaced by a fresh entry. */
-		if ((rc = bs_entry_delete(img, e)))
+		if ((rc = bs_entry_delete(e)))
 			return rc;
 	} else if (rc != BS_ENOENT) {
 		return rc;
 	}
-	struct bs_entry_opts o = {0};
-	o.capacity = len > NVRAM_SWTPM_MIN_CAPACITY / 2 ? 2 * len : NVRAM_SWTPM_MIN_CAPACITY;
+	struct bs_entry_opts o = BS_ENTRY_OPTS_INIT;
+	o.capacity = len > BS_SWTPM_MIN_CAPACITY / 2 ? 2 * len : BS_SWTPM_MIN_CAPACITY;
 	o.flags = encrypt ? BS_ENTRY_ENCRYPT : 0;
-	return bs_entry_create2(img, NVRAM_SWTPM_ENTRY_TYPE, name, &o, data, len, NULL);
+	return bs_entry_create(img, BS_SWTPM_ENTRY_TYPE, name, &o, data, len, NULL);
 }
 
-static const char *describe(const struct nvram_swtpm_blob_info *in, char *buf, size_t cap)
+static const char *describe(const struct bs_swtpm_blob_info *in, char *buf, size_t cap)
 {
 	snprintf(buf, cap, "%s%s%s", in->has_header ? "" : "headerless ",
-		 in->version == 2 ? "version 2" : "version 1",
+		 in->blob_version == 2 ? "version 2" : "version 1",
 		 !in->encrypted ? ", plain"
-		 : in->keylen == 32 || (in->flags & NVRAM_SWTPM_FLAG_256BIT_KEY)
+		 : in->keylen == 32 || (in->flags & BS_SWTPM_FLAG_256BIT_KEY)
 			 ? ", encrypted (aes-256-cbc)"
 			 : ", encrypted");
 	return buf;
@@ -369,7 +368,7 @@ static int do_import(struct swtpm_args *a)
 		return st;
 	}
 	bs_image *img;
-	int rc = bs_open(path, cli.open_flags | BS_OPEN_CREATE, &img);
+	int rc = bs_image_open(path, cli.open_flags | BS_OPEN_CREATE, &img);
 	if (rc) {
 		imported_free(im);
 		return cli_fail(rc);
@@ -379,8 +378,8 @@ static int do_import(struct swtpm_args *a)
 		st = rc < 0 ? cli_fail(rc) : rc;
 		goto out;
 	}
-	bool encrypt = bs_image_encrypted(img);
-	if (encrypt && !bs_image_key_loaded(img)) {
+	bool encrypt = bs_image_is_encrypted(img);
+	if (encrypt && !bs_image_has_key(img)) {
 		st = cli_error(CLI_EXIT_KEY, "%s is encrypted: give its key (--key-file, "
 					     "--passphrase-file or --passphrase-fd) so that the "
 					     "TPM state is stored encrypted", path);
@@ -392,7 +391,7 @@ static int do_import(struct swtpm_args *a)
 	}
 	if (old[0] && !a->force) {
 		st = cli_error(CLI_EXIT_OTHER, "%s already holds a TPM (%s entries); --force "
-					       "replaces it", path, NVRAM_SWTPM_ENTRY_TYPE);
+					       "replaces it", path, BS_SWTPM_ENTRY_TYPE);
 		goto out;
 	}
 	for (size_t i = 0; i < NBLOBS; i++) {
@@ -405,7 +404,7 @@ static int do_import(struct swtpm_args *a)
 		if (!cli.quiet) {
 			char d[96];
 			printf("%s/tpm2-00.%s (%s) -> %s/%s, %zu octets%s\n", dir, blob_names[i],
-			       describe(&im[i].info, d, sizeof d), NVRAM_SWTPM_ENTRY_TYPE,
+			       describe(&im[i].info, d, sizeof d), BS_SWTPM_ENTRY_TYPE,
 			       blob_names[i], im[i].len, encrypt ? ", encrypted" : "");
 		}
 	}
@@ -417,18 +416,18 @@ static int do_import(struct swtpm_args *a)
 		for (size_t i = 0; i < NBLOBS; i++)
 			keep |= im[i].present && !strcmp(old[k], blob_names[i]);
 		bs_entry *e;
-		if (keep || bs_find(img, NVRAM_SWTPM_ENTRY_TYPE, old[k], &e))
+		if (keep || bs_entry_find(img, BS_SWTPM_ENTRY_TYPE, old[k], &e))
 			continue;
-		if ((rc = bs_entry_delete(img, e))) {
+		if ((rc = bs_entry_delete(e))) {
 			st = cli_fail(rc);
 			goto out;
 		}
 		if (!cli.quiet)
-			printf("removed %s/%s (not in %s)\n", NVRAM_SWTPM_ENTRY_TYPE, old[k], dir);
+			printf("removed %s/%s (not in %s)\n", BS_SWTPM_ENTRY_TYPE, old[k], dir);
 	}
 out:
 	names_free(old);
-	bs_close(img);
+	bs_image_close(img);
 	imported_free(im);
 	return st;
 }
@@ -499,7 +498,7 @@ static int do_export(struct swtpm_args *a)
 	int st = load_swtpm_key(a);
 	if (st)
 		return st;
-	struct nvram_swtpm_key k;
+	struct bs_swtpm_key k = BS_SWTPM_KEY_INIT;
 	bool encrypt = a->have_key;
 	if (encrypt && (st = key_for(a, 0, &k)))
 		return cli_fail(st);
@@ -509,43 +508,42 @@ static int do_export(struct swtpm_args *a)
 		st = cli_fail(rc);
 		goto out_key;
 	}
-	for (size_t i = 0; i < bs_count(img); i++) {
-		bs_entry *e = bs_entry_at(img, i);
-		if (strcmp(bs_entry_type(e), NVRAM_SWTPM_ENTRY_TYPE))
+	for (bs_entry *e = NULL; (e = bs_entry_next(img, e, BS_ITER_LIBRARY));) {
+		if (strcmp(bs_entry_type(e), BS_SWTPM_ENTRY_TYPE))
 			continue;
 		const char *nm = bs_entry_name(e);
 		bool known = false;
 		for (size_t j = 0; j < NBLOBS; j++)
 			known |= nm && !strcmp(nm, blob_names[j]);
 		if (!known && !cli.quiet) {
-			fputs("blobstore: warning: skipping entry " NVRAM_SWTPM_ENTRY_TYPE "/", stderr);
+			fputs("blobstore: warning: skipping entry " BS_SWTPM_ENTRY_TYPE "/", stderr);
 			cli_put_clean(stderr, nm ? nm : "(unnamed)");
 			fputs(": swtpm has no file for it\n", stderr);
 		}
 	}
 	for (size_t i = 0; i < NBLOBS && !st; i++) {
 		bs_entry *e;
-		if ((rc = bs_find(img, NVRAM_SWTPM_ENTRY_TYPE, blob_names[i], &e))) {
+		if ((rc = bs_entry_find(img, BS_SWTPM_ENTRY_TYPE, blob_names[i], &e))) {
 			if (rc != BS_ENOENT)
 				st = cli_fail(rc);
 			else if (i == 0)
 				st = cli_error(CLI_EXIT_NOTFOUND, "%s holds no TPM (no entry %s/%s)",
-					       path, NVRAM_SWTPM_ENTRY_TYPE, blob_names[0]);
+					       path, BS_SWTPM_ENTRY_TYPE, blob_names[0]);
 			continue;
 		}
 		void *data;
 		size_t len;
-		if ((rc = bs_entry_read_alloc(img, e, &data, &len))) {
+		if ((rc = bs_entry_read_alloc(e, &data, &len))) {
 			st = cli_fail(rc);
 			break;
 		}
-		rc = nvram_swtpm_blob_encode(data, len, encrypt ? &k : NULL, &blob[i], &blob_len[i]);
+		rc = bs_swtpm_blob_encode(data, len, encrypt ? &k : NULL, &blob[i], &blob_len[i]);
 		explicit_bzero(data, len);
 		free(data);
 		if (rc)
 			st = cli_fail(rc);
 	}
-	bs_close(img);
+	bs_image_close(img);
 	if (st)
 		goto out;
 	if (mkdir(dir, 0750) && errno != EEXIST) {
@@ -575,7 +573,7 @@ static int do_export(struct swtpm_args *a)
 		if (blob[i]) {
 			st = write_file(dir, fname, blob[i], blob_len[i]);
 			if (!st && !cli.quiet)
-				printf("%s/%s -> %s/%s (%zu octets, %s)\n", NVRAM_SWTPM_ENTRY_TYPE,
+				printf("%s/%s -> %s/%s (%zu octets, %s)\n", BS_SWTPM_ENTRY_TYPE,
 				       blob_names[i], dir, fname, blob_len[i],
 				       !encrypt ? "plain" : k.len == 32 ? "aes-256-cbc" : "aes-128-cbc");
 		} else if (exists[i]) {
@@ -595,7 +593,7 @@ out:
 		free(blob[i]);
 out_key:
 	if (encrypt)
-		nvram_swtpm_key_wipe(&k);
+		bs_swtpm_key_wipe(&k);
 	return st;
 }
 
@@ -631,14 +629,14 @@ const struct cli_command cmd_import_swtpm = {
 	.help = "Reads swtpm's state files in DIR (tpm2-00.permall, and\n"
 		"tpm2-00.volatilestate and tpm2-00.savestate when present; blob header\n"
 		"versions 1 and 2, plain or encrypted) and stores each libtpms blob as the\n"
-		"entry " NVRAM_SWTPM_ENTRY_TYPE "/NAME (permall, volatilestate, savestate) of\n"
+		"entry " BS_SWTPM_ENTRY_TYPE "/NAME (permall, volatilestate, savestate) of\n"
 		"IMAGE, created when missing.  In an encrypted image (give its key with\n"
 		"--key-file, --passphrase-file or --passphrase-fd) the entries are\n"
 		"encrypted.  Every blob is decoded and checked before the image changes;\n"
 		"each entry is then created or replaced crash-safely, one at a time.\n"
 		"swtpm's lock (DIR/.lock) is held while reading: a running swtpm is refused.\n\n"
 		"  -f, --force     replace the TPM the image already holds (its\n"
-		"                  " NVRAM_SWTPM_ENTRY_TYPE " entries; those DIR lacks are deleted)\n"
+		"                  " BS_SWTPM_ENTRY_TYPE " entries; those DIR lacks are deleted)\n"
 		"  --headerless    accept files without a blob header (swtpm before 2018)\n"
 		KEY_HELP,
 	.run = run,
@@ -648,7 +646,7 @@ const struct cli_command cmd_export_swtpm = {
 	.name = "export-swtpm",
 	.summary = "write the image's TPM as an swtpm TPM 2.0 state directory",
 	.usage = "IMAGE DIR [--force] [--swtpm-key FILE | --swtpm-passphrase-file FILE] [...]",
-	.help = "Writes the image's " NVRAM_SWTPM_ENTRY_TYPE " entries to DIR (created when\n"
+	.help = "Writes the image's " BS_SWTPM_ENTRY_TYPE " entries to DIR (created when\n"
 		"missing) as swtpm's state files tpm2-00.NAME (header version 2), plain,\n"
 		"or encrypted the way 'swtpm --key' does when an swtpm key is given; then\n"
 		"'swtpm socket --tpmstate dir=DIR' serves the TPM.  Each file is written\n"

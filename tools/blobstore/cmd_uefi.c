@@ -7,8 +7,8 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "nvram.h"
-#include "nvram_uefi.h"
+#include <blobstore/nvram.h>
+#include <blobstore/uefi.h>
 
 enum { OPT_TEMPLATE = 1, OPT_JSON, OPT_OUTPUT, OPT_FORCE, OPT_INPUT, OPT_ATTRS };
 
@@ -65,12 +65,12 @@ static int do_import(const struct uefi_args *a)
 	if (st)
 		return st;
 	bs_image *img;
-	int rc = bs_open(a->pos[0], cli.open_flags | BS_OPEN_CREATE, &img);
+	int rc = bs_image_open(a->pos[0], cli.open_flags | BS_OPEN_CREATE, &img);
 	if (!rc) {
-		rc = nvram_uefi_import(img, fd, len, &n);
+		rc = bs_uefi_import(img, fd, len, &n);
 		if (rc)
 			st = cli_fail(rc);
-		bs_close(img);
+		bs_image_close(img);
 	} else {
 		st = cli_fail(rc);
 	}
@@ -90,10 +90,10 @@ static int do_export(const struct uefi_args *a)
 	bs_image *img;
 	int rc = cli_open(a->pos[0], false, &img);
 	if (!rc) {
-		rc = nvram_uefi_export(img, tmpl, tlen, &out, &olen);
+		rc = bs_uefi_export(img, tmpl, tlen, &out, &olen);
 		if (rc)
 			st = cli_fail(rc);
-		bs_close(img);
+		bs_image_close(img);
 	} else {
 		st = cli_fail(rc);
 	}
@@ -121,15 +121,18 @@ static void other_attrs(FILE *out, bs_entry *e, bool json)
 {
 	bool first = true;
 	for (int m = 1; m >= 0; m--)
-		for (size_t i = 0; i < bs_attr_count(e, m); i++) {
+		for (size_t i = 0; i < bs_attr_count(e); i++) {
 			const char *name;
 			const uint8_t *v;
 			size_t vl;
-			bs_attr_at(e, m, i, &name, &v, &vl);
+			unsigned fl_;
+			bs_attr_at(e, i, &name, &v, &vl, &fl_);
+			if (((fl_ & BS_ATTR_MANDATORY) != 0) != (m != 0))
+				continue;
 			if (!strncmp(name, "bs.", 3) || !strncmp(name, "uefi.", 5))
 				continue;
 			char desc[256];
-			bs_der_describe(v, vl, desc, sizeof desc);
+			bs_value_describe(v, vl, desc, sizeof desc);
 			if (json) {
 				fputs(first ? "" : ", ", out);
 				fputs("{\"name\": ", out);
@@ -154,22 +157,21 @@ static int do_list(const struct uefi_args *a)
 	int rc = cli_open(a->pos[0], false, &img);
 	if (rc)
 		return cli_fail(rc);
-	struct nvram_uefi_store *st;
-	if ((rc = nvram_uefi_load(img, &st))) {
+	struct bs_uefi_store *st;
+	if ((rc = bs_uefi_load(img, &st))) {
 		int s = cli_fail(rc);
-		bs_close(img);
+		bs_image_close(img);
 		return s;
 	}
 	if (a->json)
 		printf("[");
 	size_t k = 0;
-	for (size_t i = 0; i < bs_count(img); i++) {
-		bs_entry *e = bs_entry_at(img, i);
-		if (strcmp(bs_entry_type(e), NVRAM_UEFI_VAR_TYPE))
+	for (bs_entry *e = NULL; (e = bs_entry_next(img, e, BS_ITER_LIBRARY));) {
+		if (strcmp(bs_entry_type(e), BS_UEFI_VAR_TYPE))
 			continue;
-		const struct nvram_uefi_var *v = &st->vars[k++];
+		const struct bs_uefi_var *v = &st->vars[k++];
 		char g[37], an[64], ts[33];
-		nvram_uefi_guid_str(v->guid, g);
+		bs_uefi_guid_str(v->guid, g);
 		attr_names(v->attributes, an, sizeof an);
 		for (int j = 0; j < 16; j++)
 			snprintf(ts + 2 * j, 3, "%02x", v->timestamp[j]);
@@ -192,17 +194,17 @@ static int do_list(const struct uefi_args *a)
 	}
 	if (a->json)
 		printf("%s]\n", k ? "\n" : "");
-	nvram_uefi_store_free(st);
-	bs_close(img);
+	bs_uefi_store_free(st);
+	bs_image_close(img);
 	return 0;
 }
 
 /* Finds variable KEY in a loaded store. */
-static const struct nvram_uefi_var *find_var(const struct nvram_uefi_store *st, const char *key)
+static const struct bs_uefi_var *find_var(const struct bs_uefi_store *st, const char *key)
 {
 	uint8_t guid[16];
 	const char *name;
-	if (nvram_uefi_key_parse(key, guid, &name))
+	if (bs_uefi_key_parse(key, guid, &name))
 		return NULL;
 	for (size_t i = 0; i < st->nvars; i++)
 		if (!memcmp(st->vars[i].guid, guid, 16) && !strcmp(st->vars[i].name, name))
@@ -215,17 +217,17 @@ static int do_get(const struct uefi_args *a)
 	bs_image *img;
 	uint8_t guid[16];
 	const char *name;
-	if (nvram_uefi_key_parse(a->pos[1], guid, &name))
+	if (bs_uefi_key_parse(a->pos[1], guid, &name))
 		return cli_fail(BS_EINVAL);
 	int rc = cli_open(a->pos[0], false, &img);
 	if (rc)
 		return cli_fail(rc);
-	struct nvram_uefi_store *st;
-	rc = nvram_uefi_load(img, &st);
-	bs_close(img);
+	struct bs_uefi_store *st;
+	rc = bs_uefi_load(img, &st);
+	bs_image_close(img);
 	if (rc)
 		return cli_fail(rc);
-	const struct nvram_uefi_var *v = find_var(st, a->pos[1]);
+	const struct bs_uefi_var *v = find_var(st, a->pos[1]);
 	int s;
 	if (!v)
 		s = cli_error(CLI_EXIT_NOTFOUND, "no UEFI variable %s", a->pos[1]);
@@ -234,14 +236,14 @@ static int do_get(const struct uefi_args *a)
 					      "(use -o FILE or --force)");
 	else
 		s = cli_write_output(a->output, v->data, v->data_len);
-	nvram_uefi_store_free(st);
+	bs_uefi_store_free(st);
 	return s;
 }
 
 static int do_set(const struct cli_command *cmd, const struct uefi_args *a)
 {
-	uint32_t attrs = NVRAM_UEFI_NON_VOLATILE | NVRAM_UEFI_BOOTSERVICE_ACCESS |
-			 NVRAM_UEFI_RUNTIME_ACCESS;
+	uint32_t attrs = BS_UEFI_NON_VOLATILE | BS_UEFI_BOOTSERVICE_ACCESS |
+			 BS_UEFI_RUNTIME_ACCESS;
 	bool given = false;
 	if (a->attrs) {
 		char *end;
@@ -260,18 +262,18 @@ static int do_set(const struct cli_command *cmd, const struct uefi_args *a)
 	int rc = cli_open(a->pos[0], true, &img);
 	if (!rc && !given) {
 		/* An existing variable keeps its attributes. */
-		struct nvram_uefi_store *st;
-		if (!(rc = nvram_uefi_load(img, &st))) {
-			const struct nvram_uefi_var *v = find_var(st, a->pos[1]);
+		struct bs_uefi_store *st;
+		if (!(rc = bs_uefi_load(img, &st))) {
+			const struct bs_uefi_var *v = find_var(st, a->pos[1]);
 			if (v)
 				attrs = v->attributes;
-			nvram_uefi_store_free(st);
+			bs_uefi_store_free(st);
 		}
 	}
 	if (!rc)
-		rc = nvram_uefi_set(img, a->pos[1], attrs, data, len);
+		rc = bs_uefi_set(img, a->pos[1], attrs, data, len);
 	s = rc ? cli_fail(rc) : 0;
-	bs_close(img);
+	bs_image_close(img);
 	free(data);
 	return s;
 }
@@ -281,9 +283,9 @@ static int do_rm(const struct uefi_args *a)
 	bs_image *img;
 	int rc = cli_open(a->pos[0], true, &img);
 	if (!rc)
-		rc = nvram_uefi_remove(img, a->pos[1]);
+		rc = bs_uefi_remove(img, a->pos[1]);
 	int s = rc ? cli_fail(rc) : 0;
-	bs_close(img);
+	bs_image_close(img);
 	return s;
 }
 

@@ -2,9 +2,11 @@
  * options before the command, --help, --version and 'help CMD'. */
 #include <string.h>
 
+#include <blobstore/nbd.h>
+
 #include "cli.h"
 
-#define TOOL_VERSION "0.1.0"
+#define TOOL_VERSION "0.2.0"
 
 /* Every command, in the order 'blobstore --help' lists them.  A new command
  * is one line here plus its definition in a cmd_*.c file. */
@@ -72,6 +74,9 @@ static int help_command(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	int i = 1;
+	/* Images on NBD exports: nbd://, nbd+unix://, ... */
+	if (bs_nbd_register())
+		return cli_fail(BS_EINVAL);
 	/* Global options before the command. */
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		const char *a = argv[i];

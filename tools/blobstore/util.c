@@ -221,9 +221,16 @@ int cli_exit_code(int rc)
 	}
 }
 
+const char *last_error(void)
+{
+	const char *m;
+	bs_error_last(&m, NULL);
+	return m;
+}
+
 int cli_fail(int rc)
 {
-	fprintf(stderr, "blobstore: %s\n", bs_errmsg());
+	fprintf(stderr, "blobstore: %s\n", last_error());
 	return cli_exit_code(rc);
 }
 
@@ -241,9 +248,9 @@ int cli_error(int status, const char *fmt, ...)
 int cli_open(const char *path, bool write, bs_image **img)
 {
 	unsigned flags = write ? cli.open_flags : BS_OPEN_RDONLY;
-	int rc = bs_open(path, flags, img);
+	int rc = bs_image_open(path, flags, img);
 	if (!rc && (rc = cli_load_key(*img))) {
-		bs_close(*img);
+		bs_image_close(*img);
 		*img = NULL;
 	}
 	return rc;
@@ -358,31 +365,30 @@ int cli_parse_attr(const struct cli_command *cmd, const char *spec, unsigned fla
 	}
 	int64_t iv;
 	bool ok = true;
+	/* Every encoder below fits CAP: the value's text is longer than its DER. */
 	if (!strncmp(v, "int:", 4)) {
-		ok = parse_int(v + 4, &iv) && (out->len = bs_der_int(iv, out->value, cap));
+		ok = parse_int(v + 4, &iv) && !bs_value_encode_int(iv, 0, out->value, cap, &out->len);
 	} else if (!strncmp(v, "bool:", 5)) {
 		const char *b = v + 5;
 		bool t = !strcmp(b, "true") || !strcmp(b, "1");
-		ok = t || !strcmp(b, "false") || !strcmp(b, "0");
-		if (ok)
-			out->len = bs_der_bool(t, out->value, cap);
+		ok = (t || !strcmp(b, "false") || !strcmp(b, "0")) &&
+		     !bs_value_encode_bool(t, 0, out->value, cap, &out->len);
 	} else if (!strncmp(v, "str:", 4)) {
-		out->len = bs_der_utf8(v + 4, out->value, cap);
-		ok = out->len > 0;
+		ok = !bs_value_encode_str(v + 4, 0, 0, out->value, cap, &out->len);
 	} else if (!strncmp(v, "hex:", 4)) {
 		uint8_t *raw = malloc(strlen(v) / 2 + 1);
 		size_t rl;
-		ok = raw && unhex(v + 4, raw, &rl) && (out->len = bs_der_octets(raw, rl, out->value, cap));
+		ok = raw && unhex(v + 4, raw, &rl) &&
+		     !bs_value_encode_bytes(raw, rl, 0, out->value, cap, &out->len);
 		free(raw);
 	} else if (!strncmp(v, "der:", 4)) {
 		ok = unhex(v + 4, out->value, &out->len) && out->len > 0;
 	} else if (parse_int(v, &iv) && strncmp(v, "0x", 2) && strncmp(v, "-0x", 3)) {
-		out->len = bs_der_int(iv, out->value, cap);
+		ok = !bs_value_encode_int(iv, 0, out->value, cap, &out->len);
 	} else if (!strcmp(v, "true") || !strcmp(v, "false")) {
-		out->len = bs_der_bool(v[0] == 't', out->value, cap);
+		ok = !bs_value_encode_bool(v[0] == 't', 0, out->value, cap, &out->len);
 	} else {
-		out->len = bs_der_utf8(v, out->value, cap);
-		ok = out->len > 0;
+		ok = !bs_value_encode_str(v, 0, 0, out->value, cap, &out->len);
 	}
 	if (!ok) {
 		int st = cli_usage(cmd, "bad attribute value in '%s' (see ATTRIBUTE VALUES)", spec);

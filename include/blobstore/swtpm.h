@@ -1,4 +1,4 @@
-/* nvram_swtpm.h - swtpm's state blobs: decode and encode the files of
+/* blobstore/swtpm.h - swtpm's state blobs: decode and encode the files of
  * swtpm's directory backend, and swtpm's state keys.
  *
  * swtpm keeps one file per libtpms blob in its state directory
@@ -12,76 +12,79 @@
  *     before 2018), followed by the plain data, or by AES-CBC ciphertext
  *     (zero IV) of SHA-256(data) || data.
  * The decoder checks every length against the file and names the file
- * (LABEL) and the byte offset of what is wrong in bs_errmsg().  Nothing
+ * (LABEL) and the byte offset of what is wrong in bs_error_last().  Nothing
  * decrypted is returned unless the HMAC (version 2) or the hash (version 1)
  * matched; a mismatch is BS_EKEY.
  *
  * In an image, the libtpms bridge and 'blobstore import-swtpm' keep one TPM
- * per image: one slotted entry per blob, of type NVRAM_SWTPM_ENTRY_TYPE,
+ * per image: one slotted entry per blob, of type BS_SWTPM_ENTRY_TYPE,
  * named after the libtpms blob ("permall", ...), holding the plain libtpms
  * blob (encrypted by the image's own layer when the image has a key).
  *
- * Conventions of blobstore.h: BS_E* results, bs_errmsg(), outputs owned by
- * the caller and released with free() (plaintext buffers: wipe first, see
- * nvram_swtpm_free()). */
-#ifndef NVRAM_SWTPM_H
-#define NVRAM_SWTPM_H
+ * Conventions: blobstore/blobstore.h; decoded plaintext buffers are released
+ * with bs_swtpm_free(), which wipes them. */
+#ifndef BLOBSTORE_SWTPM_H
+#define BLOBSTORE_SWTPM_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "blobstore.h"
+#include <blobstore/blobstore.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 /* The image side of the mapping (shared with the libtpms bridge). */
-#define NVRAM_SWTPM_ENTRY_TYPE "tpm2.libtpms"
-#define NVRAM_SWTPM_MIN_CAPACITY 65536u /* capacity = max(2 * size, this) */
+#define BS_SWTPM_ENTRY_TYPE "tpm2.libtpms"
+#define BS_SWTPM_MIN_CAPACITY 65536u /* capacity = max(2 * size, this) */
 
 /* Largest blob (file) accepted or produced: libtpms' largest state is
  * about 277 KB, so this leaves ample room while bounding allocations. */
-#define NVRAM_SWTPM_MAX_BLOB (16u << 20)
+#define BS_SWTPM_MAX_BLOB (16u << 20)
 
 /* Blob header (all numbers big-endian). */
-#define NVRAM_SWTPM_HDR_LEN 10u
-#define NVRAM_SWTPM_FLAG_ENCRYPTED 0x01u
-#define NVRAM_SWTPM_FLAG_256BIT_KEY 0x08u
+#define BS_SWTPM_HDR_LEN 10u
+#define BS_SWTPM_FLAG_ENCRYPTED 0x01u
+#define BS_SWTPM_FLAG_256BIT_KEY 0x08u
 
 /* An AES-CBC state key as swtpm uses it: 16 (aes-128-cbc) or 32
  * (aes-256-cbc) octets; the same key is the HMAC key. */
-struct nvram_swtpm_key {
+struct bs_swtpm_key {
+	uint32_t version; /* BS_SWTPM_KEY_VERSION */
 	uint8_t bytes[32];
 	size_t len;
 };
+#define BS_SWTPM_KEY_VERSION 1u
+#define BS_SWTPM_KEY_INIT {.version = BS_SWTPM_KEY_VERSION}
 
 /* Key file formats of swtpm's --key file=...,format=... */
-#define NVRAM_SWTPM_KEY_HEX 0    /* optional "0x", 32 or 64 hex digits, optional whitespace */
-#define NVRAM_SWTPM_KEY_BINARY 1 /* exactly 16 or 32 raw octets */
+#define BS_SWTPM_KEY_HEX 0    /* optional "0x", 32 or 64 hex digits, optional whitespace */
+#define BS_SWTPM_KEY_BINARY 1 /* exactly 16 or 32 raw octets */
 
 /* Parses the content of a key file.  KEYLEN 0 takes the length the file
  * gives; 16 or 32 requires it.  Errors: BS_EINVAL (naming what is wrong,
  * never showing key material). */
-int nvram_swtpm_key_parse(const void *content, size_t len, int format, size_t keylen,
-			  struct nvram_swtpm_key *out);
+int bs_swtpm_key_parse(const void *content, size_t len, int format, size_t keylen,
+			  struct bs_swtpm_key *out);
 
 /* Passphrase KDFs of swtpm's --key pwdfile=...,kdf=... */
-#define NVRAM_SWTPM_KDF_PBKDF2 0 /* PBKDF2-HMAC-SHA512, salt "swtpm", 1000 iterations */
-#define NVRAM_SWTPM_KDF_SHA512 1 /* the first KEYLEN octets of SHA-512(passphrase) */
+#define BS_SWTPM_KDF_PBKDF2 0 /* PBKDF2-HMAC-SHA512, salt "swtpm", 1000 iterations */
+#define BS_SWTPM_KDF_SHA512 1 /* the first KEYLEN octets of SHA-512(passphrase) */
 
 /* Derives the key swtpm derives from passphrase PW/LEN (the pwdfile's
  * content, all of it: swtpm strips no newline).  KEYLEN is 16 or 32.
  * Errors: BS_EINVAL. */
-int nvram_swtpm_key_from_passphrase(const void *pw, size_t len, int kdf, size_t keylen,
-				    struct nvram_swtpm_key *out);
+int bs_swtpm_key_from_passphrase(const void *pw, size_t len, int kdf, size_t keylen,
+				    struct bs_swtpm_key *out);
 
 /* Wipes K. */
-void nvram_swtpm_key_wipe(struct nvram_swtpm_key *k);
+void bs_swtpm_key_wipe(struct bs_swtpm_key *k);
 
 /* What a blob is. */
-struct nvram_swtpm_blob_info {
-	unsigned version;  /* 1 or 2 */
+struct bs_swtpm_blob_info {
+	uint32_t version;  /* BS_SWTPM_BLOB_INFO_VERSION */
+	unsigned blob_version; /* 1 or 2 */
 	int has_header;    /* 0: a headerless version-1 file */
 	uint16_t flags;    /* header flags (0 without a header) */
 	int encrypted;     /* headerless: unknown before decoding, reported as
@@ -90,18 +93,20 @@ struct nvram_swtpm_blob_info {
 			      (16 or 32); 0 when the blob does not say */
 	size_t data_len;   /* version 2 plain: the data length; else 0 */
 };
+#define BS_SWTPM_BLOB_INFO_VERSION 1u
+#define BS_SWTPM_BLOB_INFO_INIT {.version = BS_SWTPM_BLOB_INFO_VERSION}
 
-/* Flags of nvram_swtpm_blob_decode(). */
-#define NVRAM_SWTPM_HEADERLESS 0x01u /* accept a file without a valid header
+/* Flags of bs_swtpm_blob_decode(). */
+#define BS_SWTPM_HEADERLESS 0x01u /* accept a file without a valid header
 					as a version-1 payload (what swtpm up
 					to 0.7 did); else such a file is
 					BS_ECORRUPT */
 
 /* Reads the header and the record structure of BLOB/LEN without a key.
  * LABEL (may be NULL) names the blob in messages.  Errors: those of
- * nvram_swtpm_blob_decode() except BS_EKEY. */
-int nvram_swtpm_blob_inspect(const void *blob, size_t len, unsigned flags, const char *label,
-			     struct nvram_swtpm_blob_info *info);
+ * bs_swtpm_blob_decode() except BS_EKEY. */
+int bs_swtpm_blob_inspect(const void *blob, size_t len, unsigned flags, const char *label,
+			     struct bs_swtpm_blob_info *info);
 
 /* Decodes BLOB/LEN into the libtpms data, in a malloc()ed *OUT (non-NULL
  * even when empty) of *OUT_LEN octets.  KEY (may be NULL) decrypts an
@@ -111,10 +116,10 @@ int nvram_swtpm_blob_inspect(const void *blob, size_t len, unsigned flags, const
  * BS_EUNSUPPORTED (a newer header version, unknown flags or records),
  * BS_EKEY (encrypted and no key, a key of the wrong size, or the HMAC or
  * hash does not match: wrong key or tampered data), BS_ELIMIT (larger than
- * NVRAM_SWTPM_MAX_BLOB), BS_ENOMEM. */
-int nvram_swtpm_blob_decode(const void *blob, size_t len, const struct nvram_swtpm_key *key,
+ * BS_SWTPM_MAX_BLOB), BS_ENOMEM. */
+int bs_swtpm_blob_decode(const void *blob, size_t len, const struct bs_swtpm_key *key,
 			    unsigned flags, const char *label, uint8_t **out, size_t *out_len,
-			    struct nvram_swtpm_blob_info *info);
+			    struct bs_swtpm_blob_info *info);
 
 /* Encodes DATA/LEN (DATA may be NULL when LEN is 0) as a version-2 blob
  * that swtpm loads: plain, or encrypted under KEY (non-NULL) exactly as
@@ -122,11 +127,11 @@ int nvram_swtpm_blob_decode(const void *blob, size_t len, const struct nvram_swt
  * function of the data.  *OUT is malloc()ed.
  * Errors: BS_EINVAL (key size), BS_ELIMIT, BS_ENOMEM, BS_EIO (no random
  * octets). */
-int nvram_swtpm_blob_encode(const void *data, size_t len, const struct nvram_swtpm_key *key,
+int bs_swtpm_blob_encode(const void *data, size_t len, const struct bs_swtpm_key *key,
 			    uint8_t **out, size_t *out_len);
 
 /* Wipes and frees a decoded buffer.  NULL is a no-op. */
-void nvram_swtpm_free(void *p, size_t len);
+void bs_swtpm_free(void *p, size_t len);
 
 #ifdef __cplusplus
 }

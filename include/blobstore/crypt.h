@@ -1,4 +1,4 @@
-/* blobstore_crypt.h - keys and encrypted entries.
+/* blobstore/crypt.h - keys and encrypted entries.
  *
  * An encrypted image holds one random 256-bit data key, stored wrapped
  * (AES-256-GCM) in the library's entry of type "bs.key" under a key
@@ -10,6 +10,7 @@
  *
  * Key material handed to these functions is copied, the copies are wiped
  * (OPENSSL_cleanse) when released, and no message ever contains it.
+ * Conventions: blobstore/blobstore.h.
  */
 #ifndef BLOBSTORE_CRYPT_H
 #define BLOBSTORE_CRYPT_H
@@ -17,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "blobstore.h"
+#include <blobstore/blobstore.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -30,7 +31,7 @@ typedef struct bs_key bs_key;
 /* Exactly 32 octets of key.  Errors: BS_EINVAL, BS_ENOMEM. */
 int bs_key_from_bytes(const void *key, size_t len, bs_key **out);
 /* A key file: 32 raw octets, or 64 hexadecimal digits optionally followed by
- * one newline.  Errors: BS_ENOENT, BS_EIO, BS_EINVAL (other content),
+ * one newline.  Errors: BS_EINVAL (NULL, other content), BS_ENOENT, BS_EIO,
  * BS_ENOMEM. */
 int bs_key_from_file(const char *path, bs_key **out);
 /* A passphrase of LEN octets (1 to 65536; any octets).  Errors: BS_EINVAL,
@@ -42,48 +43,64 @@ int bs_key_from_passphrase(const void *pw, size_t len, bs_key **out);
  * BS_ENOMEM. */
 int bs_key_from_passphrase_file(const char *path, bs_key **out);
 int bs_key_from_passphrase_fd(int fd, bs_key **out);
-/* Wipes and frees K.  NULL is a no-op. */
+/* Wipes and frees K. */
 void bs_key_free(bs_key *k);
 
-/* How a passphrase becomes a key-encryption key.  Zero-initialise; zero
- * fields take the defaults.  A key from a key file is not stretched (it has
- * full entropy): HKDF-SHA256 with a fresh salt derives from it. */
+/* How a key becomes a key-encryption key. */
+enum bs_kdf {
+	BS_KDF_DEFAULT = 0,       /* scrypt for a passphrase */
+	BS_KDF_SCRYPT = 1,
+	BS_KDF_PBKDF2_SHA256 = 2,
+	BS_KDF_HKDF_SHA256 = 3,   /* key files (full entropy): not stretched */
+};
+/* "scrypt", "pbkdf2-sha256", "hkdf-sha256"; NULL for another value. */
+const char *bs_kdf_name(enum bs_kdf k);
+/* Errors: BS_EINVAL (unknown name). */
+int bs_kdf_parse(const char *name, enum bs_kdf *out);
+
+/* Passphrase stretching.  Zero cost fields take the defaults.  A key from
+ * a key file ignores these: HKDF-SHA256 with a fresh salt derives from it. */
 struct bs_kdf_params {
-	const char *kdf;      /* NULL or "scrypt" (default), "pbkdf2-sha256" */
+	uint32_t version;     /* BS_KDF_PARAMS_VERSION */
+	enum bs_kdf kdf;      /* BS_KDF_DEFAULT, BS_KDF_SCRYPT or BS_KDF_PBKDF2_SHA256 */
 	uint64_t scrypt_n;    /* cost, a power of two >= 2; default 32768 (2^15) */
 	uint32_t scrypt_r;    /* block size; default 8 */
 	uint32_t scrypt_p;    /* parallelism; default 1 */
 	uint32_t pbkdf2_iter; /* iterations; default 600000 */
 };
+#define BS_KDF_PARAMS_VERSION 1u
+#define BS_KDF_PARAMS_INIT {.version = BS_KDF_PARAMS_VERSION}
 #define BS_SCRYPT_N_DEFAULT 32768u
 #define BS_SCRYPT_R_DEFAULT 8u
 #define BS_SCRYPT_P_DEFAULT 1u
 #define BS_PBKDF2_ITER_DEFAULT 600000u
 
 /* Non-zero when IMG holds a bs.key entry (it was set up for encryption). */
-int bs_image_encrypted(const bs_image *img);
+int bs_image_is_encrypted(const bs_image *img);
 /* Non-zero when a data key is loaded in this handle. */
-int bs_image_key_loaded(const bs_image *img);
+int bs_image_has_key(const bs_image *img);
 
 /* Loads the image's data key by unwrapping it with K.  Nothing is
  * decrypted before this succeeds.  The key stays in the handle until
- * bs_image_forget_key() or bs_close().
- * Errors: BS_EKEY (wrong key or passphrase; no bs.key entry; a key file
- * given for a passphrase image or the reverse), BS_ECORRUPT (malformed
- * bs.key), BS_EUNSUPPORTED (unknown KDF or wrap), BS_ELIMIT (KDF cost above
- * the limits in docs/CRYPTO.md), BS_EIO, BS_ENOMEM. */
+ * bs_image_clear_key() or bs_image_close().
+ * Errors: BS_EINVAL, BS_EKEY (wrong key or passphrase; no bs.key entry; a
+ * key file given for a passphrase image or the reverse), BS_ECORRUPT
+ * (malformed bs.key), BS_EUNSUPPORTED (unknown KDF or wrap), BS_ELIMIT (KDF
+ * cost above the limits in docs/CRYPTO.md), BS_EIO, BS_ENOMEM. */
 int bs_image_set_key(bs_image *img, const bs_key *k);
-/* Shorthands of bs_image_set_key(). */
+/* Shorthands: bs_key_from_file() or bs_key_from_passphrase(), then
+ * bs_image_set_key().  Errors: those of both. */
 int bs_image_set_key_file(bs_image *img, const char *path);
 int bs_image_set_passphrase(bs_image *img, const void *pw, size_t len);
 /* Wipes the loaded data key from the handle. */
-void bs_image_forget_key(bs_image *img);
+void bs_image_clear_key(bs_image *img);
 
 /* Sets IMG up for encryption: a fresh random data key, wrapped under K
- * (with PARAMS, NULL for the defaults, when K is a passphrase), stored in a
- * new bs.key entry; the data key is then loaded.  Durable on return.
- * Errors: BS_EEXIST (already set up), BS_ERDONLY, BS_EINVAL, BS_ELIMIT
- * (KDF cost above the limits), BS_ENOSPC, BS_EIO, BS_ENOMEM. */
+ * (with PARAMS, may be NULL for the defaults, when K is a passphrase),
+ * stored in a new bs.key entry; the data key is then loaded.  Durable on
+ * return.  Errors: BS_EINVAL, BS_EEXIST (already set up), BS_ERDONLY,
+ * BS_ESTALE, BS_ELIMIT (KDF cost above the limits), BS_ENOSPC, BS_EIO,
+ * BS_ENOMEM. */
 int bs_image_init_encryption(bs_image *img, const bs_key *k,
 			     const struct bs_kdf_params *params);
 
@@ -92,16 +109,11 @@ int bs_image_init_encryption(bs_image *img, const bs_key *k,
  * the image opens with the old key or with the new one.  Entries are not
  * re-encrypted.  Errors: BS_EKEY (no key loaded), those of
  * bs_image_init_encryption(). */
-int bs_image_rekey(bs_image *img, const bs_key *new_key,
-		   const struct bs_kdf_params *params);
+int bs_image_rekey(bs_image *img, const bs_key *new_key, const struct bs_kdf_params *params);
 
-/* How the key of IMG is protected: "scrypt", "pbkdf2-sha256" (passphrase)
- * or "hkdf-sha256" (key file); NULL when not encrypted or unreadable. */
-const char *bs_image_kdf(bs_image *img);
-
-/* The cipher of an encrypted entry ("aes-256-gcm", "chacha20-poly1305"),
- * or NULL. */
-const char *bs_entry_cipher(const bs_entry *e);
+/* How the key of IMG is protected.  Errors: BS_EINVAL, BS_ENOENT (not set
+ * up for encryption), BS_ECORRUPT (unreadable bs.key). */
+int bs_image_kdf(const bs_image *img, enum bs_kdf *out);
 
 #ifdef __cplusplus
 }

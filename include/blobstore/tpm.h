@@ -1,18 +1,18 @@
-/* nvram_tpm.h - the libtpms bridge: a TPM's state kept in a blobstore image.
+/* blobstore/tpm.h - the libtpms bridge: a TPM's state kept in a blobstore image.
  *
  * libtpms keeps no files of its own; it asks the application, through the
  * callbacks of TPMLIB_RegisterCallbacks(), to load, store and delete named
- * blobs.  nvram_tpm_register() installs callbacks that keep those blobs in
- * entries of one image, through the device API (nvram.h) and the store's
+ * blobs.  bs_tpm_register() installs callbacks that keep those blobs in
+ * entries of one image, through the device API (blobstore/nvram.h) and the store's
  * integrity and encryption layers.
  *
  * Naming contract (shared with `blobstore import-swtpm`/`export-swtpm` and
  * docs/VTPM.md): one TPM per image.  Each blob is one entry of type
- * "tpm2.libtpms" (NVRAM_TPM_TYPE) named after the blob libtpms passes to the
+ * "tpm2.libtpms" (BS_TPM_TYPE) named after the blob libtpms passes to the
  * callbacks: "permall" (the permanent state: NV, seeds, persistent objects;
  * libtpms stores it on every NV change), "volatilestate" (stored by the
  * application with TPMLIB_VolatileAll_Store(), see
- * nvram_tpm_store_volatile()), "savestate" (TPM 1.2 only).  For a
+ * bs_tpm_store_volatile()), "savestate" (TPM 1.2 only).  For a
  * tpm_number other than 0 the name is "<number>/<name>".  Entries are
  * slotted (two crash-safe slots, CRC-32C check), or encrypted
  * (BS_ENTRY_ENCRYPT) when the image is set up for encryption and its key is
@@ -22,8 +22,8 @@
  *
  * "No volatile state" is kept as an empty "volatilestate" value rather than
  * by deleting the entry (a resume consumes it every time; delete and
- * re-create would leave a hole per cycle): nvram_tpm_delete() empties it,
- * and nvram_tpm_load() reports an empty volatile state as BS_ENOENT.
+ * re-create would leave a hole per cycle): bs_tpm_delete() empties it,
+ * and bs_tpm_load() reports an empty volatile state as BS_ENOENT.
  *
  * What loaddata returns to libtpms (the rule that keeps a real TPM from
  * being replaced by a fresh one): TPM_RETRY only when the entry does not
@@ -35,35 +35,37 @@
  *
  * libtpms is a process-wide singleton, and so is the bridge: one image at a
  * time, not thread-safe; call everything from the thread that runs libtpms.
- * The public interface uses no libtpms types; link with -ltpms.
+ * The public interface uses no libtpms types.  It is a library of its own,
+ * libblobstore-tpm (pkg-config blobstore-tpm), so that programs without a
+ * TPM do not need libtpms.
  */
-#ifndef NVRAM_TPM_H
-#define NVRAM_TPM_H
+#ifndef BLOBSTORE_TPM_H
+#define BLOBSTORE_TPM_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "blobstore.h"
+#include <blobstore/blobstore.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 /* Entry type of every libtpms blob. */
-#define NVRAM_TPM_TYPE "tpm2.libtpms"
+#define BS_TPM_TYPE "tpm2.libtpms"
 /* Blob names libtpms uses (TPM_PERMANENT_ALL_NAME, ...). */
-#define NVRAM_TPM_PERMALL "permall"
-#define NVRAM_TPM_VOLATILE "volatilestate"
-#define NVRAM_TPM_SAVESTATE "savestate"
+#define BS_TPM_PERMALL "permall"
+#define BS_TPM_VOLATILE "volatilestate"
+#define BS_TPM_SAVESTATE "savestate"
 /* Smallest capacity of a new entry. */
-#define NVRAM_TPM_MIN_CAPACITY 65536u
+#define BS_TPM_MIN_CAPACITY 65536u
 /* Largest blob accepted (libtpms produces at most about 277 KiB). */
-#define NVRAM_TPM_MAX_BLOB (4u << 20)
+#define BS_TPM_MAX_BLOB (4u << 20)
 
 /* The entry name for blob NAME of TPM TPM_NUMBER into BUF ("permall",
  * "3/permall").  Errors: BS_EINVAL (NAME empty or with '/'), BS_ERANGE (CAP
  * too small). */
-int nvram_tpm_entry_name(uint32_t tpm_number, const char *name, char *buf, size_t cap);
+int bs_tpm_entry_name(uint32_t tpm_number, const char *name, char *buf, size_t cap);
 
 /* Reads blob NAME of TPM TPM_NUMBER into a malloc()ed *OUT (non-NULL even
  * for length 0; the caller frees it).
@@ -71,56 +73,56 @@ int nvram_tpm_entry_name(uint32_t tpm_number, const char *name, char *buf, size_
  * "does not exist"; an empty "permall" is BS_ECORRUPT in the callbacks),
  * BS_ECORRUPT, BS_EUNSUPPORTED (refused entry), BS_EKEY (encrypted and no
  * or the wrong key), BS_EIO, BS_ENOMEM, BS_EINVAL. */
-int nvram_tpm_load(bs_image *img, uint32_t tpm_number, const char *name, void **out,
+int bs_tpm_load(bs_image *img, uint32_t tpm_number, const char *name, void **out,
 		   size_t *len);
 
 /* Stores DATA/LEN as blob NAME, creating the entry as described above.
  * Durable on return (unless BS_OPEN_NOSYNC).  Crash-safe: interrupted, the
  * blob reads as the old or the new data.
  * Errors: BS_EKEY (image encrypted, key not loaded), BS_ELIMIT (LEN above
- * NVRAM_TPM_MAX_BLOB), those of nvram_put() and bs_entry_create2(). */
-int nvram_tpm_store(bs_image *img, uint32_t tpm_number, const char *name, const void *data,
+ * BS_TPM_MAX_BLOB), those of bs_device_put() and bs_entry_create(). */
+int bs_tpm_store(bs_image *img, uint32_t tpm_number, const char *name, const void *data,
 		    size_t len);
 
 /* Deletes blob NAME (empties it for "volatilestate", see above).  Errors:
  * BS_ENOENT (only when MUST_EXIST is non-zero), those of bs_entry_delete()
- * and nvram_put(). */
-int nvram_tpm_delete(bs_image *img, uint32_t tpm_number, const char *name, int must_exist);
+ * and bs_device_put(). */
+int bs_tpm_delete(bs_image *img, uint32_t tpm_number, const char *name, int must_exist);
 
 /* Registers the bridge's callbacks with libtpms (TPMLIB_RegisterCallbacks)
- * over IMG, which must stay open until nvram_tpm_unregister().  Call it
+ * over IMG, which must stay open until bs_tpm_unregister().  Call it
  * before TPMLIB_MainInit().  Errors: BS_EINVAL, BS_EIO (libtpms refused the
  * callbacks). */
-int nvram_tpm_register(bs_image *img);
+int bs_tpm_register(bs_image *img);
 
 /* Detaches the image: later callbacks fail with TPM_FAIL.  Call it after
  * TPMLIB_Terminate().  Safe when nothing is registered. */
-void nvram_tpm_unregister(void);
+void bs_tpm_unregister(void);
 
 /* The image the callbacks use, or NULL. */
-bs_image *nvram_tpm_image(void);
+bs_image *bs_tpm_image(void);
 
 /* The locality the callbacks report to libtpms (tpm_io_getlocality); 0
  * after registration.  Errors: BS_EINVAL when LOCALITY > 4. */
-int nvram_tpm_set_locality(unsigned locality);
-unsigned nvram_tpm_locality(void);
+int bs_tpm_set_locality(unsigned locality);
+unsigned bs_tpm_locality(void);
 
 /* The BS_* code and message of the last callback that failed (BS_OK and ""
  * when none has): libtpms reports only TPM_FAIL, this says why. */
-int nvram_tpm_last_error(const char **msg);
+int bs_tpm_last_error(const char **msg);
 
 /* Takes the running TPM's volatile state (TPMLIB_VolatileAll_Store) and
  * stores it as blob "volatilestate" of TPM 0.  Call it while the TPM runs.
  * Errors: BS_EIO (libtpms failed), BS_EINVAL (nothing registered), those
- * of nvram_tpm_store(). */
-int nvram_tpm_store_volatile(void);
+ * of bs_tpm_store(). */
+int bs_tpm_store_volatile(void);
 
 /* Optional observer of the callbacks (for logs): called after each load,
  * store and delete with the operation ("load", "store", "delete"), the
  * entry name, the length and the BS_* result.  NULL removes it. */
-typedef void (*nvram_tpm_trace_fn)(void *ctx, const char *op, const char *name, size_t len,
+typedef void (*bs_tpm_trace_fn)(void *ctx, const char *op, const char *name, size_t len,
 				   int result);
-void nvram_tpm_set_trace(nvram_tpm_trace_fn fn, void *ctx);
+void bs_tpm_set_trace(bs_tpm_trace_fn fn, void *ctx);
 
 #ifdef __cplusplus
 }
