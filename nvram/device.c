@@ -174,13 +174,7 @@ static bool reserved(const char *name)
 
 static bool valid_name(const char *name)
 {
-	size_t n = name ? strlen(name) : 0;
-	if (!n || n > BS_MAX_ATTR_NAME_LEN || reserved(name))
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if ((uint8_t)name[i] < 0x21 || (uint8_t)name[i] > 0x7e)
-			return false;
-	return true;
+	return bs_attr_name_valid(name) && !reserved(name);
 }
 
 /* What a typed setter sets. */

@@ -61,30 +61,6 @@ static int blob_err(const char *label, uint64_t off, int code, const char *fmt, 
 	return code;
 }
 
-static uint16_t be16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
 void bs_swtpm_free(void *p, size_t len)
 {
 	if (!p)
@@ -305,14 +281,14 @@ static int check_header(struct blob *b)
 	if (b->len < BS_SWTPM_HDR_LEN)
 		return blob_err(b->label, 0, BS_ECORRUPT,
 				"%zu octets: too short for the 10-octet blob header", b->len);
-	uint32_t totlen = be32(p + 6);
+	uint32_t totlen = bs_get_be32(p + 6);
 	if (totlen != b->len)
 		return blob_err(b->label, 6, BS_ECORRUPT,
 				"the header's total length is %lu, the file has %zu octets",
 				(unsigned long)totlen, b->len);
-	if (be16(p + 2) != BS_SWTPM_HDR_LEN)
+	if (bs_get_be16(p + 2) != BS_SWTPM_HDR_LEN)
 		return blob_err(b->label, 2, BS_ECORRUPT, "header size %u, expected 10",
-				be16(p + 2));
+				bs_get_be16(p + 2));
 	unsigned version = p[0], min_version = p[1];
 	if (min_version > 2)
 		return blob_err(b->label, 1, BS_EUNSUPPORTED,
@@ -325,7 +301,7 @@ static int check_header(struct blob *b)
 	if (version > 2)
 		return blob_err(b->label, 0, BS_EUNSUPPORTED,
 				"header version %u; versions 1 and 2 are supported", version);
-	uint16_t flags = be16(p + 4);
+	uint16_t flags = bs_get_be16(p + 4);
 	if (flags & MIGRATION_FLAGS)
 		return blob_err(b->label, 4, BS_EUNSUPPORTED,
 				"flags 0x%04x mark a migration blob, not a state file", flags);
@@ -366,8 +342,8 @@ static int check_records(struct blob *b)
 		if (left < TLV_HDR_LEN)
 			return blob_err(b->label, off, BS_ECORRUPT,
 					"truncated record header (%zu of 6 octets)", left);
-		unsigned tag = be16(b->p + off);
-		uint32_t vlen = be32(b->p + off + 2);
+		unsigned tag = bs_get_be16(b->p + off);
+		uint32_t vlen = bs_get_be32(b->p + off + 2);
 		if (vlen > left - TLV_HDR_LEN)
 			return blob_err(b->label, off + 2, BS_ECORRUPT,
 					"record length %lu runs past the end of the file (%zu "
@@ -602,8 +578,8 @@ int bs_swtpm_blob_decode(const void *blob, size_t len, const struct bs_swtpm_key
 
 static uint8_t *put_tlv(uint8_t *p, unsigned tag, const void *v, size_t len)
 {
-	put16(p, (uint16_t)tag);
-	put32(p + 2, (uint32_t)len);
+	bs_put_be16(p, (uint16_t)tag);
+	bs_put_be32(p + 2, (uint32_t)len);
 	if (len)
 		memcpy(p + TLV_HDR_LEN, v, len);
 	return p + TLV_HDR_LEN + len;
@@ -636,9 +612,9 @@ int bs_swtpm_blob_encode(const void *data, size_t len, const struct bs_swtpm_key
 		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, 0, "out of memory");
 	b[0] = 2; /* version */
 	b[1] = 1; /* minimum version: swtpm writes 1, and so do we */
-	put16(b + 2, BS_SWTPM_HDR_LEN);
-	put16(b + 4, flags);
-	put32(b + 6, (uint32_t)total);
+	bs_put_be16(b + 2, BS_SWTPM_HDR_LEN);
+	bs_put_be16(b + 4, flags);
+	bs_put_be32(b + 6, (uint32_t)total);
 	if (!key) {
 		put_tlv(b + BS_SWTPM_HDR_LEN, TAG_DATA, data, len);
 		*out = b;
@@ -665,12 +641,12 @@ int bs_swtpm_blob_encode(const void *data, size_t len, const struct bs_swtpm_key
 		rc = bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EIO, 0, "swtpm blob: no random octets for the IV");
 		goto out;
 	}
-	put16(ct_rec, TAG_ENCRYPTED_DATA);
-	put32(ct_rec + 2, (uint32_t)ct_len);
-	put16(iv_rec, TAG_IVEC);
-	put32(iv_rec + 2, (uint32_t)key->len);
-	put16(mac_rec, TAG_HMAC);
-	put32(mac_rec + 2, HMAC_LEN);
+	bs_put_be16(ct_rec, TAG_ENCRYPTED_DATA);
+	bs_put_be32(ct_rec + 2, (uint32_t)ct_len);
+	bs_put_be16(iv_rec, TAG_IVEC);
+	bs_put_be32(iv_rec + 2, (uint32_t)key->len);
+	bs_put_be16(mac_rec, TAG_HMAC);
+	bs_put_be32(mac_rec + 2, HMAC_LEN);
 	if (!cbc_run(true, key, iv, plain, ct_len, ct) ||
 	    !hmac_sha256(key, ct, ct_len, iv, key->len, mac_rec + TLV_HDR_LEN)) {
 		rc = bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, 0, "swtpm blob: encryption failed");

@@ -6,6 +6,11 @@
 
 #include "api.h"
 
+int bs_attr_name_valid(const char *name)
+{
+	return bs__name_valid(name);
+}
+
 size_t bs_attr_count(const bs_entry *e)
 {
 	return e && e->m ? e->m->nmand + e->m->nopt : 0;

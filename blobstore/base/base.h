@@ -55,6 +55,9 @@ bool bs__ia5_valid(const uint8_t *p, size_t len);
 /* An identifier of the format (entry types, attribute names): 1 to MAX
  * octets of printable ASCII, space allowed only when SPACE_OK. */
 bool bs__ident_valid(const uint8_t *p, size_t len, size_t max, bool space_ok);
+/* The rule of attribute and record-field names: bs__ident_valid() of a C
+ * string, at most BS_MAX_ATTR_NAME_LEN, no spaces; false for NULL. */
+bool bs__name_valid(const char *name);
 /* bs_hex_digit() is public (blobstore/sys/util.h). */
 
 /* ---- memory (pool.c) ------------------------------------------------------- */

@@ -59,6 +59,12 @@ bool bs__ident_valid(const uint8_t *p, size_t len, size_t max, bool space_ok)
 	return true;
 }
 
+bool bs__name_valid(const char *name)
+{
+	return name && bs__ident_valid((const uint8_t *)name, strlen(name), BS_MAX_ATTR_NAME_LEN,
+				       false);
+}
+
 int bs_hex_digit(int c)
 {
 	if (c >= '0' && c <= '9')

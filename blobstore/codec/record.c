@@ -234,12 +234,6 @@ static int set_field(bs_record *rec, const char *name, unsigned flags, const uin
 	return rc;
 }
 
-/* The name rule of fields, the same as attributes'. */
-static bool valid_name(const char *name)
-{
-	return name && bs__ident_valid((const uint8_t *)name, strlen(name), BS_MAX_ATTR_NAME_LEN,
-				       false);
-}
 
 static int name_err(void)
 {
@@ -251,7 +245,7 @@ static int name_err(void)
 int bs_record_set(bs_record *rec, const char *name, unsigned flags, const uint8_t *value,
 		  size_t len)
 {
-	if (!rec || !valid_name(name) || (len && !value))
+	if (!rec || !bs__name_valid(name) || (len && !value))
 		return name_err();
 	if (flags & ~(unsigned)(BS_ATTR_MANDATORY | BS_ATTR_RW))
 		return bs__error(NULL, BS_NO_OFFSET, BS_EINVAL, "field '%s': unknown flags", name);
@@ -264,7 +258,7 @@ typedef int (*encode_fn)(const void *v, unsigned flags, uint8_t *buf, size_t cap
 static int set_encoded(bs_record *rec, const char *name, unsigned flags, encode_fn encode,
 		       const void *v, size_t cap)
 {
-	if (!rec || !valid_name(name))
+	if (!rec || !bs__name_valid(name))
 		return name_err();
 	size_t len;
 	uint8_t *buf = malloc(cap);
@@ -322,7 +316,7 @@ int bs_record_set_str(bs_record *rec, const char *name, unsigned flags, const ch
 int bs_record_set_bytes(bs_record *rec, const char *name, unsigned flags, const void *p,
 			size_t len)
 {
-	if (!rec || !valid_name(name))
+	if (!rec || !bs__name_valid(name))
 		return name_err();
 	if (len && !p)
 		return bs__error(NULL, BS_NO_OFFSET, BS_EINVAL, "field '%s': no bytes", name);

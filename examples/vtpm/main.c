@@ -241,7 +241,7 @@ static void send_shutdown(void)
 		uint32_t rl;
 		if (process(su[i], sizeof su[i], &r, &rl) || rl < 10)
 			continue;
-		uint32_t rc = vtpm_be32(r + 6);
+		uint32_t rc = bs_get_be32(r + 6);
 		logmsg("tpm: TPM2_Shutdown(%s) before stopping -> rc 0x%x", i ? "CLEAR" : "STATE",
 		       rc);
 		if (!rc || rc == TPM2_RC_INITIALIZE)
@@ -302,7 +302,7 @@ static void startup_clear(void)
 	const uint8_t *r;
 	uint32_t rl;
 	if (!process(cmd, sizeof cmd, &r, &rl) && rl >= 10)
-		logmsg("tpm: TPM2_Startup(CLEAR) -> rc 0x%x", vtpm_be32(r + 6));
+		logmsg("tpm: TPM2_Startup(CLEAR) -> rc 0x%x", bs_get_be32(r + 6));
 }
 
 /* ---- command channel -------------------------------------------------------- */
@@ -334,7 +334,7 @@ static void handle_data(void)
 	}
 	if (st != VTPM_OK) {
 		logmsg("data: command size %u outside 10..%u; dropping the connection",
-		       vtpm_be32(srv.cmd + 2), srv.bufsize);
+		       bs_get_be32(srv.cmd + 2), srv.bufsize);
 		close_data();
 		return;
 	}
@@ -354,7 +354,7 @@ static void handle_data(void)
 			rlen = sizeof fail;
 		}
 		logmsg("tpm: cc 0x%x %s locality %u, %zu octets -> rc 0x%x, %u octets", cc,
-		       name ? name : "", bs_tpm_locality(), len, vtpm_be32(resp + 6), rlen);
+		       name ? name : "", bs_tpm_locality(), len, bs_get_be32(resp + 6), rlen);
 	}
 	if (write_all(srv.data_fd, resp, rlen)) {
 		logmsg("data: could not send the response: %s", strerror(errno));
@@ -400,10 +400,10 @@ static int answer_state(const struct vtpm_ctrl_req *rq)
 		}
 	}
 	size_t ret = res || rq->offset >= len ? 0 : len - rq->offset;
-	vtpm_put_be32(hdr, res);
-	vtpm_put_be32(hdr + 4, 0); /* never encrypted: the image encrypts */
-	vtpm_put_be32(hdr + 8, (uint32_t)ret);
-	vtpm_put_be32(hdr + 12, (uint32_t)ret);
+	bs_put_be32(hdr, res);
+	bs_put_be32(hdr + 4, 0); /* never encrypted: the image encrypts */
+	bs_put_be32(hdr + 8, (uint32_t)ret);
+	bs_put_be32(hdr + 12, (uint32_t)ret);
 	int w = write_all(srv.ctrl_fd, hdr, sizeof hdr);
 	if (!w && ret)
 		w = write_all(srv.ctrl_fd, (uint8_t *)blob + rq->offset, ret);
@@ -454,7 +454,7 @@ static int handle_ctrl_msg(const struct vtpm_ctrl_req *rq, int parse_rc, int *pa
 	}
 	switch (rq->cmd) {
 	case VTPM_CMD_GET_CAPABILITY:
-		vtpm_put_be32(out + 4, VTPM_CAPS);
+		bs_put_be32(out + 4, VTPM_CAPS);
 		olen = 8;
 		break;
 	case VTPM_CMD_INIT:
@@ -536,7 +536,7 @@ static int handle_ctrl_msg(const struct vtpm_ctrl_req *rq, int parse_rc, int *pa
 		res = set_state(rq);
 		break;
 	case VTPM_CMD_GET_CONFIG:
-		vtpm_put_be32(out + 4, bs_image_has_key(srv.img) ? VTPM_CONFIG_FILE_KEY : 0);
+		bs_put_be32(out + 4, bs_image_has_key(srv.img) ? VTPM_CONFIG_FILE_KEY : 0);
 		olen = 8;
 		break;
 	case VTPM_CMD_SET_DATAFD:
@@ -566,9 +566,9 @@ static int handle_ctrl_msg(const struct vtpm_ctrl_req *rq, int parse_rc, int *pa
 			srv.cmd = nb;
 			srv.bufsize = cur;
 		}
-		vtpm_put_be32(out + 4, cur);
-		vtpm_put_be32(out + 8, min);
-		vtpm_put_be32(out + 12, max);
+		bs_put_be32(out + 4, cur);
+		bs_put_be32(out + 8, min);
+		bs_put_be32(out + 12, max);
 		olen = 16;
 		break;
 	}
@@ -587,8 +587,8 @@ static int handle_ctrl_msg(const struct vtpm_ctrl_req *rq, int parse_rc, int *pa
 		size_t n = total - rq->offset;
 		if (n > VTPM_GETINFO_CHUNK)
 			n = VTPM_GETINFO_CHUNK;
-		vtpm_put_be32(out + 4, (uint32_t)total);
-		vtpm_put_be32(out + 8, (uint32_t)n);
+		bs_put_be32(out + 4, (uint32_t)total);
+		bs_put_be32(out + 8, (uint32_t)n);
 		memcpy(out + 12, info + rq->offset, n);
 		olen = 12 + n;
 		free(info);
@@ -599,7 +599,7 @@ static int handle_ctrl_msg(const struct vtpm_ctrl_req *rq, int parse_rc, int *pa
 		break;
 	}
 send:
-	vtpm_put_be32(out, res);
+	bs_put_be32(out, res);
 	if (res)
 		olen = 4;
 	{

@@ -32,7 +32,7 @@ int vtpm_ctrl_parse(const uint8_t *msg, size_t len, struct vtpm_ctrl_req *req, s
 	*need = 4;
 	if (len < 4)
 		return VTPM_MORE;
-	req->cmd = vtpm_be32(msg);
+	req->cmd = bs_get_be32(msg);
 	if (req->cmd < VTPM_CMD_GET_CAPABILITY || req->cmd > VTPM_CMD_GET_INFO) {
 		*need = len;
 		return VTPM_UNKNOWN;
@@ -46,34 +46,34 @@ int vtpm_ctrl_parse(const uint8_t *msg, size_t len, struct vtpm_ctrl_req *req, s
 	uint32_t announced;
 	switch (req->cmd) {
 	case VTPM_CMD_INIT:
-		req->flags = vtpm_be32(p);
+		req->flags = bs_get_be32(p);
 		break;
 	case VTPM_CMD_SET_BUFFERSIZE:
-		req->buffersize = vtpm_be32(p);
+		req->buffersize = bs_get_be32(p);
 		break;
 	case VTPM_CMD_SET_LOCALITY:
 	case VTPM_CMD_RESET_TPMESTABLISHED:
 		req->locality = p[0];
 		break;
 	case VTPM_CMD_GET_STATEBLOB:
-		req->flags = vtpm_be32(p);
-		req->type = vtpm_be32(p + 4);
-		req->offset = vtpm_be32(p + 8);
+		req->flags = bs_get_be32(p);
+		req->type = bs_get_be32(p + 4);
+		req->offset = bs_get_be32(p + 8);
 		break;
 	case VTPM_CMD_GET_INFO:
-		req->info_flags = (uint64_t)vtpm_be32(p) << 32 | vtpm_be32(p + 4);
-		req->offset = vtpm_be32(p + 8);
+		req->info_flags = (uint64_t)bs_get_be32(p) << 32 | bs_get_be32(p + 4);
+		req->offset = bs_get_be32(p + 8);
 		break;
 	case VTPM_CMD_HASH_DATA:
 	case VTPM_CMD_SET_STATEBLOB:
 		if (req->cmd == VTPM_CMD_HASH_DATA) {
-			announced = vtpm_be32(p);
+			announced = bs_get_be32(p);
 			if (announced > VTPM_MAX_HASH_DATA)
 				return VTPM_BAD;
 		} else {
-			req->flags = vtpm_be32(p);
-			req->type = vtpm_be32(p + 4);
-			announced = vtpm_be32(p + 8);
+			req->flags = bs_get_be32(p);
+			req->type = bs_get_be32(p + 4);
+			announced = bs_get_be32(p + 8);
 			if (announced > VTPM_MAX_STATE_BLOB)
 				return VTPM_BAD;
 		}
@@ -99,7 +99,7 @@ int vtpm_cmd_frame(const uint8_t *buf, size_t len, size_t max, size_t *need)
 	*need = VTPM_TPM_HDR;
 	if (len < VTPM_TPM_HDR)
 		return VTPM_MORE;
-	uint32_t size = vtpm_be32(buf + 2);
+	uint32_t size = bs_get_be32(buf + 2);
 	if (size < VTPM_TPM_HDR || size > max)
 		return VTPM_BAD;
 	*need = size;
@@ -108,15 +108,15 @@ int vtpm_cmd_frame(const uint8_t *buf, size_t len, size_t max, size_t *need)
 
 uint32_t vtpm_cmd_code(const uint8_t *buf, size_t len)
 {
-	return len < VTPM_TPM_HDR ? 0 : vtpm_be32(buf + 6);
+	return len < VTPM_TPM_HDR ? 0 : bs_get_be32(buf + 6);
 }
 
 void vtpm_error_response(uint8_t out[10], uint32_t rc)
 {
 	out[0] = 0x80; /* TPM_ST_NO_SESSIONS */
 	out[1] = 0x01;
-	vtpm_put_be32(out + 2, 10);
-	vtpm_put_be32(out + 6, rc);
+	bs_put_be32(out + 2, 10);
+	bs_put_be32(out + 6, rc);
 }
 
 const char *vtpm_ctrl_name(uint32_t cmd)

@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <blobstore/sys/util.h>
+
 enum vtpm_cmd {
 	VTPM_CMD_GET_CAPABILITY = 1,
 	VTPM_CMD_INIT,
@@ -106,18 +108,5 @@ void vtpm_error_response(uint8_t out[10], uint32_t rc);
  * command codes ("TPM2_PCR_Extend"); NULL when unknown. */
 const char *vtpm_ctrl_name(uint32_t cmd);
 const char *vtpm_cc_name(uint32_t cc);
-
-static inline uint32_t vtpm_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static inline void vtpm_put_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
 
 #endif

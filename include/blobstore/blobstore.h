@@ -404,6 +404,11 @@ int bs_attr_set(bs_entry *e, const char *name, unsigned flags, const uint8_t *va
 /* Removes attribute NAME.  Errors: BS_ENOENT and those of bs_attr_set(). */
 int bs_attr_remove(bs_entry *e, const char *name);
 
+/* Non-zero when NAME can name an attribute: 1 to BS_MAX_ATTR_NAME_LEN
+ * octets of printable ASCII without spaces.  Reserved prefixes ("bs.") are
+ * not checked here; NULL is not a name. */
+int bs_attr_name_valid(const char *name);
+
 /* ---- values ---------------------------------------------------------------------------
  * The DER of one attribute or record-field value.  Read-only values (flags
  * 0) use their natural universal type: INTEGER, BOOLEAN, UTF8String,

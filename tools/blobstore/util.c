@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <blobstore/sys/util.h>
+
 #include "cli.h"
 
 struct cli_globals cli;
@@ -289,17 +291,6 @@ bool cli_parse_size(const char *s, uint64_t *out)
 	return true;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Hex digits (an even number, nothing else) to octets in OUT. */
 static bool unhex(const char *s, uint8_t *out, size_t *len)
 {
@@ -307,7 +298,7 @@ static bool unhex(const char *s, uint8_t *out, size_t *len)
 	if (n % 2)
 		return false;
 	for (size_t i = 0; i < n / 2; i++) {
-		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+		int hi = bs_hex_digit(s[2 * i]), lo = bs_hex_digit(s[2 * i + 1]);
 		if (hi < 0 || lo < 0)
 			return false;
 		out[i] = (uint8_t)(hi << 4 | lo);
@@ -328,7 +319,7 @@ static bool parse_int(const char *s, int64_t *out)
 		return false;
 	}
 	for (const char *p = d + (base == 16 ? 2 : 0); *p; p++)
-		if (base == 10 ? (*p < '0' || *p > '9') : hexval(*p) < 0)
+		if (base == 10 ? (*p < '0' || *p > '9') : bs_hex_digit(*p) < 0)
 			return false;
 	errno = 0;
 	char *end;
