@@ -1,5 +1,5 @@
 /* fuzz_uefi.c - libFuzzer target: the UEFI varstore importer
- * (bs_uefi_parse, include/nvram_uefi.h) and what follows an accepted
+ * (bs_uefi_parse, include/blobstore/uefi.h) and what follows an accepted
  * file: building a varstore from its variables over the file itself must
  * succeed and parse back to the same variables, and an import into an
  * image in memory followed by an export must give them again. */

@@ -1,4 +1,4 @@
-/* swtpm.c - swtpm's state blobs and state keys (include/nvram_swtpm.h).
+/* swtpm.c - swtpm's state blobs and state keys (include/blobstore/swtpm.h).
  *
  * Facts this codec follows, read from swtpm's sources (src/swtpm/
  * swtpm_nvstore.c, swtpm_aes.c, tlv.c, key.c; releases 0.7 to 0.10):

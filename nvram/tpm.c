@@ -1,4 +1,4 @@
-/* tpm.c - the libtpms bridge (nvram_tpm.h): libtpms' named state blobs as
+/* tpm.c - the libtpms bridge (include/blobstore/tpm.h): libtpms' named state blobs as
  * entries of one image, and the callbacks that hand them to libtpms.
  *
  * The one rule that matters most: loaddata answers TPM_RETRY ("no state,

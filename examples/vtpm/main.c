@@ -1,5 +1,5 @@
 /* main.c - blobstore-vtpm: a TPM 2.0 server on libtpms whose state lives in
- * a blobstore image (nvram_tpm.h), speaking swtpm's socket protocol: the
+ * a blobstore image (include/blobstore/tpm.h), speaking swtpm's socket protocol: the
  * command channel (raw TPM commands over TCP or a UNIX socket, or over the
  * socket QEMU passes with CMD_SET_DATAFD) and the control channel (proto.h).
  *

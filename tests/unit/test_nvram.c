@@ -1,6 +1,6 @@
 /* test_nvram.c - the device API (include/nvram.h): put/get, typed
  * attributes, entry-type checks, the record codec with its upgrade rules,
- * hostile records and varstore files (nvram_uefi.h). */
+ * hostile records and varstore files (include/blobstore/uefi.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-/* test_swtpm_blob.c - swtpm's state blobs and keys (include/nvram_swtpm.h):
+/* test_swtpm_blob.c - swtpm's state blobs and keys (include/blobstore/swtpm.h):
  * both header versions, headerless files, plain and encrypted blobs built
  * here independently of the encoder, truncation at every octet, bit flips,
  * wrong keys, and swtpm's key file and passphrase derivations. */

@@ -1,4 +1,4 @@
-/* test_tpm_bridge.c - the libtpms bridge (nvram/tpm.c, nvram_tpm.h): what
+/* test_tpm_bridge.c - the libtpms bridge (nvram/tpm.c, include/blobstore/tpm.h): what
  * libtpms gets back for missing, corrupt, refused and undecryptable state,
  * and a TPM's state surviving TPMLIB_Terminate()/TPMLIB_MainInit(). */
 #include <fcntl.h>

@@ -2,7 +2,7 @@
  * directory (dir backend: tpm2-00.permall, tpm2-00.volatilestate,
  * tpm2-00.savestate) to and from the image's tpm2.libtpms entries, with
  * swtpm's state encryption (--key file=... / pwdfile=...).  The blob codec
- * and the key derivations are the library's (include/nvram_swtpm.h). */
+ * and the key derivations are the library's (include/blobstore/swtpm.h). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>

@@ -1,6 +1,6 @@
 /* cmd_uefi.c - 'blobstore uefi': a UEFI variable store kept in an image
  * (import/export of edk2 varstore files, list, get, set, rm), on the device
- * API's UEFI layer (include/nvram_uefi.h). */
+ * API's UEFI layer (include/blobstore/uefi.h). */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
