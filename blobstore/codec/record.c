@@ -437,30 +437,24 @@ int bs_record_keep_unknown(bs_record *dst, const bs_record *src)
 static int encode_merged(const bs_record *rec, const bs_record *extra, uint8_t **out,
 			 size_t *len)
 {
-	size_t total = rec->n + (extra ? extra->n : 0);
-	struct bs__enc_attr *mand = calloc(total + 1, sizeof *mand);
-	struct bs__enc_attr *opt = calloc(total + 1, sizeof *opt);
-	size_t nm = 0, no = 0, ml = 0, ol = 0;
+	size_t total = rec->n + (extra ? extra->n : 0), ml = 0, ol = 0;
+	struct bs__attrs l;
+	if (bs__attrs_init(&l, total))
+		return bs__error(NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
 	int rc = BS_OK;
-	if (!mand || !opt) {
-		rc = bs__error(NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
-		goto done;
-	}
 	for (size_t i = 0; i < total; i++) {
 		const struct field *f = i < rec->n ? &rec->f[i] : &extra->f[i - rec->n];
 		if (i >= rec->n && (f->known || f->mandatory || find(rec, f->name)))
 			continue;
-		struct bs__enc_attr *d = f->mandatory ? &mand[nm++] : &opt[no++];
-		d->tlv = f->tlv;
-		d->len = f->tlv_len;
+		bs__attrs_add_tlv(&l, f->tlv, f->tlv_len, f->mandatory); /* room for all */
 		*(f->mandatory ? &ml : &ol) += f->tlv_len;
 	}
-	if (nm > BS_MAX_ATTRS || no > BS_MAX_ATTRS || ml > BS_MAX_ENTRY_SIZE ||
+	if (l.nmand > BS_MAX_ATTRS || l.nopt > BS_MAX_ATTRS || ml > BS_MAX_ENTRY_SIZE ||
 	    ol > BS_MAX_ENTRY_SIZE) {
 		rc = bs__error(NULL, BS_NO_OFFSET, BS_ELIMIT, "record larger than the limits");
 		goto done;
 	}
-	if (bs__attr_sort(mand, nm) || bs__attr_sort(opt, no)) {
+	if (bs__attrs_sort(&l)) {
 		rc = bs__error(NULL, BS_NO_OFFSET, BS_EINVAL, "duplicate field");
 		goto done;
 	}
@@ -473,16 +467,15 @@ static int encode_merged(const bs_record *rec, const bs_record *extra, uint8_t *
 	}
 	size_t p = bs__der_put_header(b, DER_SEQUENCE, inner);
 	p += bs__der_put_header(b + p, DER_SET, ml);
-	for (size_t i = 0; i < nm; i++, p += mand[i - 1].len)
-		memcpy(b + p, mand[i].tlv, mand[i].len);
+	for (size_t i = 0; i < l.nmand; p += l.mand[i++].len)
+		memcpy(b + p, l.mand[i].tlv, l.mand[i].len);
 	p += bs__der_put_header(b + p, DER_SET, ol);
-	for (size_t i = 0; i < no; i++, p += opt[i - 1].len)
-		memcpy(b + p, opt[i].tlv, opt[i].len);
+	for (size_t i = 0; i < l.nopt; p += l.opt[i++].len)
+		memcpy(b + p, l.opt[i].tlv, l.opt[i].len);
 	*out = b;
 	*len = p;
 done:
-	free(mand);
-	free(opt);
+	bs__attrs_free(&l);
 	return rc;
 }
 
