@@ -868,3 +868,129 @@ int bs_uefi_decode(const struct bs_uefi_var *v, struct bs_uefi_decoded **out)
 	*out = d;
 	return BS_OK;
 }
+
+/* ---- building signature databases -------------------------------------------------- */
+
+#include <openssl/pem.h>
+
+int bs_uefi_cert_load(const uint8_t *p, size_t len, uint8_t **der, size_t *der_len)
+{
+	if ((!p && len) || !der || !der_len)
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0, "NULL argument");
+	if (len > LONG_MAX || len > INT_MAX)
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_ELIMIT, 0, "certificate too large");
+	X509 *x = NULL;
+	const unsigned char *q = p;
+	bool pem = len >= 11 && memmem(p, len, "-----BEGIN", 10);
+	if (pem) {
+		BIO *bio = BIO_new_mem_buf(p, (int)len);
+		if (bio)
+			x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+		BIO_free(bio);
+	} else {
+		x = d2i_X509(NULL, &q, (long)len);
+		if (x && (size_t)(q - p) != len) {
+			X509_free(x);
+			return corrupt((size_t)(q - p), "data after the DER certificate");
+		}
+	}
+	if (!x)
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_ECORRUPT, 0,
+				    "not an X.509 certificate in %s", pem ? "PEM" : "DER");
+	int n = i2d_X509(x, NULL);
+	uint8_t *b = n > 0 ? malloc((size_t)n) : NULL, *w = b;
+	if (!b || i2d_X509(x, &w) != n) {
+		free(b);
+		X509_free(x);
+		return nomem();
+	}
+	X509_free(x);
+	/* The checks edk2 makes (an RSA key, one certificate). */
+	struct bs_uefi_sig s = {.type = BS_UEFI_SIG_X509, .data = b, .len = (size_t)n};
+	int rc = read_x509(&s);
+	free(s.subject);
+	free(s.issuer);
+	if (rc) {
+		free(b);
+		return rc;
+	}
+	*der = b;
+	*der_len = (size_t)n;
+	return BS_OK;
+}
+
+int bs_uefi_sigdb_add(uint8_t **db, size_t *len, enum bs_uefi_sigtype type,
+		      const uint8_t owner[16], const uint8_t *data, size_t n, int *added)
+{
+	if (!db || !len || (!*db && *len) || !owner || (!data && n))
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0, "NULL argument");
+	if (type <= 0 || (size_t)type >= NSIGTYPES || !n ||
+	    (sigtypes[type].size && n != sigtypes[type].size) || n > UINT32_MAX - 28 - 16)
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0,
+				    "a %s signature of %zu octets (want %zu)",
+				    bs_uefi_sigtype_name(type) ? bs_uefi_sigtype_name(type) : "unknown",
+				    n, type > 0 && (size_t)type < NSIGTYPES ? sigtypes[type].size : 0);
+	struct bs_uefi_sig *sigs;
+	size_t ns;
+	int rc = bs_uefi_sigdb_parse(*db, *len, 0, &sigs, &ns);
+	if (rc)
+		return rc;
+	/* Where the new signature goes: the end of the first list of its type
+	 * (hashes), or a list of its own at the end (certificates). */
+	size_t at = *len, grow = 16 + n, list_off = SIZE_MAX;
+	bool dup = false;
+	for (size_t i = 0; i < ns; i++) {
+		if (sigs[i].type == type && sigs[i].len == n && !memcmp(sigs[i].data, data, n))
+			dup = true;
+		if (type != BS_UEFI_SIG_X509 && sigs[i].type == type && list_off == SIZE_MAX) {
+			/* The list holding sigs[i] starts SignatureListSize before
+			 * its end; find its header by walking the lists. */
+			size_t pos = 0;
+			for (size_t l = 0; l < sigs[i].list; l++)
+				pos += bs_get_le32(*db + pos + 16);
+			list_off = pos;
+			at = pos + bs_get_le32(*db + pos + 16);
+		}
+	}
+	bs_uefi_sigs_free(sigs, ns);
+	if (dup) {
+		if (added)
+			*added = 0;
+		return BS_OK;
+	}
+	if (list_off == SIZE_MAX)
+		grow += 28;
+	if (*len > SIZE_MAX - grow)
+		return nomem();
+	uint8_t *b = malloc(*len + grow);
+	if (!b)
+		return nomem();
+	if (*len)
+		memcpy(b, *db, at);
+	uint8_t *w = b + at;
+	if (list_off == SIZE_MAX) {
+		bs_uefi_sigtype_guid(type, w);
+		bs_put_le32(w + 16, (uint32_t)(28 + 16 + n));
+		bs_put_le32(w + 20, 0);
+		bs_put_le32(w + 24, (uint32_t)(16 + n));
+		w += 28;
+	} else {
+		uint32_t ls = bs_get_le32(b + list_off + 16);
+		if (ls > UINT32_MAX - 16 - n) {
+			free(b);
+			return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_ELIMIT, 0,
+					    "signature list too large");
+		}
+		bs_put_le32(b + list_off + 16, (uint32_t)(ls + 16 + n));
+	}
+	memcpy(w, owner, 16);
+	memcpy(w + 16, data, n);
+	if (*len > at)
+		memcpy(w + 16 + n, *db + at, *len - at);
+	free(*db);
+	*db = b;
+	*len += grow;
+	if (added)
+		*added = 1;
+	return BS_OK;
+}

@@ -231,6 +231,21 @@ int bs_uefi_sigdb_parse(const uint8_t *p, size_t len, unsigned flags,
 			struct bs_uefi_sig **sigs, size_t *n);
 void bs_uefi_sigs_free(struct bs_uefi_sig *sigs, size_t n);
 
+/* An X.509 certificate in PEM or DER (P/LEN) as DER in a malloc()ed
+ * *DER, checked as bs_uefi_sigdb_parse() checks one (an RSA key).
+ * Errors: BS_ECORRUPT, BS_ELIMIT, BS_ENOMEM. */
+int bs_uefi_cert_load(const uint8_t *p, size_t len, uint8_t **der, size_t *der_len);
+/* Adds one signature of TYPE, OWNER and DATA/N to the signature database
+ * DB[0]/LEN[0] (malloc()ed; NULL/0 for an empty one), replaced by a larger
+ * malloc()ed one: a certificate as a list of its own at the end, a hash at
+ * the end of the first list of its type (a new list when there is none),
+ * as virt-fw-vars and efitools do.  A signature of that type and data
+ * already present is not added again: *ADDED (may be NULL) gets 0, else 1.
+ * Errors: BS_EINVAL (a size the type does not have), those of
+ * bs_uefi_sigdb_parse() on *DB, BS_ENOMEM. */
+int bs_uefi_sigdb_add(uint8_t **db, size_t *len, enum bs_uefi_sigtype type,
+		      const uint8_t owner[16], const uint8_t *data, size_t n, int *added);
+
 /* The UEFI text form of the device path P/LEN (nodes joined by '/', the
  * instances of a multi-instance path by ','), as edk2 prints it:
  * "PciRoot(0x0)/Pci(0x1F,0x2)/Sata(0x0,0xFFFF,0x0)".  Nodes without a
