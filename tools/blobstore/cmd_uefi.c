@@ -236,7 +236,8 @@ static int do_import(const struct cli_command *cmd, const struct uefi_args *a)
 			rc = json ? bs_uefi_import_json(img, (const char *)fd, len, tmpl, tlen, &n)
 				  : bs_uefi_import(img, fd, len, &n);
 			if (rc)
-				st = cli_fail(rc);
+				st = cli_error(rc == BS_EINVAL ? CLI_EXIT_CORRUPT : cli_exit_code(rc),
+					       "%s: %s", a->pos[1], last_error());
 		}
 	} else {
 		st = cli_fail(rc);
