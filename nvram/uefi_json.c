@@ -256,8 +256,10 @@ static int variable(struct jp *j, size_t index, struct bs_uefi_var *v)
 	for (;;) {
 		char *key = NULL, *text = NULL;
 		size_t kpos = (ws(j), j->pos);
-		if ((rc = string(j, &key)) || (rc = expect(j, ':')))
+		if ((rc = string(j, &key)) || (rc = expect(j, ':'))) {
+			free(key);
 			goto out;
+		}
 		size_t vpos = (ws(j), j->pos);
 		bool dup = false;
 		if (!strcmp(key, "attr")) {
