@@ -312,13 +312,23 @@ char *bs_uefi_attr_format(uint32_t attrs, char *buf, size_t cap)
 	if (!buf || !cap)
 		return buf;
 	buf[0] = 0;
-	for (unsigned i = 0; i < 8; i++)
-		if (attrs & (1u << i)) {
-			int w = snprintf(buf + k, cap - k, "%s%s", k ? "," : "", attr_names[i].shortname);
-			k = w < 0 || (size_t)w >= cap - k ? cap - 1 : k + (size_t)w;
-		}
-	if (attrs & ~0xffu)
-		snprintf(buf + k, cap - k, "%s0x%x", k ? "," : "", (unsigned)(attrs & ~0xffu));
+	/* Whole names only: a name that does not fit ends the text. */
+	char part[16];
+	for (unsigned i = 0; i <= 8; i++) {
+		if (i < 8 && !(attrs & (1u << i)))
+			continue;
+		if (i == 8 && !(attrs & ~0xffu))
+			break;
+		if (i < 8)
+			snprintf(part, sizeof part, "%s%s", k ? "," : "", attr_names[i].shortname);
+		else
+			snprintf(part, sizeof part, "%s0x%x", k ? "," : "", (unsigned)(attrs & ~0xffu));
+		size_t pl = strlen(part);
+		if (pl >= cap - k)
+			break;
+		memcpy(buf + k, part, pl + 1);
+		k += pl;
+	}
 	return buf;
 }
 
