@@ -51,18 +51,6 @@ static int corrupt(size_t off, const char *what)
 
 /* ---- parsing ------------------------------------------------------------------ */
 
-void bs_uefi_store_free(struct bs_uefi_store *st)
-{
-	if (!st)
-		return;
-	for (size_t i = 0; i < st->nvars; i++) {
-		free(st->vars[i].name);
-		free(st->vars[i].data);
-	}
-	free(st->vars);
-	free(st);
-}
-
 struct layout {
 	size_t fv_hdr_len, store_off, vars_off, store_end;
 };

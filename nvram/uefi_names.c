@@ -332,6 +332,22 @@ char *bs_uefi_attr_format(uint32_t attrs, char *buf, size_t cap)
 	return buf;
 }
 
+/* ---- stores ------------------------------------------------------------------------ */
+
+/* Here, below every file that makes a store (the varstore parser, the JSON
+ * parser), so that none of them calls another. */
+void bs_uefi_store_free(struct bs_uefi_store *st)
+{
+	if (!st)
+		return;
+	for (size_t i = 0; i < st->nvars; i++) {
+		free(st->vars[i].name);
+		free(st->vars[i].data);
+	}
+	free(st->vars);
+	free(st);
+}
+
 /* ---- UTF-16LE <-> UTF-8 ------------------------------------------------------------ */
 
 int bs_uefi_utf16_decode(const uint8_t *p, size_t len, char **out)

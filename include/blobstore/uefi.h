@@ -17,8 +17,13 @@
  *     uefi.file-size, uefi.vars-offset, uefi.store-end (INTEGERs).
  * Other attributes on these entries are kept and shown, never dropped.
  *
+ * Beyond the file: names alone and attribute names (nvram/uefi_names.c),
+ * the structures inside variable data decoded (nvram/uefi_decode.c),
+ * virt-firmware's JSON (nvram/uefi_json.c), and checks of every variable
+ * and of the store's space before anything is written (nvram/uefi.c).
+ *
  * Conventions: blobstore/blobstore.h.  Parsers check every length against
- * the file. */
+ * its parent. */
 #ifndef BLOBSTORE_UEFI_H
 #define BLOBSTORE_UEFI_H
 
@@ -107,10 +112,11 @@ int bs_uefi_export(bs_image *img, const uint8_t *tmpl, size_t tlen, uint8_t **ou
 		      size_t *out_len);
 
 /* Creates or replaces variable KEY ("<GUID>:<Name>") with ATTRIBUTES and
- * DATA/LEN.  A new variable gets a zero timestamp, monotonic count and
- * public-key index; an existing one keeps them (and its other attributes),
- * and its uefi.attributes changes only when ATTRIBUTES differs.
- * Errors: BS_EINVAL (bad key), those of the device API. */
+ * DATA/LEN, through bs_uefi_write() (so checked first: bs_uefi_var_check()
+ * and the store's space).  A new variable gets a zero timestamp, monotonic
+ * count and public-key index; an existing one keeps them (and its other
+ * attributes).  Errors: BS_EINVAL (bad key, refused by the check), those of
+ * bs_uefi_write(). */
 int bs_uefi_set(bs_image *img, const char *key, uint32_t attributes, const void *data,
 		   size_t len);
 
