@@ -119,10 +119,15 @@ b = v["Boot0001"]["decoded"]
 assert b["kind"] == "load_option" and b["device_path"].endswith("Sata(0x0,0xFFFF,0x0)") and b["active"]
 assert v["Timeout"]["decoded"] == {"kind": "integer", "value": 5, "size": 2}
 PY
-$BS uefi get "$dir/ms.img" BootOrder --json > "$dir/g.json" 2>/dev/null ||
-	$BS uefi get "$dir/ms.img" Boot0000 --json > "$dir/g.json"
-python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert set(d)=={"image","variable"}' "$dir/g.json" ||
-	fail "get --json"
+$BS uefi get "$dir/ms.img" Boot0000 --json > "$dir/g.json"
+python3 - "$dir/g.json" <<'PY' || fail "get --json"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert set(d) == {"image", "variable"}
+o = d["variable"]["decoded"]
+assert o["kind"] == "load_option" and o["description"] == "UiApp" and o["active"] is True
+assert o["device_path"] == "Fv(7CB8BDC9-F8EB-4F34-AAEA-3EE4AF6516A1)/FvFile(462CAA21-7614-4503-836E-8AB6F4662331)"
+PY
 
 echo "== set checks first, changes nothing when refused"
 $BS uefi export "$dir/ms.img" "$dir/before.fd"
