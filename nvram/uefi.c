@@ -49,153 +49,7 @@ static int corrupt(size_t off, const char *what)
 	return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_ECORRUPT, 0, "varstore at octet %zu: %s", off, what);
 }
 
-/* ---- GUIDs and keys ---------------------------------------------------------- */
-
-/* Text order of the GUID octets: the first three fields are little-endian. */
-static const int guid_order[16] = {3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15};
-
-void bs_uefi_guid_str(const uint8_t guid[16], char out[37])
-{
-	size_t n = 0;
-	for (int i = 0; i < 16; i++) {
-		if (i == 4 || i == 6 || i == 8 || i == 10)
-			out[n++] = '-';
-		n += (size_t)snprintf(out + n, 37 - n, "%02x", guid[guid_order[i]]);
-	}
-	out[n] = 0;
-}
-
-int bs_uefi_guid_parse(const char *s, uint8_t guid[16])
-{
-	size_t pos = 0;
-	for (int i = 0; i < 16; i++) {
-		if (i == 4 || i == 6 || i == 8 || i == 10) {
-			if (s[pos++] != '-')
-				return BS_EINVAL;
-		}
-		int h = bs_hex_digit(s[pos]), l = h < 0 ? -1 : bs_hex_digit(s[pos + 1]);
-		if (h < 0 || l < 0)
-			return BS_EINVAL;
-		guid[guid_order[i]] = (uint8_t)(h << 4 | l);
-		pos += 2;
-	}
-	return s[pos] ? BS_EINVAL : BS_OK;
-}
-
-int bs_uefi_key_parse(const char *key, uint8_t guid[16], const char **name)
-{
-	if (!key || strlen(key) < 38 || key[36] != ':' || !key[37])
-		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0,
-			       "variable key must be GUID:NAME (8-4-4-4-12 hex GUID)");
-	char g[37];
-	memcpy(g, key, 36);
-	g[36] = 0;
-	if (bs_uefi_guid_parse(g, guid))
-		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0, "bad GUID in '%s'", key);
-	*name = key + 37;
-	return BS_OK;
-}
-
-/* ---- UTF-16LE <-> UTF-8 ------------------------------------------------------- */
-
-/* Converts the NUL-terminated UTF-16LE name P/LEN (LEN includes the NUL) to
- * malloc()ed UTF-8; NULL when malformed (odd size, no final NUL, an inner
- * NUL, unpaired surrogate). */
-static char *utf16_to_utf8(const uint8_t *p, size_t len)
-{
-	if (len < 2 || len % 2 || bs_get_le16(p + len - 2) != 0)
-		return NULL;
-	size_t units = len / 2 - 1;
-	char *s = malloc(units * 3 + 1);
-	if (!s)
-		return NULL;
-	size_t n = 0;
-	for (size_t i = 0; i < units; i++) {
-		uint32_t c = bs_get_le16(p + 2 * i);
-		if (c == 0)
-			goto bad;
-		if (c >= 0xd800 && c <= 0xdbff) {
-			if (i + 1 >= units)
-				goto bad;
-			uint32_t lo = bs_get_le16(p + 2 * (i + 1));
-			if (lo < 0xdc00 || lo > 0xdfff)
-				goto bad;
-			c = 0x10000 + ((c - 0xd800) << 10) + (lo - 0xdc00);
-			i++;
-		} else if (c >= 0xdc00 && c <= 0xdfff) {
-			goto bad;
-		}
-		if (c < 0x80) {
-			s[n++] = (char)c;
-		} else if (c < 0x800) {
-			s[n++] = (char)(0xc0 | c >> 6);
-			s[n++] = (char)(0x80 | (c & 0x3f));
-		} else if (c < 0x10000) {
-			s[n++] = (char)(0xe0 | c >> 12);
-			s[n++] = (char)(0x80 | ((c >> 6) & 0x3f));
-			s[n++] = (char)(0x80 | (c & 0x3f));
-		} else {
-			/* 4 UTF-8 octets for 2 UTF-16 units: within units * 3. */
-			s[n++] = (char)(0xf0 | c >> 18);
-			s[n++] = (char)(0x80 | ((c >> 12) & 0x3f));
-			s[n++] = (char)(0x80 | ((c >> 6) & 0x3f));
-			s[n++] = (char)(0x80 | (c & 0x3f));
-		}
-	}
-	s[n] = 0;
-	return s;
-bad:
-	free(s);
-	return NULL;
-}
-
-/* UTF-8 S to UTF-16LE with the final NUL into a malloc()ed *OUT. */
-static int utf8_to_utf16(const char *s, uint8_t **out, size_t *out_len)
-{
-	size_t n = strlen(s);
-	if (!n || !bs_utf8_valid((const uint8_t *)s, n))
-		return BS_EINVAL;
-	uint8_t *b = malloc(2 * n + 2);
-	if (!b)
-		return BS_ENOMEM;
-	size_t k = 0;
-	for (size_t i = 0; i < n;) {
-		uint8_t c = (uint8_t)s[i];
-		uint32_t cp;
-		size_t l = c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
-		cp = l == 1 ? c : l == 2 ? c & 0x1fu : l == 3 ? c & 0x0fu : c & 0x07u;
-		for (size_t j = 1; j < l; j++)
-			cp = cp << 6 | ((uint8_t)s[i + j] & 0x3fu);
-		i += l;
-		if (cp >= 0x10000) {
-			cp -= 0x10000;
-			bs_put_le16(b + k, (uint16_t)(0xd800 + (cp >> 10)));
-			bs_put_le16(b + k + 2, (uint16_t)(0xdc00 + (cp & 0x3ff)));
-			k += 4;
-		} else {
-			bs_put_le16(b + k, (uint16_t)cp);
-			k += 2;
-		}
-	}
-	bs_put_le16(b + k, 0);
-	*out = b;
-	*out_len = k + 2;
-	return BS_OK;
-}
-
 /* ---- parsing ------------------------------------------------------------------ */
-
-void bs_uefi_store_free(struct bs_uefi_store *st)
-{
-	if (!st)
-		return;
-	for (size_t i = 0; i < st->nvars; i++) {
-		free(st->vars[i].name);
-		free(st->vars[i].data);
-	}
-	free(st->vars);
-	free(st);
-}
 
 struct layout {
 	size_t fv_hdr_len, store_off, vars_off, store_end;
@@ -281,8 +135,7 @@ int bs_uefi_parse(const uint8_t *fd, size_t len, struct bs_uefi_store **out)
 		size_t next = align4(pos + VAR_HDR_LEN + ns + ds);
 		if (state == VAR_ADDED || state == VAR_ADDED_IN_DELETE) {
 			struct bs_uefi_var v = {0};
-			v.name = utf16_to_utf8(h + VAR_HDR_LEN, ns);
-			if (!v.name) {
+			if (bs_uefi_utf16_decode(h + VAR_HDR_LEN, ns, &v.name)) {
 				rc = corrupt(pos + VAR_HDR_LEN,
 					     "variable name is not NUL-terminated UTF-16 without inner NULs");
 				goto fail;
@@ -399,11 +252,10 @@ int bs_uefi_build(const struct bs_uefi_var *vars, size_t n, const uint8_t *tmpl,
 		const struct bs_uefi_var *v = &vars[i];
 		uint8_t *name;
 		size_t nl;
-		rc = utf8_to_utf16(v->name, &name, &nl);
+		rc = bs_uefi_utf16_encode(v->name, &name, &nl);
 		if (rc) {
 			free(b);
-			return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, rc, 0, "variable name '%s' not valid",
-				       v->name);
+			return rc;
 		}
 		if (v->data_len > UINT32_MAX || nl > UINT32_MAX ||
 		    lay.store_end - pos < VAR_HDR_LEN ||
@@ -549,36 +401,27 @@ static int delete_stale_vars(bs_image *img, const struct bs_uefi_store *st)
 	return BS_OK;
 }
 
-int bs_uefi_import(bs_image *img, const uint8_t *fd, size_t len, size_t *count)
+/* Saves the layout of the varstore file FD/LEN (checked: LAY) as the
+ * uefi.varstore entry: the headers up to the first variable, then the
+ * areas after the store up to their last non-erased octet. */
+static int save_layout(bs_image *img, const uint8_t *fd, size_t len, const struct layout *lay)
 {
-	struct bs_uefi_store *st;
-	struct layout lay;
-	int rc = bs_uefi_parse(fd, len, &st);
-	if (rc)
-		return rc;
-	parse_layout(fd, len, &lay); /* succeeded inside parse */
-	/* Order for crashes: variables present in both stores are replaced in
-	 * place (never absent), new ones added, and only then the ones the new
-	 * store lacks deleted.  Interrupted, the image holds every variable
-	 * of the old store or its new value, plus some of the new ones. */
-	/* The layout: headers up to the first variable, then the areas after
-	 * the store up to their last non-erased octet. */
 	size_t tail_end = len;
-	while (tail_end > lay.store_end && fd[tail_end - 1] == 0xff)
+	while (tail_end > lay->store_end && fd[tail_end - 1] == 0xff)
 		tail_end--;
-	size_t head = lay.vars_off, tail = tail_end - lay.store_end;
+	size_t head = lay->vars_off, tail = tail_end - lay->store_end;
 	uint8_t *blob = malloc(head + tail + 1);
-	if (!blob) {
-		rc = bs_error_set(bs_image_label(img), NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, 0, "out of memory");
-		goto out;
-	}
+	if (!blob)
+		return bs_error_set(bs_image_label(img), NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, 0,
+				    "out of memory");
 	memcpy(blob, fd, head);
-	memcpy(blob + head, fd + lay.store_end, tail);
-	const uint64_t nums[3] = {len, lay.vars_off, lay.store_end};
+	memcpy(blob + head, fd + lay->store_end, tail);
+	const uint64_t nums[3] = {len, lay->vars_off, lay->store_end};
 	static const char *const names[3] = {"uefi.file-size", "uefi.vars-offset",
 					     "uefi.store-end"};
 	struct bs_attr attrs[3];
 	uint8_t *der[3] = {0};
+	int rc = BS_OK;
 	for (int i = 0; i < 3 && !rc; i++) {
 		size_t dl = 0;
 		rc = der_of(nums[i], NULL, &der[i], &dl);
@@ -589,13 +432,39 @@ int bs_uefi_import(bs_image *img, const uint8_t *fd, size_t len, size_t *count)
 	for (int i = 0; i < 3; i++)
 		free(der[i]);
 	free(blob);
+	return rc;
+}
+
+/* Brings the image's variables to those of ST.  Order for crashes:
+ * variables present in both stores are replaced in place (never absent),
+ * new ones added, and only then the ones ST lacks deleted.  Interrupted,
+ * the image holds every variable of the old store or its new value, plus
+ * some of the new ones. */
+static int replace_vars(bs_image *img, const struct bs_uefi_store *st)
+{
+	int rc = BS_OK;
 	for (size_t i = 0; !rc && i < st->nvars; i++)
 		rc = create_var(img, &st->vars[i]);
 	if (!rc)
 		rc = delete_stale_vars(img, st);
+	return rc;
+}
+
+int bs_uefi_import(bs_image *img, const uint8_t *fd, size_t len, size_t *count)
+{
+	struct bs_uefi_store *st;
+	struct layout lay;
+	if (!img || !fd)
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0, "NULL argument");
+	int rc = bs_uefi_parse(fd, len, &st);
+	if (rc)
+		return rc;
+	parse_layout(fd, len, &lay); /* succeeded inside parse */
+	rc = save_layout(img, fd, len, &lay);
+	if (!rc)
+		rc = replace_vars(img, st);
 	if (!rc && count)
 		*count = st->nvars;
-out:
 	bs_uefi_store_free(st);
 	return rc;
 }
@@ -741,63 +610,419 @@ out:
 	return rc;
 }
 
+/* ---- names and checks -------------------------------------------------------------- */
+
+static int nomem(bs_image *img)
+{
+	return bs_error_set(bs_image_label(img), NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, 0,
+			    "out of memory");
+}
+
+/* "GUID:NAME" of a GUID and a name, malloc()ed. */
+static char *key_of(const uint8_t guid[16], const char *name)
+{
+	struct bs_uefi_var v = {.name = (char *)name};
+	memcpy(v.guid, guid, 16);
+	return var_key(&v);
+}
+
+int bs_uefi_resolve(bs_image *img, const char *spec, char **key)
+{
+	if (!img || !spec || !key)
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0, "NULL argument");
+	const char *colon = strchr(spec, ':');
+	uint8_t guid[16];
+	if (colon && colon[1] && (size_t)(colon - spec) < 64) {
+		char g[64];
+		memcpy(g, spec, (size_t)(colon - spec));
+		g[colon - spec] = 0;
+		if (bs_uefi_guid_from_text(g, guid) == BS_OK) {
+			char *k = key_of(guid, colon + 1);
+			if (!k)
+				return nomem(img);
+			*key = k;
+			return BS_OK;
+		}
+	}
+	if (!spec[0] || !bs_utf8_valid(spec, strlen(spec)))
+		return bs_error_set(bs_image_label(img), NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0,
+				    "'%s' is not a variable name (NAME or GUID:NAME)", spec);
+	/* The GUIDs under which the image holds SPEC. */
+	size_t n = 0, cap = 0;
+	uint8_t (*found)[16] = NULL;
+	for (bs_entry *e = NULL; (e = bs_entry_next(img, e, 0));) {
+		const char *nm, *ename = bs_entry_name(e);
+		uint8_t g[16];
+		if (strcmp(bs_entry_type(e), BS_UEFI_VAR_TYPE) || !ename ||
+		    bs_uefi_key_parse(ename, g, &nm) || strcmp(nm, spec))
+			continue;
+		if (n == cap) {
+			size_t nc = cap ? cap * 2 : 4;
+			void *nf = realloc(found, nc * 16);
+			if (!nf) {
+				free(found);
+				return nomem(img);
+			}
+			found = nf;
+			cap = nc;
+		}
+		memcpy(found[n++], g, 16);
+	}
+	struct bs_uefi_known k;
+	bool known = bs_uefi_known_var(spec, NULL, &k) == BS_OK;
+	bool others = false;
+	for (size_t i = 0; i < n; i++)
+		others |= !known || memcmp(found[i], k.guid, 16);
+	int rc = BS_OK;
+	if (known && !others) {
+		memcpy(guid, k.guid, 16);
+	} else if (!known && n == 1) {
+		memcpy(guid, found[0], 16);
+	} else if (!known && n == 0) {
+		rc = bs_error_set(bs_image_label(img), NULL, NULL, BS_NO_OFFSET, BS_ENOENT, 0,
+				  "no UEFI variable '%s' (it is not a well-known name either: give "
+				  "GUID:%s)", spec, spec);
+	} else {
+		/* Ambiguous: every candidate, the well-known one first. */
+		char list[1024];
+		size_t l = 0;
+		list[0] = 0;
+		for (size_t i = 0; i <= n && l < sizeof list - 64; i++) {
+			const uint8_t *g = i < n ? found[i] : known ? k.guid : NULL;
+			bool dup = false;
+			for (size_t j = 0; g && i == n && j < n; j++)
+				dup |= !memcmp(found[j], g, 16);
+			if (!g || dup)
+				continue;
+			char gs[37];
+			bs_uefi_guid_str(g, gs);
+			l += (size_t)snprintf(list + l, sizeof list - l, "%s%s:%s", l ? ", " : "", gs,
+					      spec);
+		}
+		rc = bs_error_set(bs_image_label(img), NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0,
+				  "UEFI variable name '%s' is ambiguous: %s (give GUID:NAME)", spec,
+				  list);
+	}
+	free(found);
+	if (rc)
+		return rc;
+	char *kk = key_of(guid, spec);
+	if (!kk)
+		return nomem(img);
+	*key = kk;
+	return BS_OK;
+}
+
+/* "NAME (GUID:NAME)" of V for messages, in BUF. */
+static const char *who(const struct bs_uefi_var *v, char *buf, size_t cap)
+{
+	char g[37];
+	bs_uefi_guid_str(v->guid, g);
+	snprintf(buf, cap, "%s:%s", g, v->name ? v->name : "?");
+	return buf;
+}
+
+#define STORED_ATTRS (BS_UEFI_NON_VOLATILE | BS_UEFI_BOOTSERVICE_ACCESS | \
+		      BS_UEFI_RUNTIME_ACCESS | BS_UEFI_TIME_BASED_AUTH)
+
+int bs_uefi_var_check(const struct bs_uefi_var *v)
+{
+	if (!v || !v->name || (!v->data && v->data_len))
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0, "NULL argument");
+	char w[300], an[64], kn[64];
+	who(v, w, sizeof w);
+	uint8_t *u16;
+	size_t ul;
+	if (bs_uefi_utf16_encode(v->name, &u16, &ul))
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0,
+				    "UEFI variable %s: the name is empty or not UTF-8", w);
+	free(u16);
+	struct bs_uefi_known k;
+	bool known = bs_uefi_known_var(v->name, v->guid, &k) == BS_OK;
+	bs_uefi_attr_format(v->attributes, an, sizeof an);
+	if (known && k.volatile_only)
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0,
+				    "UEFI variable %s is volatile (%s): the firmware sets it at every "
+				    "boot, a variable store cannot hold it", w,
+				    bs_uefi_attr_format(k.attributes, kn, sizeof kn));
+	if (!(v->attributes & BS_UEFI_NON_VOLATILE) || !(v->attributes & BS_UEFI_BOOTSERVICE_ACCESS))
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0,
+				    "UEFI variable %s: attributes %s lack %s; a non-volatile store "
+				    "holds only variables with NV and BS", w, an[0] ? an : "(none)",
+				    v->attributes & BS_UEFI_NON_VOLATILE ? "BS" : "NV");
+	if (v->attributes & ~STORED_ATTRS)
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0,
+				    "UEFI variable %s: attributes %s; a store keeps only NV, BS, RT "
+				    "and AT (AW is deprecated, AP is a SetVariable() flag)", w, an);
+	if (known && v->attributes != k.attributes)
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0,
+				    "UEFI variable %s must have the attributes %s (0x%x), not %s",
+				    w, bs_uefi_attr_format(k.attributes, kn, sizeof kn),
+				    (unsigned)k.attributes, an);
+	if (known && k.sigdb) {
+		struct bs_uefi_sig *sigs;
+		size_t ns;
+		if (!v->data_len)
+			return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0,
+					    "UEFI variable %s: an empty signature database (to remove "
+					    "the variable, delete it)", w);
+		if (bs_uefi_sigdb_parse(v->data, v->data_len,
+					strcmp(v->name, "PK") ? 0 : BS_UEFI_SIGDB_PK, &sigs, &ns)) {
+			const char *m;
+			bs_error_last(&m, NULL);
+			char msg[400];
+			snprintf(msg, sizeof msg, "%s", m);
+			return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0,
+					    "UEFI variable %s: not a valid EFI_SIGNATURE_LIST database: "
+					    "data %s", w, msg);
+		}
+		bs_uefi_sigs_free(sigs, ns);
+	}
+	return BS_OK;
+}
+
+/* ---- space --------------------------------------------------------------------------- */
+
+/* OVMF's 4 MB build (store file 0x84000 octets) allows 0x8400 octets per
+ * variable; its 1 and 2 MB builds and ArmVirtQemu 0x2000, 0x2800 with AT. */
+#define OVMF_4M_FILE 0x84000u
+
+static void limits_for(size_t file_size, struct bs_uefi_space *sp)
+{
+	if (file_size == OVMF_4M_FILE) {
+		sp->max_var = sp->max_auth_var = 0x8400;
+	} else {
+		sp->max_var = 0x2000;
+		sp->max_auth_var = 0x2800;
+	}
+}
+
+/* Octets variable V takes in a store (HEADER_ALIGN(60 + NameSize + DataSize)). */
+static int var_room(const struct bs_uefi_var *v, size_t *room, size_t *raw)
+{
+	uint8_t *u16;
+	size_t ul;
+	int rc = bs_uefi_utf16_encode(v->name, &u16, &ul);
+	if (rc)
+		return rc;
+	free(u16);
+	if (v->data_len > SIZE_MAX - VAR_HDR_LEN - ul - 3)
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_ELIMIT, 0, "variable too large");
+	*raw = VAR_HDR_LEN + ul + v->data_len;
+	*room = align4(*raw);
+	return BS_OK;
+}
+
+int bs_uefi_space(bs_image *img, const uint8_t *tmpl, size_t tlen,
+		  const struct bs_uefi_var *vars, size_t n, struct bs_uefi_space *out)
+{
+	if (!img || (!vars && n) || !out)
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0, "NULL argument");
+	struct bs_uefi_space sp = {0};
+	size_t file_size, vo, end;
+	if (tmpl) {
+		struct layout lay;
+		int rc = parse_layout(tmpl, tlen, &lay);
+		if (rc)
+			return rc;
+		file_size = tlen;
+		vo = lay.vars_off;
+		end = lay.store_end;
+	} else {
+		bs_entry *se;
+		uint64_t fs, a, b;
+		int rc;
+		if (bs_entry_find(img, BS_UEFI_STORE_TYPE, NULL, &se))
+			return bs_error_set(bs_image_label(img), NULL, NULL, BS_NO_OFFSET, BS_ENOENT, 0,
+					    "no saved varstore layout (import a varstore file first)");
+		if ((rc = attr_uint(se, "uefi.file-size", SIZE_MAX, &fs)) ||
+		    (rc = attr_uint(se, "uefi.vars-offset", SIZE_MAX, &a)) ||
+		    (rc = attr_uint(se, "uefi.store-end", SIZE_MAX, &b)))
+			return rc;
+		if (a > b || b > fs)
+			return bs_error_set_entry(se, BS_NO_OFFSET, BS_ECORRUPT,
+						  "saved varstore layout is inconsistent");
+		file_size = (size_t)fs;
+		vo = (size_t)a;
+		end = (size_t)b;
+	}
+	sp.capacity = end - vo;
+	limits_for(file_size, &sp);
+	for (size_t i = 0; i < n; i++) {
+		size_t room, raw;
+		int rc = var_room(&vars[i], &room, &raw);
+		if (rc)
+			return rc;
+		sp.used = room > SIZE_MAX - sp.used ? SIZE_MAX : sp.used + room;
+	}
+	*out = sp;
+	return BS_OK;
+}
+
+/* ---- writing variables ---------------------------------------------------------------- */
+
+static bool same_key(const struct bs_uefi_var *a, const struct bs_uefi_var *b)
+{
+	return !memcmp(a->guid, b->guid, 16) && !strcmp(a->name, b->name);
+}
+
+/* Checks VARS (and that each fits one variable's limit), then that the
+ * store IMG would hold afterwards (its variables with VARS replacing or
+ * added; every other variable removed when REPLACE_ALL) fits the layout of
+ * TMPL, or the saved one (no check without either). */
+static int check_fit(bs_image *img, const struct bs_uefi_var *vars, size_t n, bool replace_all,
+		     const uint8_t *tmpl, size_t tlen)
+{
+	char w[300];
+	for (size_t i = 0; i < n; i++) {
+		int rc = bs_uefi_var_check(&vars[i]);
+		if (rc)
+			return rc;
+		for (size_t j = 0; j < i; j++)
+			if (same_key(&vars[i], &vars[j]))
+				return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0,
+						    "UEFI variable %s given twice",
+						    who(&vars[i], w, sizeof w));
+	}
+	struct bs_uefi_store *st;
+	int rc = bs_uefi_load(img, &st);
+	if (rc)
+		return rc;
+	/* The store afterwards: kept variables, then VARS. */
+	struct bs_uefi_var *all = calloc(st->nvars + n + 1, sizeof *all);
+	if (!all) {
+		bs_uefi_store_free(st);
+		return nomem(img);
+	}
+	size_t k = 0;
+	for (size_t i = 0; !replace_all && i < st->nvars; i++) {
+		bool replaced = false;
+		for (size_t j = 0; j < n && !replaced; j++)
+			replaced = same_key(&st->vars[i], &vars[j]);
+		if (!replaced)
+			all[k++] = st->vars[i];
+	}
+	for (size_t j = 0; j < n; j++)
+		all[k++] = vars[j];
+	struct bs_uefi_space sp;
+	bool have_layout = tmpl || st->file_size;
+	rc = have_layout ? bs_uefi_space(img, tmpl, tlen, all, k, &sp) : BS_OK;
+	if (!have_layout) /* no layout yet: the largest OVMF build's limit */
+		limits_for(OVMF_4M_FILE, &sp);
+	for (size_t j = 0; !rc && j < n; j++) {
+		size_t room, raw;
+		if ((rc = var_room(&vars[j], &room, &raw)))
+			break;
+		bool auth = vars[j].attributes & (BS_UEFI_TIME_BASED_AUTH | BS_UEFI_AUTH_WRITE);
+		size_t max = auth ? sp.max_auth_var : sp.max_var;
+		if (raw > max)
+			rc = bs_error_set(bs_image_label(img), NULL, NULL, BS_NO_OFFSET, BS_ENOSPC, 0,
+					  "UEFI variable %s takes %zu octets (60 of header, name and "
+					  "%zu of data): the firmware allows at most %zu per %s"
+					  "variable", who(&vars[j], w, sizeof w), raw,
+					  vars[j].data_len, max, auth ? "authenticated " : "");
+	}
+	if (!rc && have_layout && sp.used > sp.capacity)
+		rc = bs_error_set(bs_image_label(img), NULL, NULL, BS_NO_OFFSET, BS_ENOSPC, 0,
+				  "the variables would take %zu octets of the variable store's %zu "
+				  "(%zu too many)", sp.used, sp.capacity, sp.used - sp.capacity);
+	free(all);
+	bs_uefi_store_free(st);
+	return rc;
+}
+
+int bs_uefi_write(bs_image *img, const struct bs_uefi_var *vars, size_t n)
+{
+	if (!img || (!vars && n))
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0, "NULL argument");
+	int rc = check_fit(img, vars, n, false, NULL, 0);
+	/* PK last: it switches the firmware from setup to user mode. */
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; !rc && i < n; i++) {
+			struct bs_uefi_known k;
+			bool pk = !strcmp(vars[i].name, "PK") &&
+				  bs_uefi_known_var("PK", vars[i].guid, &k) == BS_OK;
+			if (pk == (pass == 1))
+				rc = create_var(img, &vars[i]);
+		}
+	return rc;
+}
+
 int bs_uefi_set(bs_image *img, const char *key, uint32_t attributes, const void *data,
-		   size_t len)
+		size_t len)
 {
 	uint8_t guid[16];
 	const char *name;
+	if (!img || (!data && len))
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0, "NULL argument");
 	int rc = bs_uefi_key_parse(key, guid, &name);
 	if (rc)
 		return rc;
-	uint8_t *u16;
-	size_t ul;
-	if ((rc = utf8_to_utf16(name, &u16, &ul)))
-		return bs_error_set(bs_image_label(img), NULL, NULL, BS_NO_OFFSET, rc, 0, "variable name is not valid UTF-8");
-	free(u16);
-	/* The canonical key: lower-case GUID. */
-	struct bs_uefi_var v = {.attributes = attributes, .name = (char *)name,
-				   .data = (uint8_t *)data, .data_len = len};
+	struct bs_uefi_var v = {.version = BS_UEFI_VAR_VERSION, .attributes = attributes,
+				.name = (char *)name, .data = (uint8_t *)(data ? data : ""),
+				.data_len = len};
 	memcpy(v.guid, guid, 16);
+	/* An existing variable keeps its timestamp, count and key index. */
 	char *k = var_key(&v);
 	if (!k)
-		return bs_error_set(bs_image_label(img), NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, 0, "out of memory");
+		return nomem(img);
 	bs_entry *e;
-	if (bs_entry_find(img, BS_UEFI_VAR_TYPE, k, &e) == BS_ENOENT) {
-		free(k);
-		return create_var(img, &v);
+	if (bs_entry_find(img, BS_UEFI_VAR_TYPE, k, &e) == BS_OK) {
+		struct bs_uefi_var old = {0};
+		rc = load_var(e, &old);
+		if (!rc) {
+			memcpy(v.timestamp, old.timestamp, 16);
+			v.monotonic_count = old.monotonic_count;
+			v.pubkey_index = old.pubkey_index;
+		}
+		free(old.name);
+		free(old.data);
 	}
-	bs_device *dev;
-	rc = bs_device_open(img, BS_UEFI_VAR_TYPE, k, &(struct bs_device_opts){.version = BS_DEVICE_OPTS_VERSION, .capacity = 0, .flags = 0}, &dev);
 	free(k);
-	if (rc)
-		return rc;
-	uint64_t old = 0;
-	bs_attr_get_uint(bs_device_entry(dev), "uefi.attributes", &old);
-	rc = bs_device_put(dev, data, len);
-	if (!rc && old != attributes) {
-		/* A read-only attribute: replaced, not rewritten in place. */
-		rc = bs_device_attr_remove(dev, "uefi.attributes");
-		if (!rc || rc == BS_ENOENT)
-			rc = bs_device_attr_set_uint(dev, "uefi.attributes", 0, attributes);
-	}
-	bs_device_close(dev);
-	return rc;
+	return rc ? rc : bs_uefi_write(img, &v, 1);
 }
 
 int bs_uefi_remove(bs_image *img, const char *key)
 {
 	uint8_t guid[16];
 	const char *name;
+	if (!img)
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0, "NULL argument");
 	int rc = bs_uefi_key_parse(key, guid, &name);
 	if (rc)
 		return rc;
-	struct bs_uefi_var v = {.name = (char *)name};
-	memcpy(v.guid, guid, 16);
-	char *k = var_key(&v);
+	char *k = key_of(guid, name);
 	if (!k)
-		return bs_error_set(bs_image_label(img), NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, 0, "out of memory");
+		return nomem(img);
 	bs_entry *e;
 	rc = bs_entry_find(img, BS_UEFI_VAR_TYPE, k, &e);
+	if (rc == BS_ENOENT)
+		rc = bs_error_set(bs_image_label(img), NULL, NULL, BS_NO_OFFSET, BS_ENOENT, 0,
+				  "no UEFI variable %s", k);
 	free(k);
 	return rc ? rc : bs_entry_delete(e);
+}
+
+int bs_uefi_import_json(bs_image *img, const char *text, size_t len, const uint8_t *tmpl,
+			size_t tlen, size_t *count)
+{
+	if (!img || (!text && len))
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0, "NULL argument");
+	struct bs_uefi_store *st;
+	struct layout lay;
+	int rc = bs_uefi_json_parse(text, len, &st);
+	if (rc)
+		return rc;
+	if (tmpl)
+		rc = parse_layout(tmpl, tlen, &lay);
+	if (!rc)
+		rc = check_fit(img, st->vars, st->nvars, true, tmpl, tlen);
+	if (!rc && tmpl)
+		rc = save_layout(img, tmpl, tlen, &lay);
+	if (!rc)
+		rc = replace_vars(img, st);
+	if (!rc && count)
+		*count = st->nvars;
+	bs_uefi_store_free(st);
+	return rc;
 }

@@ -19,9 +19,11 @@ demo_pkgs="$build_pkgs dumpasn1 openssl tpm2-tools"
 # and the fuzz smoke test); and, so that setting up stays one step, valgrind
 # and what the vTPM and network-block-device work uses (libtpms, swtpm,
 # tpm2-tools, libnbd, nbdkit), and the UEFI tests' firmware and emulator
-# (ovmf, qemu-system-x86).
+# (ovmf, qemu-system-x86), and the Secure Boot tools the UEFI tests sign and
+# build signature lists with (sbsigntool, efitools).
 check_pkgs="$demo_pkgs libcmocka-dev python3 asn1c clang libclang-rt-14-dev valgrind \
-libtpms-dev swtpm swtpm-tools tpm2-tools libnbd-dev nbdkit ovmf qemu-system-x86 gnuplot-nox"
+libtpms-dev swtpm swtpm-tools tpm2-tools libnbd-dev nbdkit ovmf qemu-system-x86 gnuplot-nox \
+sbsigntool efitools"
 # make bench: gnuplot draws the plots; swtpm is the vTPM baseline.
 bench_pkgs="$build_pkgs gnuplot-nox swtpm"
 # make fuzz: libFuzzer ships in clang's runtime package.
