@@ -118,9 +118,9 @@ int bs_image_rekey(bs_image *img, const bs_key *new_key, const struct bs_kdf_par
  * once it is committed, the data area of the plaintext copy (both its
  * slots) is overwritten with zeros and synced, then that copy is deleted.
  * Interrupted, the entry reads as before (plaintext, not converted) or
- * encrypted, and once it reads encrypted no plaintext of it is left in
- * storage (the next writer's open removes a superseded copy).  E stays
- * valid.
+ * encrypted.  On return no plaintext of its data is left in storage; when
+ * power was lost after the commit, the next writer's open deletes the
+ * superseded plaintext copy (docs/CRYPTO.md).  E stays valid.
  * An entry encrypted already is BS_OK with nothing written when CIPHER is
  * its cipher or BS_CIPHER_DEFAULT, BS_EINVAL otherwise.
  * Errors: BS_EINVAL (raw entry, the library's own entry, unknown cipher),

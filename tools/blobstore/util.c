@@ -258,6 +258,9 @@ static int code_of_status(int status)
 	}
 }
 
+/* The image the command opened last, for the salvage hint. */
+static char opened[4096];
+
 const char cli_salvage_hint[] =
 	"'blobstore salvage IMAGE NEW' copies every intact entry into a new image "
 	"without changing this one";
@@ -373,8 +376,10 @@ int cli_fail(int rc)
 	bs_error_where(&label, &type, &name, &off);
 	if (code != rc)
 		code = rc; /* the caller's code wins; the message is still the last one */
-	/* Damage that stops a command: salvage is the way out. */
-	const char *hint = rc == BS_ECORRUPT ? cli_salvage_hint : NULL;
+	/* Damage in an image the command opened stops it: salvage is the way
+	 * out (not for damage in other files, such as swtpm's). */
+	const char *hint = rc == BS_ECORRUPT && label && opened[0] && !strcmp(label, opened)
+				   ? cli_salvage_hint : NULL;
 	int status = cli_exit_code(rc);
 	if (cli.json) {
 		json_error(status, code_name(code), msg, label, type, name, off, err, hint);
@@ -422,6 +427,7 @@ void cli_warn(const char *fmt, ...)
 
 int cli_open_flags(const char *path, unsigned flags, bs_image **img)
 {
+	snprintf(opened, sizeof opened, "%s", path);
 	/* --wait: poll, so that the wait ends when it should. */
 	struct timespec start, now;
 	clock_gettime(CLOCK_MONOTONIC, &start);
