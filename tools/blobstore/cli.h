@@ -136,7 +136,7 @@ int cli_error_code(int status, int code, const char *file, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 /* What salvage does: the hint that errors about a damaged image give. */
 extern const char cli_salvage_hint[];
-/* "blobstore: warning: ..." on standard error, unless -q. */
+/* "blobstore: warning: ..." on standard error, unless -q or --json. */
 void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Opens PATH for reading (no lock) or writing, with the global flags,

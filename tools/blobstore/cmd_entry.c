@@ -206,13 +206,13 @@ static int put_existing(bs_image *img, bs_entry *e, const struct put_opts *po,
 	if (bs_entry_status(e)) /* the write reports why the entry is refused */
 		return cli_fail(bs_entry_write(e, data, len));
 	const char *has = bs_checksum_name(bs_entry_checksum(e));
-	if (po->check && (!bs_entry_is_slotted(e) || strcmp(po->check, has))) {
-		fputs("blobstore: entry ", stderr);
-		cli_put_key(stderr, bs_entry_type(e), bs_entry_name(e));
-		fprintf(stderr, " exists with check %s; --check applies only when creating\n",
-			bs_entry_is_slotted(e) ? has : "none (raw)");
-		return CLI_EXIT_USAGE;
-	}
+	if (po->check && (!bs_entry_is_slotted(e) || strcmp(po->check, has)))
+		return cli_error_code(CLI_EXIT_USAGE, BS_EINVAL, bs_image_label(img),
+				      "entry '%s'%s%s%s exists with check %s; --check applies only "
+				      "when creating", bs_entry_type(e), bs_entry_name(e) ? "/'" : "",
+				      bs_entry_name(e) ? bs_entry_name(e) : "",
+				      bs_entry_name(e) ? "'" : "",
+				      bs_entry_is_slotted(e) ? has : "none (raw)");
 	if (po->have_cap && po->capacity < bs_entry_capacity(e))
 		return cli_error_code(CLI_EXIT_OTHER, BS_EINVAL, bs_image_label(img),
 				      "entry has a capacity of %zu octets, more than --capacity "

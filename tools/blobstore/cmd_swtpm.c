@@ -291,8 +291,8 @@ static int read_state_dir(struct swtpm_args *a, const char *dir, struct imported
 		free(buf);
 		free(path);
 		if (rc == BS_ECORRUPT && !a->headerless && len && no_header)
-			fprintf(stderr, "blobstore: (a file written by swtpm before 2018 has no "
-					"header: try --headerless)\n");
+			cli_warn("a file written by swtpm before 2018 has no header: try "
+				 "--headerless");
 		if (rc)
 			return cli_fail(rc);
 		im[i].present = true;
@@ -596,11 +596,9 @@ static int do_export(struct swtpm_args *a)
 		bool known = false;
 		for (size_t j = 0; j < NBLOBS; j++)
 			known |= nm && !strcmp(nm, blob_names[j]);
-		if (!known && !cli.quiet) {
-			fputs("blobstore: warning: skipping entry " BS_SWTPM_ENTRY_TYPE "/", stderr);
-			cli_put_clean(stderr, nm ? nm : "(unnamed)");
-			fputs(": swtpm has no file for it\n", stderr);
-		}
+		if (!known)
+			cli_warn("skipping entry " BS_SWTPM_ENTRY_TYPE "/%s: swtpm has no file for it",
+				 nm ? nm : "(unnamed)");
 	}
 	for (size_t i = 0; i < NBLOBS && !st; i++) {
 		bs_entry *e;

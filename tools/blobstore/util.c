@@ -411,7 +411,8 @@ int cli_error_code(int status, int code, const char *file, const char *fmt, ...)
 
 void cli_warn(const char *fmt, ...)
 {
-	if (cli.quiet)
+	/* Under --json standard error carries nothing but an error object. */
+	if (cli.quiet || cli.json)
 		return;
 	va_list ap;
 	char msg[1024];
