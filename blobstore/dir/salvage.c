@@ -125,9 +125,12 @@ static char *head_type(const uint8_t *p, size_t n)
 	return s;
 }
 
-/* Tries OFF as the start of an entry.  Returns the outcome, or a negative
- * code (BS_ENOMEM only: read errors make the offset NOT_ENTRY). */
-static int try_entry(struct bs__io *io, uint64_t off, struct attempt *a)
+/* Tries OFF as the start of an entry; PRE/PRE_LEN (may be NULL/0) are the
+ * octets from OFF on that the caller holds already.  Returns the outcome,
+ * or a negative code (BS_ENOMEM only: read errors make the offset
+ * NOT_ENTRY). */
+static int try_entry(struct bs__io *io, uint64_t off, struct attempt *a, const uint8_t *pre,
+		     size_t pre_len)
 {
 	memset(a, 0, sizeof *a);
 	a->f.d.supersedes = UINT64_MAX;
@@ -138,6 +141,18 @@ static int try_entry(struct bs__io *io, uint64_t off, struct attempt *a)
 	struct bs__layout lay;
 	const char *why;
 	int rc;
+	/* Most offsets a scan tries are no entry: their first octets say so,
+	 * from the caller's window, without a read. */
+	if (pre_len >= head_len &&
+	    bs__entry_layout(pre, head_len, avail, &lay, &why) == BS_ECORRUPT) {
+		a->why = why;
+		a->type = head_type(pre, head_len);
+		/* How long the entry claims to be, for a truncated one. */
+		struct bs__layout whole;
+		if (bs__entry_layout(pre, head_len, UINT64_MAX, &whole, &why) != BS_ECORRUPT)
+			a->claimed = whole.size;
+		return NOT_ENTRY;
+	}
 	for (;;) {
 		uint8_t *nh = realloc(head, head_len ? head_len : 1);
 		if (!nh) {
@@ -145,7 +160,9 @@ static int try_entry(struct bs__io *io, uint64_t off, struct attempt *a)
 			return BS_ENOMEM;
 		}
 		head = nh;
-		if ((rc = bs__io_read(io, NULL, head, head_len, off))) {
+		if (pre_len >= head_len) {
+			memcpy(head, pre, head_len);
+		} else if ((rc = bs__io_read(io, NULL, head, head_len, off))) {
 			free(head);
 			a->code = rc;
 			a->why = "the storage could not be read here";
@@ -402,7 +419,7 @@ int bs__salvage_scan(struct bs__io *io, struct bs__found **out, size_t *n)
 				}
 			}
 			if (p[0] == DER_SEQUENCE) {
-				int got = try_entry(io, pos, &a);
+				int got = try_entry(io, pos, &a, NULL, 0);
 				if (got < 0) {
 					rc = got;
 					break;
@@ -425,8 +442,12 @@ int bs__salvage_scan(struct bs__io *io, struct bs__found **out, size_t *n)
 			pos++;
 			continue;
 		}
-		/* Out of step: the next octet 30 that starts an entry. */
+		/* Out of step: the next octet 30 that starts an entry.  The rest
+		 * of the window when it holds enough, else a new one from POS. */
 		size_t want = size - pos < WINDOW ? (size_t)(size - pos) : WINDOW;
+		if (pos >= w.start && pos - w.start < w.len &&
+		    (w.len - (pos - w.start) >= 512 || w.start + w.len == size))
+			want = w.len - (size_t)(pos - w.start);
 		if ((rc = win_get(&w, pos, want, &p))) {
 			/* Unreadable octets are lost; go on after the block. */
 			struct attempt bad = {.code = rc, .why = "the storage could not be read here"};
@@ -450,7 +471,7 @@ int bs__salvage_scan(struct bs__io *io, struct bs__found **out, size_t *n)
 			continue;
 		}
 		uint64_t at = pos + skip;
-		int got = try_entry(io, at, &a);
+		int got = try_entry(io, at, &a, q, want - skip);
 		if (got < 0) {
 			rc = got;
 			break;
