@@ -63,6 +63,13 @@ bs get "$img" vtpm --name permall -o "$tmp/empty" || fail "get -o into an empty 
 bs get "$img" vtpm --name permall -o "$tmp/new" || fail "get -o into a new file"
 [ "$(cat "$tmp/new")" = state ] || fail "get -o into a new file"
 ls "$tmp"/.*.blobstore-* >/dev/null 2>&1 && fail "get -o left a temporary file"
+# Through a symbolic link the file it names counts, and stays where it is.
+printf 'precious' >"$tmp/target"
+ln -s target "$tmp/link"
+expect_exit 8 bs get "$img" vtpm --name permall -o "$tmp/link"
+[ "$(cat "$tmp/target")" = precious ] || fail "get -o replaced a file through a link"
+bs get "$img" vtpm --name permall -o "$tmp/link" --force || fail "get -o --force through a link"
+[ -L "$tmp/link" ] && [ "$(cat "$tmp/target")" = state ] || fail "get -o --force through a link"
 
 # ---- rm --------------------------------------------------------------------------
 printf 'future' | bs put "$img" future --mandatory x.new=int:1

@@ -69,6 +69,14 @@ static int take_args(struct cli_parser *p, const char **args, int nmin, int nmax
  * held (so that no running writer loses its image under it). */
 static int format_again(const char *path, bs_image **img)
 {
+	/* Through a symbolic link: the file it names is formatted again. */
+	char *real = realpath(path, NULL);
+	if (real && strcmp(real, path)) {
+		int st = format_again(real, img);
+		free(real);
+		return st;
+	}
+	free(real);
 	struct stat sb;
 	if (stat(path, &sb) || !S_ISREG(sb.st_mode))
 		return cli_error_code(CLI_EXIT_OTHER, BS_EINVAL, path,

@@ -866,6 +866,14 @@ int cli_publish(const char *tmp, const char *path, bool replace)
 int cli_write_file(const char *path, bool force, bool secret, const void *buf, size_t len)
 {
 	struct stat st;
+	/* A symbolic link stands for the file it names: that file is what
+	 * would be replaced, and it is replaced where it is. */
+	char *real = NULL;
+	if (!lstat(path, &st) && S_ISLNK(st.st_mode) && (real = realpath(path, NULL))) {
+		int status = cli_write_file(real, force, secret, buf, len);
+		free(real);
+		return status;
+	}
 	bool exists = !lstat(path, &st);
 	if (exists && !S_ISREG(st.st_mode))
 		return cli_write_output(path, buf, len); /* a device, a pipe: nothing to replace */
