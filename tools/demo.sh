@@ -9,9 +9,9 @@
 # shows the NV data survived that too, then lists, checks and dumps the image.
 # Part 2, the format: stores a few device blobs in ./demo-image/demo.img
 # (created on the first run, reused afterwards), sets attributes, lists them,
-# reads them back and compares, compacts the image, and checks it with our
-# checker and with three independent ASN.1 readers (dumpasn1, openssl
-# asn1parse, asn1Decoding).
+# reads them back and compares, compacts the image, salvages a truncated
+# copy, and checks it with our checker and with three independent ASN.1
+# readers (dumpasn1, openssl asn1parse, asn1Decoding).
 # Prints every command before running it; stops at the first failure.
 set -Eeuo pipefail
 
@@ -164,7 +164,7 @@ step "read back and compare"
 readback() { # TYPE NAME FILE: get the entry (NAME "" for none), compare with FILE
 	local name=()
 	[ -z "$2" ] || name=(--name "$2")
-	run blobstore get "$img" "$1" "${name[@]}" -o "$3.out"
+	run blobstore get "$img" "$1" "${name[@]}" -o "$3.out" --force
 	run cmp "$3" "$3.out"
 }
 readback vtpm permall "$work/permall"
@@ -179,6 +179,14 @@ step "compact: rewritten copies and deleted entries left free space"
 run blobstore info "$img" --json
 run blobstore compact "$img"
 run blobstore check "$img"
+
+step "salvage: a copy cut short inside its last entry, and what it still holds"
+head -c "$(($(wc -c <"$img") - 20))" "$img" >"$work/cut.img"
+echo "$ blobstore list $work/cut.img"
+blobstore list "$work/cut.img" || true
+echo "$ blobstore salvage --force $work/cut.img $work/rescued.img   # reads the damaged copy only"
+blobstore salvage --force "$work/cut.img" "$work/rescued.img" || [ $? -eq 3 ]
+run blobstore list "$work/rescued.img"
 
 step "dump (excerpt)"
 excerpt 24 blobstore dump "$img"

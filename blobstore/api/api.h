@@ -7,6 +7,8 @@
  *   key.c     user keys and the image's wrapped data key (the bs.key entry)
  *   check.c   bs_image_check()
  *   dump.c    bs_image_dump()
+ *   encrypt.c bs_entry_encrypt(): a plaintext entry made encrypted
+ *   salvage.c bs_image_salvage(): the intact entries of a damaged image
  *
  * What these files share is below. */
 #ifndef BS_API_H

@@ -1,17 +1,27 @@
 /* error.c - the thread's last error: a code, the errno of the system call
- * that failed (0 when none did) and one message naming image, entry and
- * offset. */
+ * that failed (0 when none did), one message naming image, entry and
+ * offset, and those three parts on their own (bs_error_where()). */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "base.h"
 
+/* Room for the parts: a path, a type and a name of the longest lengths the
+ * format allows (longer labels are cut, and then no longer name the file). */
+#define WHERE_LABEL 4096u
+#define WHERE_TYPE (BS_MAX_TYPE_LEN + 1u)
+#define WHERE_NAME (BS_MAX_NAME_LEN + 1u)
+
 static _Thread_local struct {
 	int code;
 	int sys_errno;
 	char msg[1024];
-} last = {BS_OK, 0, "no error"};
+	/* The parts, as given (not escaped); has_* false when absent. */
+	bool has_label, has_type, has_name;
+	char label[WHERE_LABEL], type[WHERE_TYPE], name[WHERE_NAME];
+	uint64_t offset;
+} last = {BS_OK, 0, "no error", false, false, false, "", "", "", UINT64_MAX};
 
 int bs_error_last(const char **message, int *sys_errno)
 {
@@ -20,6 +30,29 @@ int bs_error_last(const char **message, int *sys_errno)
 	if (sys_errno)
 		*sys_errno = last.sys_errno;
 	return last.code;
+}
+
+int bs_error_where(const char **label, const char **type, const char **name, uint64_t *offset)
+{
+	if (label)
+		*label = last.has_label ? last.label : NULL;
+	if (type)
+		*type = last.has_type ? last.type : NULL;
+	if (name)
+		*name = last.has_name ? last.name : NULL;
+	if (offset)
+		*offset = last.offset;
+	return last.code;
+}
+
+/* Keeps S (NULL: absent) as one part of the last error. */
+static void keep_part(bool *has, char *dst, size_t cap, const char *s)
+{
+	*has = s != NULL;
+	if (s)
+		snprintf(dst, cap, "%s", s);
+	else
+		dst[0] = 0;
 }
 
 const char *bs_error_string(int code)
@@ -93,6 +126,12 @@ int bs__verror(const struct bs__where *w, uint64_t offset, int code, int sys_err
 		snprintf(buf + n, cap - n, "%s", msg);
 	last.code = code;
 	last.sys_errno = sys_errno;
+	/* LABEL may be last.label itself (bs__error_wrap keeps it): copy last. */
+	keep_part(&last.has_type, last.type, sizeof last.type, type);
+	keep_part(&last.has_name, last.name, sizeof last.name, type ? name : NULL);
+	if (label != last.label)
+		keep_part(&last.has_label, last.label, sizeof last.label, label);
+	last.offset = offset;
 	return code;
 }
 
@@ -143,7 +182,24 @@ int bs__error_wrap(const struct bs__where *w, uint64_t offset, int code, const c
 	if (n && !strncmp(m, w->label, n) && m[n] == ':' && m[n + 1] == ' ')
 		m += n + 2;
 	snprintf(prev, sizeof prev, "%s", m);
-	return set(w, offset, code, last.sys_errno, "%s: %s", what, prev);
+	/* The parts the wrapped error named stay where the wrap names none
+	 * (the message already carries them, in PREV). */
+	bool had_type = last.has_type, had_name = last.has_name, had_label = last.has_label;
+	uint64_t old_off = last.offset;
+	char type[WHERE_TYPE], name[WHERE_NAME], label[WHERE_LABEL];
+	memcpy(type, last.type, sizeof type);
+	memcpy(name, last.name, sizeof name);
+	memcpy(label, last.label, sizeof label);
+	set(w, offset, code, last.sys_errno, "%s: %s", what, prev);
+	if (!last.has_type && had_type) {
+		keep_part(&last.has_type, last.type, sizeof last.type, type);
+		keep_part(&last.has_name, last.name, sizeof last.name, had_name ? name : NULL);
+	}
+	if (!last.has_label && had_label)
+		keep_part(&last.has_label, last.label, sizeof last.label, label);
+	if (last.offset == BS_NO_OFFSET)
+		last.offset = old_off;
+	return code;
 }
 
 /* ---- for code built on the library (blobstore/sys/util.h) ------------------- */

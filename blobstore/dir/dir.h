@@ -9,6 +9,7 @@
  *   write.c     creating and rewriting entries, their data through slots
  *   compact.c   dropping free space, atomically
  *   recovery.c  the recovery record of fixed-size storage
+ *   salvage.c   finding the intact entries of damaged storage
  *
  * On storage an image is
  *   31 80  element*  00 00  [unused octets]
@@ -167,6 +168,8 @@ struct bs__rewrite {
 	bool remove;
 	const struct bs_attr *set; /* more attributes to set ("bs." allowed) */
 	size_t nset;
+	enum bs_aead aead;    /* encrypt a plaintext entry (its bs.aead is in SET) */
+	bool wipe_old;        /* zero the old copy's data before deleting it */
 };
 /* Copy-on-write of E: a new copy naming the old one in bs.supersedes is
  * appended, then the old one deleted.  Crash-safe at every write. */
@@ -207,5 +210,33 @@ int bs__recovery_clear(bs_image *img);
 /* Crash-safe in-place compaction: makes the LEN-octet image C the image at
  * offset 0 through a copy in free space and a recovery record. */
 int bs__compact_fixed(bs_image *img, const uint8_t *c, size_t len);
+
+/* ---- salvage (salvage.c) -------------------------------------------------------------- */
+
+/* One thing a salvage scan found: an intact entry, or octets where none
+ * could be read (a damaged entry, garbage, a truncated end). */
+struct bs__found {
+	uint64_t off, len;    /* where, in the storage */
+	bool entry;           /* an intact entry: D, DATA_*, GEN, NEWER_BAD */
+	bool past_end;        /* after the directory's first end-of-contents */
+	struct bs__decoded d; /* its parse (D.m owned, malloc'ed) */
+	uint64_t data_off, data_len;
+	uint64_t gen;         /* slotted: the generation a read returns */
+	bool newer_bad;       /* the other slot claims a newer one and fails */
+	/* Not an entry: what could be read of the one that starts at OFF, if
+	 * any (malloc'ed or NULL), and why it is lost. */
+	char *type, *name;
+	int code;             /* BS_ECORRUPT, or the storage's read error */
+	char *why;            /* malloc'ed */
+	bool zeros;           /* not an entry, and every octet of it is zero */
+};
+/* Scans all of IO (its size) for entries without trusting the directory:
+ * the framing is followed while it holds, and where it breaks every
+ * offset is tried as the start of an entry that passes the strict parse
+ * and the check of a data slot (raw entries: the parse alone).  Reads
+ * only.  *OUT (N items, in storage order, malloc'ed) covers every octet
+ * that is neither framing nor free space.  Errors: BS_ENOMEM. */
+int bs__salvage_scan(struct bs__io *io, struct bs__found **out, size_t *n);
+void bs__found_free(struct bs__found *f, size_t n);
 
 #endif

@@ -331,6 +331,21 @@ static bool owned_by(const struct bs__attr_ref *a, void *ctx)
 	       (rw->attr && !strcmp(a->cname, rw->attr));
 }
 
+/* Overwrites OLD's data area with zeros, durably. */
+static int wipe_data(bs_image *img, const bs_entry *old)
+{
+	static const uint8_t zeros[65536];
+	struct bs__where w;
+	bs__where_of(img, old, &w);
+	int rc = BS_OK;
+	for (uint64_t pos = old->data_off, end = old->data_off + old->data_len; !rc && pos < end;) {
+		size_t k = end - pos > sizeof zeros ? sizeof zeros : (size_t)(end - pos);
+		rc = bs__io_write(&img->io, &w, zeros, k, pos);
+		pos += k;
+	}
+	return rc ? rc : bs__io_sync(&img->io);
+}
+
 int bs__dir_rewrite(bs_image *img, bs_entry *e, const struct bs__rewrite *rw)
 {
 	int rc;
@@ -378,7 +393,8 @@ int bs__dir_rewrite(bs_image *img, bs_entry *e, const struct bs__rewrite *rw)
 	}
 	/* The copy's generations continue the old ones, so that no slot of
 	 * the old copy can be replayed into the new one. */
-	struct build o = {.alg = e->alg, .raw = !e->slotted, .aead = e->aead};
+	struct build o = {.alg = e->alg, .raw = !e->slotted,
+			  .aead = rw->aead ? rw->aead : e->aead};
 	if (e->slotted) {
 		struct bs__where w;
 		bs__where_of(img, e, &w);
@@ -410,9 +426,13 @@ int bs__dir_rewrite(bs_image *img, bs_entry *e, const struct bs__rewrite *rw)
 	old.off = old_off;
 	old.size = old_size;
 	old.m = e->m; /* for messages only */
+	/* The old copy is superseded already: its data can go before the
+	 * delete, so that no crash leaves it in storage (rw->wipe_old). */
+	if (rw->wipe_old && (rc = wipe_data(img, &old)))
+		goto out;
 	rc = bs__dir_delete_at(img, &old);
 out:
-	if (cur && e->aead)
+	if (cur && (e->aead || rw->aead))
 		OPENSSL_cleanse(cur, cur_len);
 	free(cur);
 	bs__attrs_free(&l);

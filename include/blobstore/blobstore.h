@@ -99,6 +99,16 @@ int bs_error_last(const char **message, int *sys_errno);
  * mandatory attribute", ...).  Never NULL. */
 const char *bs_error_string(int code);
 
+/* The parts of the thread's last failure that its message names, for
+ * programs that report errors in a structured form (blobstore --json):
+ * *LABEL the image or storage, *TYPE and *NAME the entry (*NAME NULL for
+ * an unnamed entry too), each NULL when the message names none, as given
+ * (not escaped) and valid until the next blobstore call on this thread;
+ * *OFFSET the byte offset, UINT64_MAX when none.  Every pointer may be
+ * NULL.  Returns the code bs_error_last() returns. */
+int bs_error_where(const char **label, const char **type, const char **name,
+		   uint64_t *offset);
+
 /* ---- names of checks and ciphers --------------------------------------------- */
 
 /* How a slot checks its data. */
@@ -225,6 +235,67 @@ int bs_image_check(bs_image *img, unsigned flags, bs_check_cb cb, void *ctx);
  * for slotted entries).  The format is for reading, not parsing.
  * Errors: BS_EINVAL, BS_EIO (storage or OUT), BS_ENOMEM. */
 int bs_image_dump(bs_image *img, FILE *out);
+
+/* ---- salvage ---------------------------------------------------------------------------
+ * When an image no longer opens (truncated, a range overwritten, its
+ * framing damaged), bs_image_salvage() copies what is intact into a new
+ * image: it reads the damaged storage only, follows its directory where
+ * that holds and elsewhere tries every offset as the start of an entry;
+ * an entry counts when it passes the strict parse and, for a slotted
+ * entry, a slot passes its check.  It is copied byte for byte (less
+ * bs.supersedes), so encrypted entries stay encrypted and open with the
+ * same key in the new image (which keeps the image id and bs.key). */
+
+/* One entry or one damaged range, as bs_image_salvage() reports it.  The
+ * strings are valid during the callback only. */
+struct bs_salvage_item {
+	uint32_t version;     /* BS_SALVAGE_ITEM_VERSION */
+	int recovered;        /* non-zero: copied into the new image */
+	const char *type;     /* the entry's type; NULL when none could be read */
+	const char *name;     /* its name: NULL for an unnamed entry, or unknown */
+	uint64_t offset;      /* where it starts in the damaged storage */
+	uint64_t length;      /* octets it spans there */
+	uint64_t new_offset;  /* where it starts in the new image; UINT64_MAX if lost */
+	int code;             /* BS_OK when recovered; why lost: BS_ECORRUPT (damaged,
+				 or no entry could be read), BS_EIO (unreadable storage),
+				 BS_EEXIST (another copy of the entry is kept), BS_ESTALE
+				 (past the directory's end on fixed-size storage), BS_EKEY
+				 (encrypted under the id of a lost image entry) */
+	const char *note;     /* why it is lost, or a remark on a recovered entry
+				 (reads its previous value, raw, past the end); may be NULL */
+};
+#define BS_SALVAGE_ITEM_VERSION 1u
+typedef void (*bs_salvage_cb)(void *ctx, const struct bs_salvage_item *item);
+
+/* Salvage flags. */
+#define BS_SALVAGE_PAST_END 0x01u /* also copy entries found past the directory's
+				     end on fixed-size storage (always copied from
+				     storage that grows, such as files) */
+#define BS_SALVAGE_NOSYNC 0x02u   /* do not sync the new image (tests, scratch) */
+
+struct bs_salvage_opts {
+	uint32_t version;  /* BS_SALVAGE_OPTS_VERSION */
+	unsigned flags;    /* BS_SALVAGE_* */
+	bs_salvage_cb cb;  /* called for each recovered entry and each loss, in
+			      the damaged storage's order (may be NULL) */
+	void *ctx;
+};
+#define BS_SALVAGE_OPTS_VERSION 1u
+#define BS_SALVAGE_OPTS_INIT {.version = BS_SALVAGE_OPTS_VERSION}
+
+/* Writes a new image into the empty storage OUT from the intact entries of
+ * DAMAGED, which it only reads (no write, sync, lock or resize).  LABEL and
+ * OUT_LABEL (may be NULL) name the two in messages; OPTS may be NULL.  The
+ * new image starts with the damaged one's image entry (a fresh one when
+ * that is lost: then encrypted entries and bs.key are not copied, see
+ * BS_EKEY above); of an entry found more than once, the copy inside the
+ * directory, the newer of a rewrite, the higher slot generation wins.
+ * Entries keep their order.  The caller keeps both backends.  BS_OK also
+ * when entries were lost: the callback tells each.
+ * Errors: BS_EINVAL, BS_EEXIST (OUT is not empty), BS_ELIMIT, BS_ENOMEM,
+ * BS_EIO and BS_ENOSPC (writing OUT). */
+int bs_image_salvage(struct bs_backend *damaged, const char *label, struct bs_backend *out,
+		     const char *out_label, const struct bs_salvage_opts *opts);
 
 /* The ASN.1 module the library was built with (NUL-terminated text). */
 const char *bs_asn1_module_text(void);

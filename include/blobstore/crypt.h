@@ -111,6 +111,24 @@ int bs_image_init_encryption(bs_image *img, const bs_key *k,
  * bs_image_init_encryption(). */
 int bs_image_rekey(bs_image *img, const bs_key *new_key, const struct bs_kdf_params *params);
 
+/* Encrypts the data of the plaintext entry E with the loaded key and
+ * CIPHER (BS_CIPHER_DEFAULT: AES-256-GCM), keeping its type, name,
+ * attributes, capacity and check.  One copy-on-write rewrite: the new copy
+ * is appended holding the sealed value in one slot and zeros in the other;
+ * once it is committed, the data area of the plaintext copy (both its
+ * slots) is overwritten with zeros and synced, then that copy is deleted.
+ * Interrupted, the entry reads as before (plaintext, not converted) or
+ * encrypted.  On return no plaintext of its data is left in storage; when
+ * power was lost after the commit, the next writer's open deletes the
+ * superseded plaintext copy (docs/CRYPTO.md).  E stays valid.
+ * An entry encrypted already is BS_OK with nothing written when CIPHER is
+ * its cipher or BS_CIPHER_DEFAULT, BS_EINVAL otherwise.
+ * Errors: BS_EINVAL (raw entry, the library's own entry, unknown cipher),
+ * BS_EKEY (no key loaded, or the image is not set up for encryption),
+ * BS_EIO (also: encrypted, but the old copy could not be overwritten;
+ * bs_image_compact() removes it), and those of bs_entry_write(). */
+int bs_entry_encrypt(bs_entry *e, enum bs_cipher cipher);
+
 /* How the key of IMG is protected.  Errors: BS_EINVAL, BS_ENOENT (not set
  * up for encryption), BS_ECORRUPT (unreadable bs.key). */
 int bs_image_kdf(const bs_image *img, enum bs_kdf *out);

@@ -7,7 +7,8 @@
 img=$tmp/vm.img
 
 # ---- help and version -------------------------------------------------------
-commands="format info list put get rm attr check dump compact grow resize"
+commands="format info list put get rm attr check dump compact grow resize import-swtpm export-swtpm
+	encrypt-init rekey salvage"
 bs --help >"$tmp/help" || fail "--help"
 for c in $commands; do
 	grep -q "^  $c " "$tmp/help" || fail "--help does not list $c"
@@ -49,9 +50,12 @@ grep -q "^entries: *1 " "$tmp/out" || fail "info entry count of a new image"
 bs info --json "$img" >"$tmp/info.json"
 json "$tmp/info.json"
 [ "$(jq_py "$tmp/info.json" 'd["id"]')" = "$id" ] || fail "info --json id"
-[ "$(jq_py "$tmp/info.json" 'd["entries"], d["refused"]')" = "(1, 0)" ] || fail "info --json counts"
-[ "$(jq_py "$tmp/info.json" 'd["size"] == d["dir_end"] == d["used"] + d["free_holes"] + 4')" = True ] ||
+[ "$(jq_py "$tmp/info.json" 'd["entry_count"], d["library_entry_count"], d["refused_count"]')" = "(0, 1, 0)" ] ||
+	fail "info --json counts"
+[ "$(jq_py "$tmp/info.json" 'd["length"] == d["dir_end"] == d["used"] + d["free_holes"] + 4')" = True ] ||
 	fail "info --json sizes do not add up"
+[ "$(jq_py "$tmp/info.json" 'd["encrypted"], d["kdf"], d["encrypted_entry_count"]')" = "(False, None, 0)" ] ||
+	fail "info --json encryption"
 checked "$img"
 
 # ---- put: from a file, from stdin, with options ------------------------------
@@ -60,7 +64,8 @@ bs put "$img" vtpm --name permall --check sha256 "$tmp/permall" || fail "put fro
 printf 'volatile' | bs put "$img" vtpm --name volatilestate - || fail "put from stdin (-)"
 printf 'no name' | bs put "$img" eeprom --capacity 1K --attr size=int:1024 --attr ro=bool:false \
 	--attr label=str:'boot rom' --attr serial=hex:00ff10 --attr raw=der:0500 --attr plain=42 \
-	--attr word=hello --attr yes=true --attr flagged || fail "put with attributes"
+	--attr word=hello --attr yes=true --attr zip=007 --attr pre=str:int:5 --attr flagged ||
+	fail "put with attributes"
 [ "$(bs get "$img" vtpm --name permall)" = "permall state v1" ] || fail "get after put from a file"
 [ "$(bs get "$img" vtpm --name volatilestate)" = "volatile" ] || fail "get after put from stdin"
 [ "$(bs get "$img" eeprom)" = "no name" ] || fail "get of the unnamed entry"
@@ -78,8 +83,8 @@ bs dump "$odd" | grep -F 'name: UTF8String "café ☃ \x22q\x22 \x5cb"' >/dev/nu
 # ---- list --------------------------------------------------------------------
 bs list "$img" >"$tmp/out" || fail "list"
 grep -q "^ *OFFSET .*TYPE *NAME$" "$tmp/out" || fail "list header"
-grep -q " sha256 ok .*vtpm *permall$" "$tmp/out" || fail "list: permall line"
-grep -q " 1024 crc32c ok .*eeprom *$" "$tmp/out" || fail "list: eeprom line"
+grep -q "^ *51 *[0-9]* *16 *16 sha256 *- *ok *vtpm *permall$" "$tmp/out" || { cat "$tmp/out"; fail "list: permall line"; }
+grep -q " 7 *1024 crc32c *- *ok *eeprom *$" "$tmp/out" || { cat "$tmp/out"; fail "list: eeprom line"; }
 grep -q "bs.image" "$tmp/out" && fail "list shows bs. entries without --all"
 bs list --all "$img" | grep " bs.image" >/dev/null || fail "list --all does not show bs.image"
 bs list "$img" --json >"$tmp/list.json"
@@ -89,24 +94,36 @@ json "$tmp/list.json"
 	fail "list --json names"
 [ "$(jq_py "$tmp/list.json" 'd["entries"][0]["check"], d["entries"][2]["capacity"]')" = "('sha256', 1024)" ] ||
 	fail "list --json fields"
+[ "$(jq_py "$tmp/list.json" '[(e["size"], e["encryption"], e["status"]) for e in d["entries"]]')" = \
+	"[(16, None, 'ok'), (8, None, 'ok'), (7, None, 'ok')]" ] || fail "list --json size, encryption, status"
 bs list --json --all "$img" >"$tmp/all.json"
 json "$tmp/all.json"
 [ "$(jq_py "$tmp/all.json" 'd["entries"][0]["type"]')" = bs.image ] || fail "list --json --all"
 
 # ---- attr --------------------------------------------------------------------
 bs attr "$img" eeprom >"$tmp/out" || fail "attr listing"
-for line in "mandatory bs.slots = IA5String \"crc32c\"" "optional  size = INTEGER 1024" \
+# A bare VALUE is text whatever it looks like: types come from prefixes only.
+for line in "optional  size = INTEGER 1024" \
 	"optional  ro = BOOLEAN FALSE" "optional  label = UTF8String \"boot rom\"" \
 	"optional  serial = OCTET STRING[3] 00ff10" "optional  raw = NULL" \
-	"optional  plain = INTEGER 42" "optional  word = UTF8String \"hello\"" \
-	"optional  yes = BOOLEAN TRUE" "optional  flagged (flag)"; do
+	"optional  plain = UTF8String \"42\"" "optional  word = UTF8String \"hello\"" \
+	"optional  yes = UTF8String \"true\"" "optional  zip = UTF8String \"007\"" \
+	"optional  pre = UTF8String \"int:5\"" "optional  flagged (flag)"; do
 	grep -qF -- "  $line" "$tmp/out" || { cat "$tmp/out"; fail "attr listing lacks '$line'"; }
 done
-bs attr "$img" eeprom --set size=2048 --set note=str:changed --remove flagged || fail "attr changes"
+# The library's own attributes only with --all.
+if grep -q "bs.slots" "$tmp/out"; then fail "attr shows bs.slots without --all"; fi
+bs attr --all "$img" eeprom | grep -qF "  mandatory bs.slots = IA5String \"crc32c\"" ||
+	fail "attr --all does not show bs.slots"
+bs attr "$img" eeprom --set size=int:2048 --set note=str:changed --remove flagged || fail "attr changes"
 bs attr "$img" eeprom --json >"$tmp/attr.json"
 json "$tmp/attr.json"
-[ "$(jq_py "$tmp/attr.json" '{a["name"]: a["value"] for a in d["attributes"]}["size"]')" = "INTEGER 2048" ] ||
+[ "$(jq_py "$tmp/attr.json" '{a["name"]: (a["type"], a["value"]) for a in d["attributes"]}["size"]')" = "('INTEGER', 2048)" ] ||
 	fail "attr --set did not replace size"
+[ "$(jq_py "$tmp/attr.json" '{a["name"]: (a["type"], a["value"], a["read_write"]) for a in d["attributes"]}["serial"]')" = "('OCTET STRING', '00ff10', True)" ] ||
+	fail "attr --json of an OCTET STRING"
+[ "$(jq_py "$tmp/attr.json" '"bs.slots" in [a["name"] for a in d["attributes"]]')" = False ] ||
+	fail "attr --json shows bs.slots without --all"
 [ "$(jq_py "$tmp/attr.json" '{a["name"]: a["der"] for a in d["attributes"]}["note"]')" = 0c076368616e676564 ] ||
 	fail "attr --set note der"
 [ "$(jq_py "$tmp/attr.json" '"flagged" in [a["name"] for a in d["attributes"]]')" = False ] ||
@@ -132,6 +149,17 @@ bs list --json "$img" >"$tmp/list.json"
 	fail "resize capacity"
 [ "$(bs get "$img" vtpm --name permall)" = "permall state v1" ] || fail "resize changed the data"
 bs put "$img" vtpm --name permall --capacity 128K "$tmp/permall" || fail "put --capacity on an existing entry"
+[ "$(bs list --json "$img" | python3 -c 'import json,sys; print([e["capacity"] for e in json.load(sys.stdin)["entries"] if e["name"] == "permall"][0])')" = 131072 ] ||
+	fail "put --capacity did not grow the entry"
+# No silent no-ops: a smaller capacity is refused and changes nothing.
+cp "$img" "$tmp/before.img"
+expect_exit 8 bs put "$img" vtpm --name permall --capacity 1K "$tmp/permall"
+err_has "capacities never shrink"
+expect_exit 8 bs resize "$img" vtpm --name permall 1K
+err_has "capacities never shrink"
+cmp "$img" "$tmp/before.img" || fail "a refused shrink changed the image"
+bs resize "$img" vtpm --name permall 128K >"$tmp/out"
+grep -q "capacity 131072 already" "$tmp/out" || fail "resize to the same capacity"
 expect_exit 1 bs put "$img" vtpm --name permall --check crc32c "$tmp/permall"
 err_has "exists with check sha256"
 checked "$img"

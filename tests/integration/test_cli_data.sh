@@ -16,7 +16,7 @@ quick && sizes="0 1 4095 4096 $((1048576 + 3)) $((3 * 1048576))"
 verify_all() {
 	for s in $sizes; do
 		for check in crc32c sha256; do
-			bs get "$img" blob --name "$check-$s" -o "$tmp/out.bin" ||
+			bs get "$img" blob --name "$check-$s" -o "$tmp/out.bin" --force ||
 				fail "get $check-$s ($1)"
 			cmp -s "$tmp/in-$check-$s" "$tmp/out.bin" || fail "$check-$s reads back other data ($1)"
 		done

@@ -96,8 +96,15 @@ grep -q "^$tmp/flip.img: entry 'vtpm'/'permall' at offset [0-9]*: .*no valid dat
 grep -q "3 entries checked: 1 problem$" "$tmp/out" || { cat "$tmp/out"; fail "check summary"; }
 expect_exit 3 bs check --json "$tmp/flip.img"
 json "$tmp/out"
-[ "$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["ok"], len(d["problems"]), d["problems"][0]["code"])' "$tmp/out")" = "False 1 corrupt" ] ||
+[ "$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["ok"], len(d["problems"]), d["problems"][0]["code"], d["problems"][0]["severity"], d["problems"][0]["entry"])' "$tmp/out")" = "False 1 BS_ECORRUPT error {'type': 'vtpm', 'name': 'permall'}" ] ||
 	fail "check --json of a flipped image"
+# The damage is named in list, and salvage is pointed to.
+bs list "$tmp/flip.img" >"$tmp/out" || fail "list of an image with a damaged entry"
+grep -q " damaged  *vtpm *permall$" "$tmp/out" || { cat "$tmp/out"; fail "list does not show the damaged entry"; }
+grep -q "^damaged: 'vtpm'/'permall' at offset [0-9]*: no valid data slot" "$tmp/out" ||
+	{ cat "$tmp/out"; fail "list does not explain the damage"; }
+expect_exit 3 bs get "$tmp/flip.img" vtpm --name permall
+err_has "blobstore salvage IMAGE NEW"
 bs dump "$tmp/flip.img" | grep "slot 0: generation 1, .* FAILS" >/dev/null || fail "dump does not show the failing slot"
 # Replacing the data repairs the entry.
 printf 'repaired' | bs put "$tmp/flip.img" vtpm --name permall || fail "put over a corrupt slot"
@@ -124,9 +131,9 @@ open(p, "wb").write(bytes(b))
 PY
 bs list --json "$tmp/type.img" >"$tmp/list.json" || fail "list of an image with a damaged type"
 json "$tmp/list.json"
-[ "$(jq_py "$tmp/list.json" '[e["status"] for e in d["entries"]]')" = "['ok', 'refused']" ] ||
+[ "$(jq_py "$tmp/list.json" '[e["status"] for e in d["entries"]]')" = "['ok', 'damaged']" ] ||
 	fail "a damaged type does not refuse just that entry"
-bs list "$tmp/type.img" | grep -F 'REFUSED \xff\x01ram' >/dev/null || fail "list does not escape a damaged type"
+bs list "$tmp/type.img" | grep -E 'damaged +\\xff\\x01ram' >/dev/null || fail "list does not escape a damaged type"
 expect_exit 3 bs check --json "$tmp/type.img"
 json "$tmp/out"
 [ "$(bs get "$tmp/type.img" vtpm --name permall)" = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" ] ||
@@ -141,6 +148,7 @@ for cmd in "list" "check" "get vtpm --name permall" "info" "dump"; do
 	# shellcheck disable=SC2086
 	expect_exit 3 bs ${cmd%% *} "$tmp/dir.img" $(echo "$cmd" | cut -s -d' ' -f2-)
 	err_has "blobstore: $tmp/dir.img: at offset $eoff: "
+	err_has "'blobstore salvage IMAGE NEW' copies every intact entry"
 done
 # Truncated: the end-of-contents is gone.
 for cut in 1 2 20; do
@@ -199,7 +207,7 @@ expect_exit 6 bs put "$ref" future --name f "$tmp/in"
 expect_exit 6 bs attr "$ref" future --name f --set y=1
 expect_exit 6 bs resize "$ref" future --name f 1M
 bs list "$ref" >"$tmp/out" || fail "list with a refused entry"
-grep -q " REFUSED .*future *f$" "$tmp/out" || { cat "$tmp/out"; fail "list does not show the refused entry"; }
+grep -q " refused  *future *f$" "$tmp/out" || { cat "$tmp/out"; fail "list does not show the refused entry"; }
 grep -q "^refused: 'future'/'f' at offset [0-9]*: unknown mandatory attribute 'x.future'" "$tmp/out" ||
 	fail "list does not explain the refusal"
 bs list --json "$ref" >"$tmp/list.json"
@@ -207,7 +215,7 @@ json "$tmp/list.json"
 [ "$(jq_py "$tmp/list.json" '[(e["status"], e["capacity"]) for e in d["entries"] if e["type"] == "future"][0]')" = "('refused', None)" ] ||
 	fail "list --json of a refused entry"
 bs info --json "$ref" >"$tmp/info.json"
-[ "$(jq_py "$tmp/info.json" 'd["refused"]')" = 1 ] || fail "info refused count"
+[ "$(jq_py "$tmp/info.json" 'd["refused_count"]')" = 1 ] || fail "info refused count"
 bs attr "$ref" future --name f >"$tmp/out" || fail "attr of a refused entry"
 grep -qF "REFUSED: unknown mandatory attribute 'x.future'" "$tmp/out" || fail "attr: refusal"
 grep -qF "  mandatory x.future = INTEGER 2" "$tmp/out" || fail "attr: the unknown attribute"
@@ -228,9 +236,11 @@ bs dump "$ref" | grep -F "UTF8String \"kept\"" >/dev/null || fail "compact dropp
 bs attr "$ref" nvram --mandatory y.future || fail "attr --mandatory"
 expect_exit 6 bs get "$ref" nvram
 err_has "unknown mandatory attribute 'y.future'"
-# Refused entries can be deleted.
-bs rm "$ref" future --name f || fail "rm of a refused entry"
-bs rm "$ref" nvram || fail "rm of a refused entry"
+# Refused entries hold what a newer version wrote: deleted only with --force.
+expect_exit 6 bs rm "$ref" future --name f
+err_has "--force deletes it anyway"
+bs rm --force "$ref" future --name f || fail "rm --force of a refused entry"
+bs rm "$ref" nvram --force || fail "rm --force of a refused entry"
 checked "$ref"
 
 # ---- binary data and terminals ------------------------------------------------

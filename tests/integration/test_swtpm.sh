@@ -173,9 +173,14 @@ read_tpm "$tmp/ref"
 stop_server -v
 [ -s "$tmp/ref/tpm2-00.volatilestate" ] || fail "swtpm stored no volatile state"
 
-bs import-swtpm "$tmp/ref" "$tmp/a.img" >"$tmp/out"
+bs import-swtpm "$tmp/a.img" "$tmp/ref" >"$tmp/out"
 grep -q 'tpm2-00.permall (version 2, plain) -> tpm2.libtpms/permall' "$tmp/out" ||
 	{ cat "$tmp/out"; fail "import report"; }
+# The order of earlier versions (DIR IMAGE) still works, with a warning.
+bs import-swtpm "$tmp/ref" "$tmp/old-order.img" >/dev/null 2>"$tmp/err"
+grep -q 'import-swtpm DIR IMAGE is deprecated' "$tmp/err" || fail "no deprecation warning"
+cmp <(bs get "$tmp/old-order.img" tpm2.libtpms --name permall) \
+	<(bs get "$tmp/a.img" tpm2.libtpms --name permall) || fail "import in the old order"
 bs list "$tmp/a.img" >"$tmp/list"
 grep -q 'tpm2.libtpms *permall' "$tmp/list" || fail "no permall entry"
 grep -q 'tpm2.libtpms *volatilestate' "$tmp/list" || fail "no volatilestate entry"
@@ -186,7 +191,7 @@ bs export-swtpm "$tmp/a.img" "$tmp/new" >/dev/null
 cmp "$tmp/ref/tpm2-00.permall" "$tmp/new/tpm2-00.permall" || fail "permall changed"
 cmp "$tmp/ref/tpm2-00.volatilestate" "$tmp/new/tpm2-00.volatilestate" || fail "volatilestate changed"
 # export -> import -> export is byte-identical too.
-bs import-swtpm "$tmp/new" "$tmp/b.img" >/dev/null
+bs import-swtpm "$tmp/b.img" "$tmp/new" >/dev/null
 bs export-swtpm "$tmp/b.img" "$tmp/new2" >/dev/null
 for f in permall volatilestate; do
 	cmp "$tmp/new/tpm2-00.$f" "$tmp/new2/tpm2-00.$f" || fail "$f differs after a round trip"
@@ -215,10 +220,10 @@ fi
 
 # ---- --force, stale blobs, refusals -----------------------------------------
 
-expect_exit 8 bs import-swtpm "$tmp/st0" "$tmp/a.img"
+expect_exit 8 bs import-swtpm "$tmp/a.img" "$tmp/st0"
 err_has "already holds a TPM"
 # st0 has no volatile state: the imported TPM must not keep ref's.
-bs import-swtpm --force "$tmp/st0" "$tmp/a.img" >"$tmp/out"
+bs import-swtpm --force "$tmp/a.img" "$tmp/st0" >"$tmp/out"
 grep -q 'removed tpm2.libtpms/volatilestate' "$tmp/out" || { cat "$tmp/out"; fail "stale volatilestate kept"; }
 bs list "$tmp/a.img" | grep -q volatilestate && fail "volatilestate entry left"
 cmp <(bs get "$tmp/a.img" tpm2.libtpms --name permall) \
@@ -232,7 +237,7 @@ cmp "$tmp/st0/tpm2-00.permall" "$tmp/new/tpm2-00.permall" || fail "permall after
 # Malformed files: refused with the file and the offset, image untouched.
 mkdir -p "$tmp/bad"
 head -c 1000 "$tmp/st0/tpm2-00.permall" >"$tmp/bad/tpm2-00.permall"
-expect_exit 3 bs import-swtpm "$tmp/bad" "$tmp/c.img"
+expect_exit 3 bs import-swtpm "$tmp/c.img" "$tmp/bad"
 err_has "$tmp/bad/tpm2-00.permall: at offset 6: the header's total length is"
 [ -e "$tmp/c.img" ] && fail "image created for a refused import"
 python3 - "$tmp/st0/tpm2-00.permall" "$tmp/bad/tpm2-00.permall" <<'EOF'
@@ -241,16 +246,16 @@ b = bytearray(open(sys.argv[1], 'rb').read())
 b[12:16] = (len(b)).to_bytes(4, 'big')  # the data record runs past the end
 open(sys.argv[2], 'wb').write(b)
 EOF
-expect_exit 3 bs import-swtpm "$tmp/bad" "$tmp/c.img"
+expect_exit 3 bs import-swtpm "$tmp/c.img" "$tmp/bad"
 err_has "at offset 12: record length"
 printf 'no header here, just bytes' >"$tmp/bad/tpm2-00.permall"
-expect_exit 3 bs import-swtpm "$tmp/bad" "$tmp/c.img"
+expect_exit 3 bs import-swtpm "$tmp/c.img" "$tmp/bad"
 err_has "--headerless"
-bs import-swtpm --headerless "$tmp/bad" "$tmp/c.img" >/dev/null
+bs import-swtpm --headerless "$tmp/c.img" "$tmp/bad" >/dev/null
 [ "$(bs get "$tmp/c.img" tpm2.libtpms --name permall)" = "no header here, just bytes" ] ||
 	fail "headerless import"
 rm -rf "$tmp/empty" && mkdir "$tmp/empty"
-expect_exit 2 bs import-swtpm "$tmp/empty" "$tmp/c.img"
+expect_exit 2 bs import-swtpm "$tmp/c.img" "$tmp/empty"
 err_has "no tpm2-00.permall"
 expect_exit 2 bs export-swtpm "$tmp/st0.img" "$tmp/x"
 
@@ -269,15 +274,15 @@ stop_server -v
 head -c 32 /dev/urandom >"$tmp/img.key"
 bs format "$tmp/e.img" >/dev/null
 bs --key-file "$tmp/img.key" encrypt-init "$tmp/e.img" >/dev/null
-expect_exit 7 bs import-swtpm --swtpm-key "$tmp/key.hex" "$tmp/encref" "$tmp/e.img"
+expect_exit 7 bs import-swtpm --swtpm-key "$tmp/key.hex" "$tmp/e.img" "$tmp/encref"
 err_has "give its key"
-expect_exit 7 bs --key-file "$tmp/img.key" import-swtpm "$tmp/encref" "$tmp/e.img"
+expect_exit 7 bs --key-file "$tmp/img.key" import-swtpm "$tmp/e.img" "$tmp/encref"
 err_has "the blob is encrypted (aes-256-cbc): give its swtpm key"
 python3 -c 'import os; print(os.urandom(32).hex())' >"$tmp/wrong.hex"
-expect_exit 7 bs --key-file "$tmp/img.key" import-swtpm --swtpm-key "$tmp/wrong.hex" "$tmp/encref" "$tmp/e.img"
+expect_exit 7 bs --key-file "$tmp/img.key" import-swtpm --swtpm-key "$tmp/wrong.hex" "$tmp/e.img" "$tmp/encref"
 err_has "HMAC mismatch: wrong key"
 bs list "$tmp/e.img" | grep -q tpm2.libtpms && fail "a failed import left entries"
-bs --key-file "$tmp/img.key" import-swtpm --swtpm-key "$tmp/key.hex" "$tmp/encref" "$tmp/e.img" >"$tmp/out"
+bs --key-file "$tmp/img.key" import-swtpm --swtpm-key "$tmp/key.hex" "$tmp/e.img" "$tmp/encref" >"$tmp/out"
 grep -q 'encrypted (aes-256-cbc)) -> tpm2.libtpms/permall, [0-9]* octets, encrypted' "$tmp/out" ||
 	{ cat "$tmp/out"; fail "import report (encrypted)"; }
 # No plaintext certificate in the image file.
@@ -315,9 +320,9 @@ start_swtpm "$tmp/pwref" --key pwdfile="$tmp/pw"
 read_tpm "$tmp/pwref"
 stop_server
 printf 'correct horse battery staple' >"$tmp/pw-nonl"
-expect_exit 7 bs import-swtpm --swtpm-passphrase-file "$tmp/pw-nonl" "$tmp/pwref" "$tmp/p.img"
+expect_exit 7 bs import-swtpm --swtpm-passphrase-file "$tmp/pw-nonl" "$tmp/p.img" "$tmp/pwref"
 err_has "wrong key"
-bs import-swtpm --swtpm-passphrase-file "$tmp/pw" "$tmp/pwref" "$tmp/p.img" >/dev/null
+bs import-swtpm --swtpm-passphrase-file "$tmp/pw" "$tmp/p.img" "$tmp/pwref" >/dev/null
 bs export-swtpm --swtpm-passphrase-file "$tmp/pw" "$tmp/p.img" "$tmp/pwnew" >/dev/null
 [ "$(od -An -tx1 -j4 -N2 "$tmp/pwnew/tpm2-00.permall" | tr -d ' ')" = 0001 ] ||
 	fail "passphrase export did not encrypt with AES-128"

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <blobstore/crypt.h>
+#include <blobstore/sys/util.h>
 #include "cli.h"
 
 /* ---- the key given on the command line ----------------------------------- */
@@ -58,8 +59,8 @@ static bool parse_fd(const char *s, int *fd)
 	return true;
 }
 
-/* Reads the key K names (once).  Returns an exit status. */
-static int key_get(struct key_arg *k, const char *what, bs_key **out)
+/* Reads the key K names (once).  Returns a library code, the error set. */
+static int key_load(struct key_arg *k, const char *what, bs_key **out)
 {
 	if (!k->key) {
 		int rc, fd;
@@ -72,20 +73,28 @@ static int key_get(struct key_arg *k, const char *what, bs_key **out)
 			break;
 		case SRC_PASS_FD:
 			if (!parse_fd(k->path, &fd))
-				return cli_error(CLI_EXIT_USAGE, "%s: not a file descriptor number: '%s'",
-						 what, k->path);
+				return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0,
+						    "%s: not a file descriptor number: '%s'", what,
+						    k->path);
 			rc = bs_key_from_passphrase_fd(fd, &k->key);
 			break;
 		default:
-			return cli_error(CLI_EXIT_KEY,
-					 "%s: give --key-file, --passphrase-file or --passphrase-fd",
-					 what);
+			return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EKEY, 0,
+					    "%s: give --key-file, --passphrase-file or --passphrase-fd",
+					    what);
 		}
 		if (rc)
-			return cli_fail(rc);
+			return rc;
 	}
 	*out = k->key;
-	return CLI_EXIT_OK;
+	return BS_OK;
+}
+
+/* The same, reporting a failure; returns an exit status. */
+static int key_get(struct key_arg *k, const char *what, bs_key **out)
+{
+	int rc = key_load(k, what, out);
+	return rc ? cli_fail(rc) : CLI_EXIT_OK;
 }
 
 static void key_release(struct key_arg *k)
@@ -106,21 +115,26 @@ void cli_key_release(void)
 
 int cli_load_key(bs_image *img)
 {
-	/* Images without encryption need no key; commands that set it up
-	 * (encrypt-init) take the key themselves. */
-	if (!current.src || !bs_image_is_encrypted(img))
+	if (!current.src)
 		return BS_OK;
+	/* A key means "this image is encrypted": given for one that is not,
+	 * it would protect nothing, and saying nothing would let the user
+	 * believe otherwise. */
+	if (!bs_image_is_encrypted(img))
+		return bs_error_set(bs_image_label(img), NULL, NULL, BS_NO_OFFSET, BS_EKEY, 0,
+				    "a key is given, but the image is not set up for encryption: "
+				    "'blobstore encrypt-init IMAGE --key-file FILE' (or "
+				    "--passphrase-file FILE, --passphrase-fd N) sets it up; "
+				    "leave the key out to use the image as it is");
 	bs_key *k;
-	int st = key_get(&current, "key", &k);
-	if (st)
-		return st == CLI_EXIT_KEY ? BS_EKEY : BS_EINVAL;
-	return bs_image_set_key(img, k);
+	int rc = key_load(&current, "key", &k);
+	return rc ? rc : bs_image_set_key(img, k);
 }
 
 /* ---- KDF options shared by encrypt-init and rekey ------------------------ */
 
 enum { OPT_KDF = 1, OPT_SCRYPT_N, OPT_SCRYPT_R, OPT_SCRYPT_P, OPT_PBKDF2_ITER,
-       OPT_NEW_KEY_FILE, OPT_NEW_PASS_FILE, OPT_NEW_PASS_FD };
+       OPT_NEW_KEY_FILE, OPT_NEW_PASS_FILE, OPT_NEW_PASS_FD, OPT_JSON };
 
 /* The name of IMG's KDF, for messages. */
 static const char *kdf_label(const bs_image *img)
@@ -159,8 +173,9 @@ static int kdf_option(const struct cli_command *cmd, int o, const char *arg,
 
 #define KDF_HELP                                                                          \
 	"  --kdf KDF            for a passphrase: scrypt (default) or pbkdf2-sha256\n"        \
-	"  --scrypt-n N         scrypt cost (power of two; default 32768), --scrypt-r R\n"    \
-	"                       (default 8), --scrypt-p P (default 1)\n"                      \
+	"  --scrypt-n N         scrypt cost (a power of two; default 32768)\n"                \
+	"  --scrypt-r R         scrypt block size (default 8)\n"                              \
+	"  --scrypt-p P         scrypt parallelism (default 1)\n"                             \
 	"  --pbkdf2-iter N      PBKDF2-SHA256 iterations (default 600000)\n"                  \
 	"A key file holds 32 raw octets or 64 hexadecimal digits; a passphrase file or\n"   \
 	"descriptor is read to its end, one trailing newline dropped.\n"
@@ -169,10 +184,12 @@ static int kdf_option(const struct cli_command *cmd, int o, const char *arg,
 
 static int run_encrypt_init(const struct cli_command *cmd, int argc, char **argv)
 {
-	static const struct cli_option opts[] = {KDF_OPTIONS, {NULL, 0, false, 0}};
+	static const struct cli_option opts[] = {KDF_OPTIONS, {"json", 0, false, OPT_JSON},
+						 {NULL, 0, false, 0}};
 	struct cli_parser p;
 	struct bs_kdf_params kp = BS_KDF_PARAMS_INIT;
 	const char *path = NULL;
+	bool json = cli.json;
 	int o, st = 0;
 	cli_parser_init(&p, cmd, opts, argc, argv);
 	while (!st && (o = cli_next(&p)) != CLI_END) {
@@ -182,6 +199,8 @@ static int run_encrypt_init(const struct cli_command *cmd, int argc, char **argv
 			if (path)
 				return cli_usage(cmd, "one image only");
 			path = p.arg;
+		} else if (o == OPT_JSON) {
+			json = true;
 		} else {
 			st = kdf_option(cmd, o, p.arg, &kp);
 		}
@@ -194,24 +213,42 @@ static int run_encrypt_init(const struct cli_command *cmd, int argc, char **argv
 	if ((st = key_get(&current, "encrypt-init", &k)))
 		return st;
 	bs_image *img;
-	int rc = bs_image_open(path, cli.open_flags, &img);
-	if (!rc)
-		rc = bs_image_init_encryption(img, k, &kp);
-	st = rc ? cli_fail(rc) : CLI_EXIT_OK;
-	if (!rc && !cli.quiet)
-		printf("%s: encryption set up (%s)\n", path, kdf_label(img));
+	int rc = cli_open_flags(path, cli.open_flags, &img);
+	if (rc)
+		return cli_fail(rc);
+	if ((rc = bs_image_init_encryption(img, k, &kp))) {
+		st = cli_fail(rc);
+		bs_image_close(img);
+		return st;
+	}
+	size_t plain = bs_image_count(img, 0) - cli_count_encrypted(img);
+	if (json) {
+		cli_json_image(stdout, path, img);
+	} else if (!cli.quiet) {
+		cli_put_clean(stdout, path);
+		printf(": encryption set up (%s); new entries are encrypted\n", kdf_label(img));
+	}
+	if (plain)
+		cli_warn("%zu existing entr%s stay%s in plaintext: 'put --encrypt' encrypts an "
+			 "entry as it replaces its data", plain, plain == 1 ? "y" : "ies",
+			 plain == 1 ? "s" : "");
 	bs_image_close(img);
-	return st;
+	return CLI_EXIT_OK;
 }
 
 const struct cli_command cmd_encrypt_init = {
 	.name = "encrypt-init",
 	.summary = "set an image up for encryption",
-	.usage = "IMAGE --key-file FILE|--passphrase-file FILE|--passphrase-fd N [--kdf KDF ...]",
+	.usage = "IMAGE --key-file FILE|--passphrase-file FILE|--passphrase-fd N [--kdf KDF ...]\n"
+		 "           [--json]",
 	.help = "Creates the image's random data key and stores it wrapped under the key\n"
-		"given (entry bs.key).  Entries put with --encrypt are then encrypted with\n"
-		"AES-256-GCM; reading them needs the same key option.  See CRYPTO.md.\n\n"
-		"Options:\n" KDF_HELP,
+		"given (entry bs.key).  From then on every new entry is encrypted\n"
+		"(AES-256-GCM unless put --cipher says otherwise; put --plain makes one in\n"
+		"plaintext), and reading or writing encrypted entries needs the same key\n"
+		"option.  Entries already there stay in plaintext until 'put --encrypt'\n"
+		"encrypts them.  See CRYPTO.md.\n\n"
+		"Options:\n" KDF_HELP
+		"  --json               the image as one JSON object (docs/JSON.md)\n",
 	.run = run_encrypt_init,
 };
 
@@ -224,12 +261,14 @@ static int run_rekey(const struct cli_command *cmd, int argc, char **argv)
 		{"new-key-file", 0, true, OPT_NEW_KEY_FILE},
 		{"new-passphrase-file", 0, true, OPT_NEW_PASS_FILE},
 		{"new-passphrase-fd", 0, true, OPT_NEW_PASS_FD},
+		{"json", 0, false, OPT_JSON},
 		{NULL, 0, false, 0},
 	};
 	struct cli_parser p;
 	struct bs_kdf_params kp = BS_KDF_PARAMS_INIT;
 	struct key_arg nk = {0};
 	const char *path = NULL;
+	bool json = cli.json;
 	int o, st = 0;
 	cli_parser_init(&p, cmd, opts, argc, argv);
 	while (!st && (o = cli_next(&p)) != CLI_END) {
@@ -245,6 +284,8 @@ static int run_rekey(const struct cli_command *cmd, int argc, char **argv)
 			st = set_source(&nk, SRC_PASS_FILE, p.arg);
 		} else if (o == OPT_NEW_PASS_FD) {
 			st = set_source(&nk, SRC_PASS_FD, p.arg);
+		} else if (o == OPT_JSON) {
+			json = true;
 		} else {
 			st = kdf_option(cmd, o, p.arg, &kp);
 		}
@@ -264,12 +305,12 @@ static int run_rekey(const struct cli_command *cmd, int argc, char **argv)
 		return st;
 	bs_image *img;
 	int rc = cli_open(path, true, &img); /* loads the current key */
-	if (!rc && !bs_image_has_key(img))
-		rc = bs_image_set_key(img, k); /* not encrypted: say so (BS_EKEY) */
 	if (!rc)
 		rc = bs_image_rekey(img, k, &kp);
 	st = rc ? cli_fail(rc) : CLI_EXIT_OK;
-	if (!rc && !cli.quiet)
+	if (!rc && json)
+		cli_json_image(stdout, path, img);
+	else if (!rc && !cli.quiet)
 		printf("%s: key changed (%s)\n", path, kdf_label(img));
 	bs_image_close(img);
 	key_release(&nk);
@@ -281,12 +322,16 @@ const struct cli_command cmd_rekey = {
 	.summary = "change the key or passphrase of an encrypted image",
 	.usage = "IMAGE --key-file|--passphrase-file|--passphrase-fd CURRENT\n"
 		 "       --new-key-file FILE|--new-passphrase-file FILE|--new-passphrase-fd N\n"
-		 "       [--kdf KDF ...]",
+		 "       [--kdf KDF ...] [--json]",
 	.help = "Wraps the image's data key under the new key and replaces the bs.key\n"
 		"entry in one crash-safe rewrite: interrupted, the image opens with the old\n"
 		"key or with the new one.  Entries are not re-encrypted.\n\n"
 		"Options:\n"
-		"  --new-key-file FILE, --new-passphrase-file FILE, --new-passphrase-fd N\n"
-		"                       the new key\n" KDF_HELP,
+		"  --new-key-file FILE  the new key: a key file,\n"
+		"  --new-passphrase-file FILE\n"
+		"                       a passphrase read from FILE,\n"
+		"  --new-passphrase-fd N\n"
+		"                       or one read from descriptor N\n" KDF_HELP
+		"  --json               the image as one JSON object (docs/JSON.md)\n",
 	.run = run_rekey,
 };

@@ -28,12 +28,13 @@ enum {
 	OPT_KDF,
 	OPT_CIPHER,
 	OPT_HEADERLESS,
+	OPT_JSON,
 };
 
 struct swtpm_args {
 	const char *pos[2];
 	int npos;
-	bool force, headerless;
+	bool force, headerless, json;
 	const char *key_file, *pass_file;
 	int key_format, kdf;
 	size_t cipher_len; /* 0: not given */
@@ -64,10 +65,12 @@ static int parse(const struct cli_command *cmd, int argc, char **argv, struct sw
 		{"swtpm-kdf", 0, true, OPT_KDF},
 		{"swtpm-cipher", 0, true, OPT_CIPHER},
 		{"headerless", 0, false, OPT_HEADERLESS},
+		{"json", 0, false, OPT_JSON},
 		{NULL, 0, false, 0},
 	};
 	struct cli_parser p;
 	memset(a, 0, sizeof *a);
+	a->json = cli.json;
 	cli_parser_init(&p, cmd, opts, argc, argv);
 	for (int o; (o = cli_next(&p)) != CLI_END;) {
 		switch (o) {
@@ -80,6 +83,7 @@ static int parse(const struct cli_command *cmd, int argc, char **argv, struct sw
 			break;
 		case OPT_FORCE: a->force = true; break;
 		case OPT_HEADERLESS: a->headerless = true; break;
+		case OPT_JSON: a->json = true; break;
 		case OPT_KEY: a->key_file = p.arg; break;
 		case OPT_PASS: a->pass_file = p.arg; break;
 		case OPT_KEY_FORMAT:
@@ -112,6 +116,23 @@ static int parse(const struct cli_command *cmd, int argc, char **argv, struct sw
 		return cli_usage(cmd, "missing arguments");
 	if (a->key_file && a->pass_file)
 		return cli_usage(cmd, "give --swtpm-key or --swtpm-passphrase-file, not both");
+	if (!strcmp(cmd->name, "import-swtpm")) {
+		/* IMAGE DIR, as every command has it; the old DIR IMAGE still
+		 * works where it cannot be mistaken (an image is no directory). */
+		struct stat s0, s1;
+		bool d0 = !stat(a->pos[0], &s0) && S_ISDIR(s0.st_mode);
+		bool d1 = !stat(a->pos[1], &s1) && S_ISDIR(s1.st_mode);
+		if (d0 && d1)
+			return cli_usage(cmd, "both '%s' and '%s' are directories: give IMAGE DIR",
+					 a->pos[0], a->pos[1]);
+		if (d0) {
+			const char *t = a->pos[0];
+			a->pos[0] = a->pos[1];
+			a->pos[1] = t;
+			cli_warn("import-swtpm DIR IMAGE is deprecated: give the image first "
+				 "(import-swtpm IMAGE DIR)");
+		}
+	}
 	return 0;
 }
 
@@ -270,8 +291,8 @@ static int read_state_dir(struct swtpm_args *a, const char *dir, struct imported
 		free(buf);
 		free(path);
 		if (rc == BS_ECORRUPT && !a->headerless && len && no_header)
-			fprintf(stderr, "blobstore: (a file written by swtpm before 2018 has no "
-					"header: try --headerless)\n");
+			cli_warn("a file written by swtpm before 2018 has no header: try "
+				 "--headerless");
 		if (rc)
 			return cli_fail(rc);
 		im[i].present = true;
@@ -323,11 +344,19 @@ static int put_entry(bs_image *img, const char *name, const uint8_t *data, size_
 	bs_entry *e;
 	int rc = bs_entry_find(img, BS_SWTPM_ENTRY_TYPE, name, &e);
 	if (!rc) {
-		bool enc = bs_cipher_name(bs_entry_cipher(e)) != NULL;
-		if (enc == encrypt && bs_entry_is_slotted(e) && bs_entry_status(e) == BS_OK)
+		bool enc = bs_entry_is_encrypted(e);
+		bool usable = bs_entry_is_slotted(e) && bs_entry_status(e) == BS_OK;
+		/* Plaintext in an image that now has a key: encrypted in place,
+		 * crash-safely, before the new state goes in. */
+		if (encrypt && !enc && usable) {
+			if ((rc = bs_entry_encrypt(e, BS_CIPHER_DEFAULT)))
+				return rc;
+			enc = true;
+		}
+		if (enc == encrypt && usable)
 			return bs_entry_write(e, data, len);
-		/* Another layout (plaintext in an image that now has a key, a
-		 * raw or refused entry): replaced by a fresh entry. */
+		/* Another layout (a raw or refused entry): replaced by a fresh
+		 * entry. */
 		if ((rc = bs_entry_delete(e)))
 			return rc;
 	} else if (rc != BS_ENOENT) {
@@ -350,9 +379,30 @@ static const char *describe(const struct bs_swtpm_blob_info *in, char *buf, size
 	return buf;
 }
 
+/* The entry TYPE/NAME as a JSON object into M (a memory stream). */
+static void json_entry_to(FILE *m, bs_image *img, const char *name, bool *first)
+{
+	bs_entry *e;
+	if (bs_entry_find(img, BS_SWTPM_ENTRY_TYPE, name, &e))
+		return;
+	fputs(*first ? "" : ", ", m);
+	cli_json_entry_alone(m, img, e);
+	*first = false;
+}
+
+/* Removes PATH, an image this command created, after a failure: an import
+ * that failed leaves nothing behind. */
+static void remove_created(const char *path, bool created)
+{
+	struct stat sb;
+	if (created && !strstr(path, "://") && !lstat(path, &sb) && S_ISREG(sb.st_mode) &&
+	    !unlink(path))
+		cli_sync_dir_of(path);
+}
+
 static int do_import(struct swtpm_args *a)
 {
-	const char *dir = a->pos[0], *path = a->pos[1];
+	const char *path = a->pos[0], *dir = a->pos[1];
 	struct imported im[NBLOBS];
 	memset(im, 0, sizeof im);
 	int st = load_swtpm_key(a);
@@ -367,15 +417,26 @@ static int do_import(struct swtpm_args *a)
 		imported_free(im);
 		return st;
 	}
+	struct stat sb;
+	bool created = !strstr(path, "://") && lstat(path, &sb) && errno == ENOENT;
 	bs_image *img;
-	int rc = bs_image_open(path, cli.open_flags | BS_OPEN_CREATE, &img);
+	int rc = cli_open_flags(path, cli.open_flags | BS_OPEN_CREATE, &img);
 	if (rc) {
 		imported_free(im);
 		return cli_fail(rc);
 	}
 	char **old = NULL;
+	char *js = NULL, *jr = NULL;
+	size_t jsl = 0, jrl = 0;
+	FILE *mj = a->json ? open_memstream(&js, &jsl) : NULL;
+	FILE *mr = a->json ? open_memstream(&jr, &jrl) : NULL;
+	bool first = true, rfirst = true;
+	if (a->json && (!mj || !mr)) {
+		st = cli_error(CLI_EXIT_OTHER, "out of memory");
+		goto out;
+	}
 	if ((rc = cli_load_key(img))) {
-		st = rc < 0 ? cli_fail(rc) : rc;
+		st = cli_fail(rc);
 		goto out;
 	}
 	bool encrypt = bs_image_is_encrypted(img);
@@ -401,7 +462,10 @@ static int do_import(struct swtpm_args *a)
 			st = cli_fail(rc);
 			goto out;
 		}
-		if (!cli.quiet) {
+		created = false; /* from here on the image holds state: kept */
+		if (mj) {
+			json_entry_to(mj, img, blob_names[i], &first);
+		} else if (!cli.quiet) {
 			char d[96];
 			printf("%s/tpm2-00.%s (%s) -> %s/%s, %zu octets%s\n", dir, blob_names[i],
 			       describe(&im[i].info, d, sizeof d), BS_SWTPM_ENTRY_TYPE,
@@ -418,16 +482,33 @@ static int do_import(struct swtpm_args *a)
 		bs_entry *e;
 		if (keep || bs_entry_find(img, BS_SWTPM_ENTRY_TYPE, old[k], &e))
 			continue;
+		if (mr)
+			json_entry_to(mr, img, old[k], &rfirst);
 		if ((rc = bs_entry_delete(e))) {
 			st = cli_fail(rc);
 			goto out;
 		}
-		if (!cli.quiet)
+		if (!mr && !cli.quiet)
 			printf("removed %s/%s (not in %s)\n", BS_SWTPM_ENTRY_TYPE, old[k], dir);
 	}
 out:
+	if (mj)
+		fclose(mj);
+	if (mr)
+		fclose(mr);
+	if (!st && a->json) {
+		printf("{\"image\": ");
+		cli_json_str(stdout, path);
+		printf(", \"directory\": ");
+		cli_json_str(stdout, dir);
+		printf(", \"entries\": [%s], \"removed\": [%s]}\n", js ? js : "", jr ? jr : "");
+	}
+	free(js);
+	free(jr);
 	names_free(old);
 	bs_image_close(img);
+	if (st)
+		remove_created(path, created);
 	imported_free(im);
 	return st;
 }
@@ -515,11 +596,9 @@ static int do_export(struct swtpm_args *a)
 		bool known = false;
 		for (size_t j = 0; j < NBLOBS; j++)
 			known |= nm && !strcmp(nm, blob_names[j]);
-		if (!known && !cli.quiet) {
-			fputs("blobstore: warning: skipping entry " BS_SWTPM_ENTRY_TYPE "/", stderr);
-			cli_put_clean(stderr, nm ? nm : "(unnamed)");
-			fputs(": swtpm has no file for it\n", stderr);
-		}
+		if (!known)
+			cli_warn("skipping entry " BS_SWTPM_ENTRY_TYPE "/%s: swtpm has no file for it",
+				 nm ? nm : "(unnamed)");
 	}
 	for (size_t i = 0; i < NBLOBS && !st; i++) {
 		bs_entry *e;
@@ -567,27 +646,68 @@ static int do_export(struct swtpm_args *a)
 		close(lock);
 		goto out;
 	}
+	const char *cipher = !encrypt ? NULL : k.len == 32 ? "aes-256-cbc" : "aes-128-cbc";
+	bool written[NBLOBS] = {false}, removed[NBLOBS] = {false};
 	for (size_t i = 0; i < NBLOBS && !st; i++) {
 		char fname[64];
 		snprintf(fname, sizeof fname, "tpm2-00.%s", blob_names[i]);
 		if (blob[i]) {
 			st = write_file(dir, fname, blob[i], blob_len[i]);
-			if (!st && !cli.quiet)
+			written[i] = !st;
+			if (!st && !a->json && !cli.quiet)
 				printf("%s/%s -> %s/%s (%zu octets, %s)\n", BS_SWTPM_ENTRY_TYPE,
-				       blob_names[i], dir, fname, blob_len[i],
-				       !encrypt ? "plain" : k.len == 32 ? "aes-256-cbc" : "aes-128-cbc");
+				       blob_names[i], dir, fname, blob_len[i], cipher ? cipher : "plain");
 		} else if (exists[i]) {
 			/* A stale volatilestate would be loaded with the new permall. */
 			char *p = path_join(dir, fname);
 			if (!p || unlink(p))
 				st = cli_error(CLI_EXIT_IO, "%s/%s: %s", dir, fname,
 					       p ? strerror(errno) : "out of memory");
+			removed[i] = !st;
 			free(p);
 		}
 	}
 	if (!st)
 		st = sync_dir(dir);
 	close(lock);
+	if (!st && a->json) {
+		printf("{\"image\": ");
+		cli_json_str(stdout, path);
+		printf(", \"directory\": ");
+		cli_json_str(stdout, dir);
+		printf(", \"files\": [");
+		bool first = true;
+		for (size_t i = 0; i < NBLOBS; i++) {
+			if (!written[i])
+				continue;
+			char f[64];
+			snprintf(f, sizeof f, "tpm2-00.%s", blob_names[i]);
+			char *fp = path_join(dir, f);
+			printf("%s{\"file\": ", first ? "" : ", ");
+			cli_json_str(stdout, fp ? fp : f);
+			printf(", \"entry\": ");
+			cli_json_str(stdout, blob_names[i]);
+			printf(", \"size\": %zu, \"encryption\": ", blob_len[i]);
+			cli_json_str(stdout, cipher);
+			printf("}");
+			free(fp);
+			first = false;
+		}
+		printf("], \"removed\": [");
+		first = true;
+		for (size_t i = 0; i < NBLOBS; i++) {
+			if (!removed[i])
+				continue;
+			char f[64];
+			snprintf(f, sizeof f, "tpm2-00.%s", blob_names[i]);
+			char *fp = path_join(dir, f);
+			printf("%s", first ? "" : ", ");
+			cli_json_str(stdout, fp ? fp : f);
+			free(fp);
+			first = false;
+		}
+		printf("]}\n");
+	}
 out:
 	for (size_t i = 0; i < NBLOBS; i++)
 		free(blob[i]);
@@ -610,7 +730,7 @@ static int run(const struct cli_command *cmd, int argc, char **argv)
 
 #define KEY_HELP                                                                       \
 	"swtpm's state encryption (the --key option of swtpm, --keyfile/--pwdfile of\n"   \
-	"swtpm_setup):\n"                                                                  \
+	"swtpm_setup); the image's own key is the global --key-file, ...:\n"             \
 	"  --swtpm-key FILE            swtpm's key file (--key file=FILE)\n"              \
 	"  --swtpm-key-format FMT      hex (default: 32 or 64 hex digits) or binary\n"    \
 	"  --swtpm-passphrase-file F   swtpm's passphrase file (--key pwdfile=F): every\n" \
@@ -624,20 +744,25 @@ static int run(const struct cli_command *cmd, int argc, char **argv)
 const struct cli_command cmd_import_swtpm = {
 	.name = "import-swtpm",
 	.summary = "import an swtpm TPM 2.0 state directory into the image",
-	.usage = "DIR IMAGE [--force] [--headerless] [--swtpm-key FILE | "
-		 "--swtpm-passphrase-file FILE] [...]",
+	.usage = "IMAGE DIR [--force] [--headerless] [--swtpm-key FILE | "
+		 "--swtpm-passphrase-file FILE] [...] [--json]",
 	.help = "Reads swtpm's state files in DIR (tpm2-00.permall, and\n"
 		"tpm2-00.volatilestate and tpm2-00.savestate when present; blob header\n"
 		"versions 1 and 2, plain or encrypted) and stores each libtpms blob as the\n"
 		"entry " BS_SWTPM_ENTRY_TYPE "/NAME (permall, volatilestate, savestate) of\n"
-		"IMAGE, created when missing.  In an encrypted image (give its key with\n"
-		"--key-file, --passphrase-file or --passphrase-fd) the entries are\n"
-		"encrypted.  Every blob is decoded and checked before the image changes;\n"
-		"each entry is then created or replaced crash-safely, one at a time.\n"
-		"swtpm's lock (DIR/.lock) is held while reading: a running swtpm is refused.\n\n"
+		"IMAGE, created when missing (and removed again when the import fails).\n"
+		"In an encrypted image (give its key with --key-file, --passphrase-file or\n"
+		"--passphrase-fd) the entries are encrypted.  Every blob is decoded and\n"
+		"checked before the image changes; each entry is then created or replaced\n"
+		"crash-safely, one at a time.  swtpm's lock (DIR/.lock) is held while\n"
+		"reading: a running swtpm is refused.  The order DIR IMAGE of earlier\n"
+		"versions still works, with a warning, where DIR is a directory and IMAGE\n"
+		"is not.\n\n"
+		"Options:\n"
 		"  -f, --force     replace the TPM the image already holds (its\n"
 		"                  " BS_SWTPM_ENTRY_TYPE " entries; those DIR lacks are deleted)\n"
 		"  --headerless    accept files without a blob header (swtpm before 2018)\n"
+		"  --json          the entries written and removed, as one JSON object\n"
 		KEY_HELP,
 	.run = run,
 };
@@ -645,13 +770,17 @@ const struct cli_command cmd_import_swtpm = {
 const struct cli_command cmd_export_swtpm = {
 	.name = "export-swtpm",
 	.summary = "write the image's TPM as an swtpm TPM 2.0 state directory",
-	.usage = "IMAGE DIR [--force] [--swtpm-key FILE | --swtpm-passphrase-file FILE] [...]",
+	.usage = "IMAGE DIR [--force] [--swtpm-key FILE | --swtpm-passphrase-file FILE] [...]\n"
+		 "           [--json]",
 	.help = "Writes the image's " BS_SWTPM_ENTRY_TYPE " entries to DIR (created when\n"
 		"missing) as swtpm's state files tpm2-00.NAME (header version 2), plain,\n"
 		"or encrypted the way 'swtpm --key' does when an swtpm key is given; then\n"
 		"'swtpm socket --tpmstate dir=DIR' serves the TPM.  Each file is written\n"
 		"to a temporary file, synced and renamed; swtpm's lock (DIR/.lock) is held.\n\n"
+		"Options:\n"
 		"  -f, --force     replace swtpm state already in DIR (files for blobs the\n"
-		"                  image lacks are deleted)\n" KEY_HELP,
+		"                  image lacks are deleted)\n"
+		"  --json          the files written and removed, as one JSON object\n"
+		KEY_HELP,
 	.run = run,
 };

@@ -28,6 +28,7 @@ static const struct cli_command *const commands[] = {
 	&cmd_export_swtpm,
 	&cmd_encrypt_init,
 	&cmd_rekey,
+	&cmd_salvage,
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -46,13 +47,17 @@ static void print_usage(FILE *out)
 		     "Stores device state (vTPM, NVRAM, ...) as typed, named entries in one\n"
 		     "ASN.1 image file; every change is crash-safe.\n\nCommands:\n");
 	for (size_t i = 0; i < NCOMMANDS; i++)
-		fprintf(out, "  %-8s %s\n", commands[i]->name, commands[i]->summary);
+		fprintf(out, "  %-13s %s\n", commands[i]->name, commands[i]->summary);
 	fprintf(out, "\nGlobal options (before or after the command):\n");
 	for (const struct cli_global_option *g = cli_global_options; g->name; g++) {
 		char names[64];
+		char val[32] = "";
+		if (g->has_arg || g->optional_arg)
+			snprintf(val, sizeof val, g->optional_arg ? "[=%s]" : " %s",
+				 g->arg_name ? g->arg_name : "VALUE");
 		snprintf(names, sizeof names, "%s%s%s%s", g->short_name ? g->short_name : "",
-			 g->short_name ? ", " : "", g->name, g->has_arg ? " VALUE" : "");
-		fprintf(out, "  %-16s %s\n", names, g->help);
+			 g->short_name ? ", " : "", g->name, val);
+		fprintf(out, "  %-23s %s\n", names, g->help);
 	}
 	fprintf(out, "\n%s\n%s\n%s\nSee blobstore(1) for details.\n", cli_help_sizes,
 		cli_help_attr_values, cli_help_exit);
@@ -74,6 +79,11 @@ static int help_command(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	int i = 1;
+	/* Errors are JSON as soon as --json is anywhere on the line, even when
+	 * they happen before the command's own parser sees it. */
+	for (int k = 1; k < argc && strcmp(argv[k], "--"); k++)
+		if (!strcmp(argv[k], "--json"))
+			cli.json = true;
 	/* Images on NBD exports: nbd://, nbd+unix://, ... */
 	if (bs_nbd_register())
 		return cli_fail(BS_EINVAL);
@@ -106,6 +116,8 @@ int main(int argc, char **argv)
 				val = argv[++i];
 			else
 				return cli_usage(NULL, "%s needs a value", g->name);
+		} else if (g->optional_arg) {
+			val = eq ? eq + 1 : NULL;
 		} else if (eq) {
 			return cli_usage(NULL, "%s takes no value", g->name);
 		}

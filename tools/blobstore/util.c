@@ -21,10 +21,20 @@ struct cli_globals cli;
 
 /* ---- global options ------------------------------------------------------ */
 
+/* --wait[=SECONDS]: how long a writer waits for another one. */
+#define WAIT_DEFAULT 60.0
+
 static int opt_wait(const char *arg)
 {
-	(void)arg;
-	cli.open_flags |= BS_OPEN_WAIT;
+	cli.wait = WAIT_DEFAULT;
+	if (arg) {
+		char *end;
+		errno = 0;
+		double v = strtod(arg, &end);
+		if (errno || end == arg || *end || !(v >= 0) || v > 1e7)
+			return cli_usage(NULL, "--wait=SECONDS takes a number of seconds, not '%s'", arg);
+		cli.wait = v;
+	}
 	return 0;
 }
 
@@ -42,31 +52,41 @@ static int opt_quiet(const char *arg)
 	return 0;
 }
 
+static int opt_json(const char *arg)
+{
+	(void)arg;
+	cli.json = true;
+	return 0;
+}
+
 /* One line per option; the list ends with an empty entry. */
 const struct cli_global_option cli_global_options[] = {
-	{"--wait", NULL, false, "wait for another writer to finish instead of failing", opt_wait},
+	{"--wait", NULL, false, "wait up to SECONDS (default 60) for another writer to finish "
+				"instead of failing", opt_wait, true, "SECONDS"},
 	{"--no-sync", NULL, false, "do not fsync: faster, not durable (scratch images, tests)",
-	 opt_nosync},
-	{"--quiet", "-q", false, "no informational output and no progress line", opt_quiet},
+	 opt_nosync, false},
+	{"--quiet", "-q", false, "no informational output and no progress line", opt_quiet, false},
 	{"--key-file", NULL, true, "key of an encrypted image: 32 raw octets or 64 hex digits",
-	 cli_opt_key_file},
+	 cli_opt_key_file, false, "FILE"},
 	{"--passphrase-file", NULL, true, "passphrase of an encrypted image, read from FILE",
-	 cli_opt_passphrase_file},
+	 cli_opt_passphrase_file, false, "FILE"},
 	{"--passphrase-fd", NULL, true, "passphrase of an encrypted image, read from descriptor N",
-	 cli_opt_passphrase_fd},
-	{NULL, NULL, false, NULL, NULL},
+	 cli_opt_passphrase_fd, false, "N"},
+	{"--json", NULL, false, "output and errors as JSON (docs/JSON.md), for every command",
+	 opt_json, false},
+	{NULL, NULL, false, NULL, NULL, false},
 };
 
 const char cli_help_attr_values[] =
-	"Attribute values (--attr, --mandatory, --set):\n"
+	"Attribute values (--attr, --mandatory, --set): the type comes from the prefix only\n"
 	"  NAME            a flag (no value)\n"
+	"  NAME=VALUE      UTF8String VALUE, whatever it looks like (serial=007 is the\n"
+	"                  text \"007\")\n"
+	"  NAME=str:text   UTF8String (for text that starts with a prefix: str:int:5)\n"
 	"  NAME=int:42     INTEGER (decimal, or hexadecimal with 0x)\n"
 	"  NAME=bool:true  BOOLEAN (true, false, 1, 0)\n"
-	"  NAME=str:text   UTF8String\n"
 	"  NAME=hex:00ff   OCTET STRING (fixed-size, read-write data)\n"
 	"  NAME=der:HEX    the DER encoding of the value element(s), as given\n"
-	"  NAME=VALUE      INTEGER if VALUE is decimal, BOOLEAN for true/false,\n"
-	"                  else UTF8String\n"
 	"  Names are printable ASCII; names starting \"bs.\" belong to the library.\n"
 	"  A mandatory attribute makes every reader that does not know it refuse\n"
 	"  the entry (this version knows none but its own).\n";
@@ -84,7 +104,8 @@ const char cli_help_exit[] =
 	"  5  I/O error or no space left\n"
 	"  6  entry refused: it has a mandatory attribute this version does not know\n"
 	"  7  wrong or missing key\n"
-	"  8  any other error (limits, already exists, read-only, ...)\n";
+	"  8  any other error (limits, already exists, read-only, ...)\n"
+	"  (salvage: 0 when every entry was recovered, 3 when some were lost)\n";
 
 /* ---- option parsing ------------------------------------------------------ */
 
@@ -138,20 +159,7 @@ int cli_next(struct cli_parser *p)
 		const char *eq = is_long ? strchr(name, '=') : NULL;
 		size_t nl = eq ? (size_t)(eq - name) : strlen(name);
 		const char *inline_val = eq ? eq + 1 : NULL;
-		for (const struct cli_global_option *g = cli_global_options; g->name; g++) {
-			bool match = is_long ? strlen(g->name + 2) == nl && !strncmp(g->name + 2, name, nl)
-					     : g->short_name && !strcmp(g->short_name, a);
-			if (!match)
-				continue;
-			if (!g->has_arg && inline_val)
-				return stop(p, cli_usage(p->cmd, "%s takes no value", g->name));
-			if (g->has_arg && !take_value(p, inline_val))
-				return stop(p, cli_usage(p->cmd, "%s needs a value", g->name));
-			int st = g->apply(g->has_arg ? p->arg : NULL);
-			if (st)
-				return stop(p, st);
-			goto next;
-		}
+		/* The command's own options first: they win over a global one. */
 		for (const struct cli_option *o = p->opts; o && o->name; o++) {
 			if (is_long) {
 				if (strlen(o->name) != nl || strncmp(o->name, name, nl))
@@ -170,6 +178,20 @@ int cli_next(struct cli_parser *p)
 			if (o->has_arg && !take_value(p, inline_val))
 				return stop(p, cli_usage(p->cmd, "--%s needs a value", o->name));
 			return o->id;
+		}
+		for (const struct cli_global_option *g = cli_global_options; g->name; g++) {
+			bool match = is_long ? strlen(g->name + 2) == nl && !strncmp(g->name + 2, name, nl)
+					     : g->short_name && !strcmp(g->short_name, a);
+			if (!match)
+				continue;
+			if (!g->has_arg && !g->optional_arg && inline_val)
+				return stop(p, cli_usage(p->cmd, "%s takes no value", g->name));
+			if (g->has_arg && !take_value(p, inline_val))
+				return stop(p, cli_usage(p->cmd, "%s needs a value", g->name));
+			int st = g->apply(g->has_arg ? p->arg : inline_val);
+			if (st)
+				return stop(p, st);
+			goto next;
 		}
 		return stop(p, cli_usage(p->cmd, "unknown option '%s'", a));
 	next:;
@@ -191,13 +213,130 @@ void cli_print_help(const struct cli_command *cmd, FILE *out)
 		     "Exit status: see 'blobstore --help' or blobstore(1).\n");
 }
 
+/* ---- errors -------------------------------------------------------------- */
+
+/* The name of a library result code, as in blobstore.h. */
+static const char *code_name(int rc)
+{
+	switch (rc) {
+	case BS_OK: return "BS_OK";
+	case BS_EINVAL: return "BS_EINVAL";
+	case BS_ENOMEM: return "BS_ENOMEM";
+	case BS_EIO: return "BS_EIO";
+	case BS_ECORRUPT: return "BS_ECORRUPT";
+	case BS_ENOENT: return "BS_ENOENT";
+	case BS_EEXIST: return "BS_EEXIST";
+	case BS_ELOCKED: return "BS_ELOCKED";
+	case BS_ENOSPC: return "BS_ENOSPC";
+	case BS_EUNSUPPORTED: return "BS_EUNSUPPORTED";
+	case BS_ELIMIT: return "BS_ELIMIT";
+	case BS_ERDONLY: return "BS_ERDONLY";
+	case BS_ERANGE: return "BS_ERANGE";
+	case BS_ETYPE: return "BS_ETYPE";
+	case BS_EKEY: return "BS_EKEY";
+	case BS_ESTALE: return "BS_ESTALE";
+	default: return "BS_EUNKNOWN";
+	}
+}
+
+const char *cli_code_name(int rc)
+{
+	return code_name(rc);
+}
+
+/* The library code that stands for an exit status of the tool's own. */
+static int code_of_status(int status)
+{
+	switch (status) {
+	case CLI_EXIT_NOTFOUND: return BS_ENOENT;
+	case CLI_EXIT_CORRUPT: return BS_ECORRUPT;
+	case CLI_EXIT_LOCKED: return BS_ELOCKED;
+	case CLI_EXIT_IO: return BS_EIO;
+	case CLI_EXIT_REFUSED: return BS_EUNSUPPORTED;
+	case CLI_EXIT_KEY: return BS_EKEY;
+	default: return BS_EINVAL;
+	}
+}
+
+/* The image the command opened last, for the salvage hint. */
+static char opened[4096];
+
+const char cli_salvage_hint[] =
+	"'blobstore salvage IMAGE NEW' copies every intact entry into a new image "
+	"without changing this one";
+
+/* The one JSON error object on standard error (docs/JSON.md). */
+static void json_error(int status, const char *code, const char *msg, const char *file,
+		       const char *entry_type, const char *entry_name, uint64_t offset, int err,
+		       const char *hint)
+{
+	fprintf(stderr, "{\"error\": {\"exit\": %d, \"code\": ", status);
+	cli_json_str(stderr, code);
+	fputs(", \"message\": ", stderr);
+	cli_json_str(stderr, msg);
+	fputs(", \"file\": ", stderr);
+	cli_json_str(stderr, file);
+	fputs(", \"entry\": ", stderr);
+	if (entry_type) {
+		fputs("{\"type\": ", stderr);
+		cli_json_str(stderr, entry_type);
+		fputs(", \"name\": ", stderr);
+		cli_json_str(stderr, entry_name);
+		fputc('}', stderr);
+	} else {
+		fputs("null", stderr);
+	}
+	fputs(", \"offset\": ", stderr);
+	if (offset == UINT64_MAX)
+		fputs("null", stderr);
+	else
+		fprintf(stderr, "%" PRIu64, offset);
+	fputs(", \"errno\": ", stderr);
+	if (err)
+		fprintf(stderr, "%d", err);
+	else
+		fputs("null", stderr);
+	fputs(", \"hint\": ", stderr);
+	cli_json_str(stderr, hint);
+	fputs("}}\n", stderr);
+}
+
+/* Reports a message of the tool's own: text, or JSON under --json. */
+static int report(int status, int code, const char *file, const char *hint, const char *fmt,
+		  va_list ap)
+{
+	char msg[2048];
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	if (cli.json) {
+		json_error(status, code_name(code), msg, file, NULL, NULL, UINT64_MAX,
+			   status == CLI_EXIT_IO ? errno : 0, hint);
+	} else {
+		fputs("blobstore: ", stderr);
+		cli_put_clean(stderr, msg);
+		fputc('\n', stderr);
+		if (hint)
+			fprintf(stderr, "blobstore: %s\n", hint);
+	}
+	return status;
+}
+
 int cli_usage(const struct cli_command *cmd, const char *fmt, ...)
 {
 	va_list ap;
-	fprintf(stderr, "blobstore%s%s: ", cmd ? " " : "", cmd ? cmd->name : "");
+	char msg[1024];
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
+	if (cli.json) {
+		char hint[256];
+		if (cmd)
+			snprintf(hint, sizeof hint, "usage: blobstore %s %s", cmd->name, cmd->usage);
+		json_error(CLI_EXIT_USAGE, "usage", msg, NULL, NULL, NULL, UINT64_MAX, 0,
+			   cmd ? hint : "see 'blobstore --help'");
+		return CLI_EXIT_USAGE;
+	}
+	fprintf(stderr, "blobstore%s%s: ", cmd ? " " : "", cmd ? cmd->name : "");
+	cli_put_clean(stderr, msg);
 	if (cmd)
 		fprintf(stderr, "\nusage: blobstore %s %s\n(see 'blobstore help %s')\n", cmd->name,
 			cmd->usage, cmd->name);
@@ -205,8 +344,6 @@ int cli_usage(const struct cli_command *cmd, const char *fmt, ...)
 		fprintf(stderr, "\n(see 'blobstore --help')\n");
 	return CLI_EXIT_USAGE;
 }
-
-/* ---- errors -------------------------------------------------------------- */
 
 int cli_exit_code(int rc)
 {
@@ -232,25 +369,89 @@ const char *last_error(void)
 
 int cli_fail(int rc)
 {
-	fprintf(stderr, "blobstore: %s\n", last_error());
-	return cli_exit_code(rc);
+	const char *msg, *label, *type, *name;
+	uint64_t off;
+	int err;
+	int code = bs_error_last(&msg, &err);
+	bs_error_where(&label, &type, &name, &off);
+	if (code != rc)
+		code = rc; /* the caller's code wins; the message is still the last one */
+	/* Damage in an image the command opened stops it: salvage is the way
+	 * out (not for damage in other files, such as swtpm's). */
+	const char *hint = rc == BS_ECORRUPT && label && opened[0] && !strcmp(label, opened)
+				   ? cli_salvage_hint : NULL;
+	int status = cli_exit_code(rc);
+	if (cli.json) {
+		json_error(status, code_name(code), msg, label, type, name, off, err, hint);
+	} else {
+		fprintf(stderr, "blobstore: %s\n", msg);
+		if (hint)
+			fprintf(stderr, "blobstore: %s\n", hint);
+	}
+	return status;
 }
 
 int cli_error(int status, const char *fmt, ...)
 {
 	va_list ap;
-	fputs("blobstore: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	report(status, code_of_status(status), NULL, NULL, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	return status;
+}
+
+int cli_error_code(int status, int code, const char *file, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	report(status, code, file, NULL, fmt, ap);
+	va_end(ap);
+	return status;
+}
+
+void cli_warn(const char *fmt, ...)
+{
+	/* Under --json standard error carries nothing but an error object. */
+	if (cli.quiet || cli.json)
+		return;
+	va_list ap;
+	char msg[1024];
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	fputs("blobstore: warning: ", stderr);
+	cli_put_clean(stderr, msg);
+	fputc('\n', stderr);
+}
+
+/* ---- opening images ------------------------------------------------------ */
+
+int cli_open_flags(const char *path, unsigned flags, bs_image **img)
+{
+	snprintf(opened, sizeof opened, "%s", path);
+	/* --wait: poll, so that the wait ends when it should. */
+	struct timespec start, now;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		int rc = bs_image_open(path, flags & ~BS_OPEN_WAIT, img);
+		if (rc != BS_ELOCKED || !(cli.wait > 0) || (flags & BS_OPEN_RDONLY))
+			return rc;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		double waited = (double)(now.tv_sec - start.tv_sec) +
+				(double)(now.tv_nsec - start.tv_nsec) / 1e9;
+		if (waited >= cli.wait)
+			return bs_error_set(path, NULL, NULL, BS_NO_OFFSET, BS_ELOCKED, 0,
+					    "locked by another writer: still locked after waiting "
+					    "%.0f s (--wait=SECONDS waits longer)", waited);
+		struct timespec nap = {0, 20 * 1000 * 1000};
+		nanosleep(&nap, NULL);
+	}
 }
 
 int cli_open(const char *path, bool write, bs_image **img)
 {
 	unsigned flags = write ? cli.open_flags : BS_OPEN_RDONLY;
-	int rc = bs_image_open(path, flags, img);
+	int rc = cli_open_flags(path, flags, img);
 	if (!rc && (rc = cli_load_key(*img))) {
 		bs_image_close(*img);
 		*img = NULL;
@@ -374,11 +575,8 @@ int cli_parse_attr(const struct cli_command *cmd, const char *spec, unsigned fla
 		free(raw);
 	} else if (!strncmp(v, "der:", 4)) {
 		ok = unhex(v + 4, out->value, &out->len) && out->len > 0;
-	} else if (parse_int(v, &iv) && strncmp(v, "0x", 2) && strncmp(v, "-0x", 3)) {
-		ok = !bs_value_encode_int(iv, 0, out->value, cap, &out->len);
-	} else if (!strcmp(v, "true") || !strcmp(v, "false")) {
-		ok = !bs_value_encode_bool(v[0] == 't', 0, out->value, cap, &out->len);
 	} else {
+		/* No prefix: text, never a guess from what the text looks like. */
 		ok = !bs_value_encode_str(v, 0, 0, out->value, cap, &out->len);
 	}
 	if (!ok) {
@@ -581,6 +779,129 @@ int cli_write_output(const char *path, const void *buf, size_t len)
 	cli_progress_end();
 	if (path && close(fd) && !status)
 		status = cli_error(CLI_EXIT_IO, "%s: %s", label, strerror(errno));
+	return status;
+}
+
+/* Writes all of BUF to FD; errno on failure. */
+static int write_all(int fd, const uint8_t *p, size_t len)
+{
+	for (size_t done = 0; done < len;) {
+		ssize_t k = write(fd, p + done, len - done);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -1;
+		done += (size_t)k;
+		cli_progress_set(done);
+	}
+	return 0;
+}
+
+int cli_sync_dir_of(const char *path)
+{
+	if (cli.open_flags & BS_OPEN_NOSYNC)
+		return 0;
+	char *copy = strdup(path);
+	if (!copy)
+		return cli_error(CLI_EXIT_OTHER, "out of memory");
+	char *slash = strrchr(copy, '/');
+	const char *dir = slash ? (slash == copy ? "/" : (*slash = 0, copy)) : ".";
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), st = 0;
+	if (fd < 0 || fsync(fd))
+		st = cli_error(CLI_EXIT_IO, "%s: fsync: %s", dir, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	free(copy);
+	return st;
+}
+
+int cli_temp_beside(const char *path, char **tmp)
+{
+	size_t n = strlen(path) + 32;
+	char *t = malloc(n);
+	if (!t)
+		return cli_error(CLI_EXIT_OTHER, "out of memory");
+	/* In the same directory, so that rename() replaces PATH atomically. */
+	const char *slash = strrchr(path, '/');
+	int dl = slash ? (int)(slash - path + 1) : 0;
+	snprintf(t, n, "%.*s.%s.blobstore-XXXXXX", dl, path, slash ? slash + 1 : path);
+	int fd = mkstemp(t);
+	if (fd < 0) {
+		int err = errno;
+		int st = cli_error(err == ENOENT ? CLI_EXIT_NOTFOUND : CLI_EXIT_IO, "%s: %s", path,
+				   strerror(err));
+		free(t);
+		return -st;
+	}
+	*tmp = t;
+	return fd;
+}
+
+int cli_publish(const char *tmp, const char *path, bool replace)
+{
+	int err = 0;
+	if (replace) {
+		if (rename(tmp, path))
+			err = errno;
+	} else if (link(tmp, path)) {
+		/* link() fails when PATH appeared meanwhile; file systems without
+		 * hard links get a rename after a last look. */
+		err = errno;
+		if (err != EEXIST && err != ENOENT && err != EACCES && access(path, F_OK) &&
+		    !rename(tmp, path))
+			err = 0;
+	} else {
+		unlink(tmp);
+	}
+	if (err) {
+		unlink(tmp);
+		if (err == EEXIST)
+			return cli_error_code(CLI_EXIT_OTHER, BS_EEXIST, path,
+					      "%s exists: --force replaces it", path);
+		return cli_error(CLI_EXIT_IO, "%s: %s", path, strerror(err));
+	}
+	return cli_sync_dir_of(path);
+}
+
+int cli_write_file(const char *path, bool force, bool secret, const void *buf, size_t len)
+{
+	struct stat st;
+	/* A symbolic link stands for the file it names: that file is what
+	 * would be replaced, and it is replaced where it is. */
+	char *real = NULL;
+	if (!lstat(path, &st) && S_ISLNK(st.st_mode) && (real = realpath(path, NULL))) {
+		int status = cli_write_file(real, force, secret, buf, len);
+		free(real);
+		return status;
+	}
+	bool exists = !lstat(path, &st);
+	if (exists && !S_ISREG(st.st_mode))
+		return cli_write_output(path, buf, len); /* a device, a pipe: nothing to replace */
+	if (exists && st.st_size > 0 && !force)
+		return cli_error_code(CLI_EXIT_OTHER, BS_EEXIST, path,
+				      "%s exists (%lld octets): --force replaces it", path,
+				      (long long)st.st_size);
+	char *tmp;
+	int fd = cli_temp_beside(path, &tmp);
+	if (fd < 0)
+		return -fd;
+	/* Decrypted data stays private to the owner; other data gets the
+	 * usual mode. */
+	mode_t mask = umask(0);
+	umask(mask);
+	int status = 0;
+	cli_progress_begin("writing output", len);
+	if (fchmod(fd, secret ? 0600 : 0666 & ~mask) || write_all(fd, buf, len) ||
+	    (!(cli.open_flags & BS_OPEN_NOSYNC) && fsync(fd)))
+		status = cli_error(CLI_EXIT_IO, "%s: %s", tmp, strerror(errno));
+	cli_progress_end();
+	if (close(fd) && !status)
+		status = cli_error(CLI_EXIT_IO, "%s: %s", tmp, strerror(errno));
+	if (status)
+		unlink(tmp);
+	else
+		status = cli_publish(tmp, path, exists);
+	free(tmp);
 	return status;
 }
 
