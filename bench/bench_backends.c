@@ -26,6 +26,7 @@
 #include <blobstore/blobstore.h>
 #include <blobstore/backend.h>
 #include <blobstore/nbd.h>
+#include <blobstore/rbd.h>
 
 #include "bench_util.h"
 #include "storage/storage.h" /* the backend table, to blank storage */
@@ -147,6 +148,7 @@ static void measure(struct target *t, size_t n)
 int main(int argc, char **argv)
 {
 	bs_nbd_register(); /* the NBD targets */
+	bs_rbd_register(); /* the RBD target */
 	const char *env = getenv("BENCH_DIR");
 	char dir[400];
 	mkdir(env && *env ? env : "build/bench", 0755);
