@@ -129,10 +129,14 @@ mon_data_avail_crit = 1
 mon_data_avail_warn = 2
 
 [client]
-# clients of this cluster (tests): no admin sockets, and a watch ping every
-# second so that a short osd_client_watch_timeout never expires a live one
+# clients of this cluster (tests): no admin sockets; a watch ping every
+# second, so that a short osd_client_watch_timeout never expires a live one;
+# and a new OSD map after 1 s instead of 10 s for an operation sent to an
+# OSD that was killed (with a single OSD nobody reports it down, so a
+# client learns of its restart only by asking)
 admin_socket =
 objecter_tick_interval = 1
+objecter_timeout = 1
 
 [mon]
 mon_data = $dir/mon.\$id
@@ -233,8 +237,8 @@ start)
 		stop_all
 		die "the cluster did not start"
 	fi
-	printf '%s: cluster up in %.1f s (monitor 127.0.0.1:%s)\n' "$prog" \
-		"$(echo "$(date +%s.%N) - $t0" | bc)" "$port" >&2
+	awk -v p="$prog" -v a="$t0" -v b="$(date +%s.%N)" -v port="$port" \
+		'BEGIN { printf "%s: cluster up in %.1f s (monitor 127.0.0.1:%s)\n", p, b - a, port }' >&2
 	echo "$conf"
 	;;
 stop) stop_all ;;
