@@ -622,7 +622,7 @@ static int open_image(struct rbd_be *r)
 		if (rc == -ENOENT)
 			return fail(r, BS_ENOENT, ENOENT,
 				    "no RBD image '%s' in pool '%s' (create it with 'rbd create --size "
-				    "1M %s/%s', or give size=N with BS_OPEN_CREATE)",
+				    "1M %s/%s', or format it with size=N in the URI)",
 				    r->u.image, r->u.pool, r->u.pool, r->u.image);
 		return fail_rc(r, rc, "rbd_open");
 	}
