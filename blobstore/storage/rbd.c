@@ -147,9 +147,11 @@ static int fail_rc(struct rbd_be *r, int rc, const char *what)
 	case ETIMEDOUT:
 		return fail(r, BS_EIO, e,
 			    "%s timed out after %u s (timeout=): the Ceph cluster or an OSD does "
-			    "not answer; the outcome of a write is unknown until the image is "
-			    "reopened",
-			    what, r->u.timeout);
+			    "not answer%s",
+			    what, r->u.timeout,
+			    strstr(what, "write") || strstr(what, "flush")
+				    ? "; whether the write took effect is known only after a reopen"
+				    : "");
 	case ESHUTDOWN: /* EBLOCKLISTED */
 		r->fenced = true;
 		return fail(r, BS_ELOCKED, e,

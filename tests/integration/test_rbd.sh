@@ -109,6 +109,9 @@ bs get "$img" big | cmp -s - "$tmp/big" || fail "big entry differs after grow"
 bs info "$img" | grep -q '^size: *8388608 octets' || { bs info "$img"; fail "size after grow"; }
 # An existing image keeps its size; a URI without conf= reads $CEPH_CONF.
 CEPH_CONF=$conf bs get "rbd://rbd/cli?size=64k" cfg | cmp -s - "$tmp/c" || fail "CEPH_CONF"
+# id= names the client (the test cluster logs each client to log/client.ID.log).
+bs get "$(u cli "&id=vtpm-host7")" cfg | cmp -s - "$tmp/c" || fail "get with id="
+[ -e "$cluster/log/client.vtpm-host7.log" ] || fail "id= did not name the client"
 # A pool namespace is a third part of the name.
 rbdc namespace create rbd/tenant1
 bs -q format "rbd://rbd/tenant1/vm?conf=$conf&size=256k"
@@ -283,7 +286,11 @@ for _ in $(seq 200); do [ "$(wc -l <"$tmp/acked")" -ge 4 ] && break; sleep 0.05;
 printf 'during the outage' | head -c 16 >"$tmp/nv3.want"
 tpm2_nvwrite -Q 0x1500020 -C o -i "$tmp/nv3.want" >"$tmp/nvw.out" 2>&1 &
 nvw=$!
-sleep 1
+# With the OSD gone, an open gives up after timeout= seconds, naming the URI.
+t=$(now)
+expect_exit 5 bs list "$(u osd "&timeout=2")"
+err_has "$(u osd "&timeout=2"): rbd_open timed out after 2 s"
+less "$(since "$t")" 8 || fail "an open with the OSD down took $(since "$t") s with timeout=2"
 acked_down=$(wc -l <"$tmp/acked")
 t=$(now)
 "$here/ceph_cluster.sh" start-osd "$cluster" || fail "start-osd"
