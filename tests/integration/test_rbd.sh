@@ -247,18 +247,32 @@ for r in $(seq "$rounds"); do
 	p=$!
 	sleep "0.0$((RANDOM % 9 + 1))"
 	kill -9 "$p" 2>/dev/null || true
-	wait "$p" 2>/dev/null || true
+	done_rc=0
+	wait "$p" 2>/dev/null || done_rc=$?
+	# What a reader sees at once is old or new, and new if the put had
+	# finished.  It is not final: the dead client's last requests may still
+	# wait in the OSD's socket buffer and apply after the reader looked (the
+	# old state then turns new).
 	bs get "$kimg" state >"$tmp/got" || fail "round $r: get after the kill"
+	seen=old
+	cmp -s "$tmp/got" "$tmp/v$r" && seen=new
+	[ $seen = new ] || cmp -s "$tmp/got" "$tmp/cur" ||
+		fail "round $r: right after the kill the entry is neither old nor new"
+	[ $done_rc -ne 0 ] || [ $seen = new ] || fail "round $r: a put that finished is not read back"
+	# Fencing the dead client (what an orchestrator does before it trusts a
+	# crashed host's image) settles it: once the OSDs know of the blocklist
+	# they refuse its requests.  It also frees the lock for the next round.
+	id=$(locks killed | lock_field id)
+	[ -z "$id" ] || rbdc lock rm rbd/killed "$id" "$(locks killed | lock_field locker)"
+	bs get "$kimg" state >"$tmp/got" || fail "round $r: get after fencing"
 	if cmp -s "$tmp/got" "$tmp/v$r"; then
 		cp "$tmp/v$r" "$tmp/cur"
 	else
-		cmp -s "$tmp/got" "$tmp/cur" || fail "round $r: the entry is neither old nor new"
+		[ $seen = old ] || fail "round $r: the new state turned old again"
+		cmp -s "$tmp/got" "$tmp/cur" || fail "round $r: after fencing the entry is neither old nor new"
 	fi
 	bs get "$kimg" other | cmp -s - "$tmp/c" || fail "round $r: another entry changed"
 	bs check "$kimg" >/dev/null || fail "round $r: check after the kill"
-	# The dead client keeps its lock until its watch expires; fence it.
-	id=$(locks killed | lock_field id)
-	[ -z "$id" ] || rbdc lock rm rbd/killed "$id" "$(locks killed | lock_field locker)"
 done
 bs put "$kimg" state "$tmp/c"
 bs check "$kimg" >/dev/null
