@@ -33,14 +33,17 @@ else
 $(error BUILD must be release, debug or asan)
 endif
 
-# Three libraries: the core (libtasn1, libcrypto), and the NBD backend and
-# the libtpms bridge, each in a library of its own so that a program that
-# uses neither needs neither libnbd nor libtpms.
+# Four libraries: the core (libtasn1, libcrypto), and the NBD backend, the
+# libtpms bridge and the RBD backend, each in a library of its own so that a
+# program that uses none needs neither libnbd nor libtpms nor librbd.
 pkg_cflags = $(shell $(PKG_CONFIG) --cflags $(1) 2>/dev/null)
 pkg_libs = $(shell $(PKG_CONFIG) --libs $(1) 2>/dev/null)
 CORE_LIBS = $(call pkg_libs,libtasn1 libcrypto) -lpthread
 NBD_LIBS = $(call pkg_libs,libnbd)
 TPM_LIBS = $(call pkg_libs,libtpms)
+# The RBD backend loads librbd and librados at its first use (dlopen; see
+# blobstore/storage/rbd.c): building needs only their headers (librbd-dev).
+RBD_LIBS = -ldl -lpthread
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers
 CFLAGS ?=
 override CFLAGS += -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -fPIC
@@ -55,12 +58,14 @@ LIB_INC := -Iinclude -Iblobstore
 PUB_INC := -Iinclude
 
 NBD_SRC := blobstore/storage/nbd.c
+RBD_SRC := blobstore/storage/rbd.c
 TPM_SRC := nvram/tpm.c
-CORE_SRC := $(filter-out $(NBD_SRC),$(wildcard blobstore/*/*.c)) \
+CORE_SRC := $(filter-out $(NBD_SRC) $(RBD_SRC),$(wildcard blobstore/*/*.c)) \
             $(filter-out $(TPM_SRC),$(wildcard nvram/*.c))
 # Objects under obj/: $(O)/blobstore is the tool, not a folder.
 CORE_OBJ := $(CORE_SRC:%.c=$(O)/obj/%.o) $(O)/gen/asn1tab.o $(O)/gen/asn1text.o
 NBD_OBJ := $(NBD_SRC:%.c=$(O)/obj/%.o)
+RBD_OBJ := $(RBD_SRC:%.c=$(O)/obj/%.o)
 TPM_OBJ := $(TPM_SRC:%.c=$(O)/obj/%.o)
 TOOL_SRC := $(wildcard tools/blobstore/*.c)
 TOOL_OBJ := $(TOOL_SRC:%.c=$(O)/obj/%.o)
@@ -68,18 +73,21 @@ HEADERS := $(wildcard include/blobstore/*.h include/blobstore/sys/*.h)
 
 STATIC := $(O)/libblobstore.a
 NBD_STATIC := $(O)/libblobstore-nbd.a
+RBD_STATIC := $(O)/libblobstore-rbd.a
 TPM_STATIC := $(O)/libblobstore-tpm.a
 SHARED := $(O)/libblobstore.so.$(VERSION)
 NBD_SHARED := $(O)/libblobstore-nbd.so.$(VERSION)
+RBD_SHARED := $(O)/libblobstore-rbd.so.$(VERSION)
 TPM_SHARED := $(O)/libblobstore-tpm.so.$(VERSION)
 TOOL := $(O)/blobstore
 # What programs link: the static libraries and what they need.
-ALL_STATIC := $(TPM_STATIC) $(NBD_STATIC) $(STATIC)
-ALL_LIBS = $(TPM_LIBS) $(NBD_LIBS) $(CORE_LIBS)
+ALL_STATIC := $(TPM_STATIC) $(NBD_STATIC) $(RBD_STATIC) $(STATIC)
+ALL_LIBS = $(TPM_LIBS) $(NBD_LIBS) $(RBD_LIBS) $(CORE_LIBS)
 
 .PHONY: all deps check check-unit check-integration check-interop check-asan check-layers demo \
         install clean bench fuzz crashtest
 all: $(STATIC) $(NBD_STATIC) $(TPM_STATIC) $(SHARED) $(NBD_SHARED) $(TPM_SHARED) $(TOOL)
+all: $(RBD_STATIC) $(RBD_SHARED)
 
 # Missing Debian packages: installed when root, else the exact apt-get line.
 deps:
@@ -123,6 +131,10 @@ $(NBD_STATIC): $(NBD_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
+$(RBD_STATIC): $(RBD_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
 $(TPM_STATIC): $(TPM_OBJ)
 	rm -f $@
 	ar rcs $@ $^
@@ -139,9 +151,11 @@ $(eval $(call shared_lib,blobstore,$(CORE_OBJ),$$(CORE_LIBS)))
 # The NBD library carries its own copy of the block-aligned I/O it uses.
 $(eval $(call shared_lib,blobstore-nbd,$(NBD_OBJ) $(O)/obj/blobstore/storage/blockio.o,-L$(O) -lblobstore $$(NBD_LIBS)))
 $(eval $(call shared_lib,blobstore-tpm,$(TPM_OBJ),-L$(O) -lblobstore $$(TPM_LIBS)))
+$(eval $(call shared_lib,blobstore-rbd,$(RBD_OBJ),-L$(O) -lblobstore $$(RBD_LIBS)))
 
-$(TOOL): $(TOOL_OBJ) $(NBD_STATIC) $(STATIC)
-	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(NBD_STATIC) $(STATIC) $(NBD_LIBS) $(CORE_LIBS)
+$(TOOL): $(TOOL_OBJ) $(NBD_STATIC) $(RBD_STATIC) $(STATIC)
+	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(NBD_STATIC) $(RBD_STATIC) $(STATIC) $(NBD_LIBS) $(RBD_LIBS) \
+	  $(CORE_LIBS)
 
 include examples/examples.mk
 include tests/tests.mk
@@ -160,7 +174,7 @@ install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/blobstore/sys $(DESTDIR)$(BINDIR) \
 	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(LIBDIR)/pkgconfig \
 	  $(DESTDIR)$(DATADIR)
-	for l in blobstore blobstore-nbd blobstore-tpm; do \
+	for l in blobstore blobstore-nbd blobstore-tpm blobstore-rbd; do \
 	  install -m 644 $(O)/lib$$l.a $(DESTDIR)$(LIBDIR)/ && \
 	  install -m 755 $(O)/lib$$l.so.$(VERSION) $(DESTDIR)$(LIBDIR)/ && \
 	  ln -sf lib$$l.so.$(VERSION) $(DESTDIR)$(LIBDIR)/lib$$l.so.$(SOMAJOR) && \

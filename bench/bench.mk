@@ -5,7 +5,10 @@
 #                 draws $(BENCH_OUT)/*.png with gnuplot (docs/PERFORMANCE.md)
 #
 # BENCH_ARGS picks parts of bench/bench.c (open, write, rss; default all);
-# the crypto, backend and vTPM benchmarks run only with "all".
+# the crypto, backend, vTPM and RBD benchmarks run only with "all".  Those
+# start a throwaway Ceph cluster in $(BENCH_DIR)/ceph first
+# (tests/integration/ceph_cluster.sh) for RBD: bench_rbd, and an RBD row in
+# bench_backends and bench_vtpm; without the Ceph binaries they run without.
 # BENCH_DIR holds the images, files and TPM state (default build/bench); it
 # must be on a real disk for the durable-write numbers to mean anything.
 # BENCH_OUT gets the CSV and the plots (default build/bench).
@@ -36,6 +39,14 @@ $(BENCH_BACKENDS_BIN): bench/bench_backends.c bench/bench_util.h $(ALL_STATIC) $
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LIB_INC) -o $@ $< $(ALL_STATIC) $(LDFLAGS) $(ALL_LIBS)
 
+# Images on RBD against raw librbd (docs/SCALING.md): it links librbd itself
+# for the raw side (Debian's librbd-dev has no pkg-config file).
+BENCH_RBD_BIN := $(O)/bench/bench_rbd
+
+$(BENCH_RBD_BIN): bench/bench_rbd.c bench/bench_util.h $(ALL_STATIC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LIB_INC) -o $@ $< $(ALL_STATIC) $(LDFLAGS) $(ALL_LIBS) -lrbd -lrados
+
 # TPM NV writes per second: swtpm against blobstore-vtpm (a client only:
 # it links nothing of the library).
 BENCH_VTPM_BIN := $(O)/bench/bench_vtpm
@@ -46,13 +57,19 @@ $(BENCH_VTPM_BIN): bench/bench_vtpm.c bench/bench_util.h
 
 bench: DEPS_FOR := bench
 bench: deps
-bench: $(BENCH_BIN) $(BENCH_CRYPT_BIN) $(BENCH_BACKENDS_BIN) $(BENCH_VTPM_BIN) $(VTPM)
+bench: $(BENCH_BIN) $(BENCH_CRYPT_BIN) $(BENCH_BACKENDS_BIN) $(BENCH_VTPM_BIN) $(VTPM) $(BENCH_RBD_BIN)
 	@mkdir -p $(BENCH_OUT)
 	BENCH_DIR=$${BENCH_DIR:-$(O)/bench} BENCH_CSV=$(BENCH_OUT)/results.csv \
 	  BENCH_QUICK=$(BENCH_QUICK) $(BENCH_BIN) $(BENCH_ARGS)
 	@if [ "$(BENCH_ARGS)" = all ]; then \
 	  set -e; export BENCH_DIR=$${BENCH_DIR:-$(O)/bench} BENCH_CSV=$(BENCH_OUT)/results.csv \
 	    BENCH_QUICK=$(BENCH_QUICK); \
+	  if command -v ceph-osd >/dev/null && command -v ceph-mon >/dev/null; then \
+	    trap 'tests/integration/ceph_cluster.sh stop "$$BENCH_DIR/ceph"; rm -rf "$$BENCH_DIR/ceph"' EXIT; \
+	    BENCH_RBD_CONF=$$(tests/integration/ceph_cluster.sh start "$$BENCH_DIR/ceph"); \
+	    export BENCH_RBD_CONF; \
+	  else echo "bench: no Ceph binaries (ceph-mon, ceph-osd): RBD not measured"; fi; \
+	  echo "$(BENCH_RBD_BIN)"; $(BENCH_RBD_BIN); \
 	  echo "$(BENCH_CRYPT_BIN)"; $(BENCH_CRYPT_BIN); \
 	  echo "$(BENCH_VTPM_BIN) $(VTPM)"; $(BENCH_VTPM_BIN) $(VTPM); \
 	  echo "$(BENCH_BACKENDS_BIN)"; $(BENCH_BACKENDS_BIN); \

@@ -2,12 +2,16 @@
  * side by side in one run: a regular file, a fixed-size file through the
  * block backend (or a loop device when root can attach one), and NBD
  * exports of nbdkit (memory and file plugins on UNIX sockets, started and
- * stopped here).  Every change is durable (fdatasync / NBD flush or FUA).
+ * stopped here), and an RBD image when BENCH_RBD_CONF names a Ceph cluster's
+ * ceph.conf.  Every change is durable (fdatasync / NBD flush or FUA /
+ * rbd_flush).
  *
  *   create   a new 1.2 KiB slotted entry (append: 2 writes, 2 syncs)
  *   replace  its data, 1.2 KiB (one slot write, one sync)
  *   read     its data
  *   open     open and close an image of 200 entries, read-write
+ * (N operations of each and N entries: 200, or argv[1], or 20 with
+ * BENCH_QUICK=1).
  *
  * Environment: BENCH_DIR (default build/bench) holds the files; it should
  * be on a real disk for the sync costs to mean anything.  Prints the median
@@ -26,6 +30,7 @@
 #include <blobstore/blobstore.h>
 #include <blobstore/backend.h>
 #include <blobstore/nbd.h>
+#include <blobstore/rbd.h>
 
 #include "bench_util.h"
 #include "storage/storage.h" /* the backend table, to blank storage */
@@ -147,6 +152,7 @@ static void measure(struct target *t, size_t n)
 int main(int argc, char **argv)
 {
 	bs_nbd_register(); /* the NBD targets */
+	bs_rbd_register(); /* the RBD target */
 	const char *env = getenv("BENCH_DIR");
 	char dir[400];
 	mkdir(env && *env ? env : "build/bench", 0755);
@@ -154,12 +160,17 @@ int main(int argc, char **argv)
 		perror("bench_backends: BENCH_DIR");
 		return 1;
 	}
-	size_t n = argc > 1 ? (size_t)atoi(argv[1]) : 200;
+	const char *quick = getenv("BENCH_QUICK");
+	size_t n = argc > 1 ? (size_t)atoi(argv[1]) : quick && strcmp(quick, "0") ? 20 : 200;
 	if (n < 3)
 		n = 3;
-#define NT 4
+#define NT 5
 	struct target t[NT] = {{.name = "file"}, {.name = "block (fixed file)"},
-			       {.name = "nbd memory"}, {.name = "nbd file"}};
+			       {.name = "nbd memory"}, {.name = "nbd file"}, {.name = "rbd"}};
+	const char *rbd = getenv("BENCH_RBD_CONF");
+	if (rbd && *rbd)
+		snprintf(t[4].uri, sizeof t[4].uri, "rbd://rbd/bb-rbd-%ld?conf=%s&size=16M",
+			 (long)getpid(), rbd);
 	snprintf(t[0].file, sizeof t[0].file, "%s/bb-file.img", dir);
 	snprintf(t[0].uri, sizeof t[0].uri, "%s", t[0].file);
 	snprintf(t[1].file, sizeof t[1].file, "%s/bb-block.img", dir);

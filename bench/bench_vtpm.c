@@ -17,7 +17,9 @@
  * drives every server with a batch of writes, in an order that changes from
  * round to round, and the table gives the median rate of each.
  * Environment: BENCH_DIR (state directories; on a real disk), BENCH_QUICK=1,
- * BENCH_CSV (append rows), SWTPM (default "swtpm"). */
+ * BENCH_CSV (append rows), SWTPM (default "swtpm"), BENCH_RBD_CONF (a Ceph
+ * cluster's ceph.conf: blobstore-vtpm on an RBD image as well, beside the
+ * local file). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -269,17 +271,21 @@ int main(int argc, char **argv)
 
 	/* FLUSH is no server: the device's limit (flush_limit), in the same
 	 * rounds so that it sees the same disk weather. */
-	enum { SW, OURS, OURS_NOSYNC, FLUSH, NSV };
+	enum { SW, OURS, OURS_NOSYNC, FLUSH, OURS_RBD, NSV };
 	struct server sv[NSV] = {
 		{"swtpm 0.7.1 dir backend (its default, no option for fsync)", "swtpm_dir"},
 		{"blobstore-vtpm (durable: fdatasync per write)", "blobstore_vtpm"},
 		{"blobstore-vtpm --no-sync", "blobstore_vtpm_nosync"},
 		{"limit: 4 KiB pwrite + fdatasync, no TPM (durable servers' ceiling)",
 		 "flush_limit_4k"},
+		{"blobstore-vtpm on an RBD image (durable: rbd_flush per write)",
+		 "blobstore_vtpm_rbd"},
 	};
+	const char *rbd_conf = getenv("BENCH_RBD_CONF");
 	sv[SW].available = executable(swtpm);
 	sv[OURS].available = sv[OURS_NOSYNC].available = executable(vtpm);
 	sv[FLUSH].available = true;
+	sv[OURS_RBD].available = executable(vtpm) && rbd_conf && *rbd_conf;
 	char version[128] = "swtpm not found";
 	if (sv[SW].available) {
 		char cmd[512];
@@ -323,8 +329,11 @@ int main(int argc, char **argv)
 					"not-need-init,startup-clear", NULL};
 			start(&sv[i], args);
 		} else {
+			char rbd[1200];
 			snprintf(image, sizeof image, "%s.img", sv[i].dir);
-			char *args[] = {(char *)vtpm, "--image", image, "--port", port,
+			snprintf(rbd, sizeof rbd, "rbd://rbd/bench-vtpm-%ld?conf=%s&size=1M",
+				 (long)getpid(), rbd_conf ? rbd_conf : "");
+			char *args[] = {(char *)vtpm, "--image", i == OURS_RBD ? rbd : image, "--port", port,
 					"--ctrl-port", ctrl, "--flags", "not-need-init,startup-clear",
 					i == OURS_NOSYNC ? "--no-sync" : NULL, NULL};
 			start(&sv[i], args);
@@ -370,6 +379,8 @@ int main(int argc, char **argv)
 	double r_sw = sv[OURS].available && sv[SW].available
 			      ? median_ratio(rate[OURS], rate[SW], rounds) : 0;
 	double r_flush = sv[OURS].available ? median_ratio(rate[OURS], rate[FLUSH], rounds) : 0;
+	double r_rbd = sv[OURS_RBD].available && sv[OURS].available
+			       ? median_ratio(rate[OURS_RBD], rate[OURS], rounds) : 0;
 	double r_sw_flush = sv[SW].available ? median_ratio(rate[SW], rate[FLUSH], rounds) : 0;
 	double m[NSV];
 	for (int i = 0; i < NSV; i++) {
@@ -396,6 +407,8 @@ int main(int argc, char **argv)
 		free(rate[OURS]);
 		free(rate[OURS_NOSYNC]);
 	}
+	if (!sv[OURS_RBD].available)
+		free(rate[OURS_RBD]);
 	/* Per-round ratios (medians): the rows above are medians of rates. */
 	if (sv[SW].available && sv[OURS].available) {
 		printf("goal: durable blobstore-vtpm at least as fast as swtpm: %s (%.2f per round)\n",
@@ -403,6 +416,12 @@ int main(int argc, char **argv)
 		if (csv)
 			fprintf(csv, "vtpm,nv_write 32 octets,paired_ratio_blobstore_vtpm_vs_swtpm_dir,"
 				     "%.3f,x\n", r_sw);
+	}
+	if (sv[OURS_RBD].available && sv[OURS].available) {
+		printf("blobstore-vtpm on RBD / on a local file: %.2f per round\n", r_rbd);
+		if (csv)
+			fprintf(csv, "vtpm,nv_write 32 octets,paired_ratio_blobstore_vtpm_rbd_vs_file,"
+				     "%.3f,x\n", r_rbd);
 	}
 	if (sv[OURS].available) {
 		printf("durable blobstore-vtpm / flush limit: %.2f per round", r_flush);

@@ -10,7 +10,9 @@
 set -eu
 
 # What each target needs, on top of the build set.
-build_pkgs="build-essential pkg-config libtasn1-6-dev libtasn1-bin libssl-dev libtpms-dev libnbd-dev"
+# (librbd-dev: the RBD backend's headers; it loads librbd at run time.)
+build_pkgs="build-essential pkg-config libtasn1-6-dev libtasn1-bin libssl-dev libtpms-dev libnbd-dev \
+librbd-dev"
 # make demo: tpm2-tools for the vTPM session, the independent ASN.1 readers it
 # runs over the images (asn1Decoding comes with libtasn1-bin).
 demo_pkgs="$build_pkgs dumpasn1 openssl tpm2-tools"
@@ -19,13 +21,16 @@ demo_pkgs="$build_pkgs dumpasn1 openssl tpm2-tools"
 # and the fuzz smoke test); and, so that setting up stays one step, valgrind
 # and what the vTPM and network-block-device work uses (libtpms, swtpm,
 # tpm2-tools, libnbd, nbdkit), and the UEFI tests' firmware and emulator
-# (ovmf, qemu-system-x86), and the Secure Boot tools the UEFI tests sign and
-# build signature lists with (sbsigntool, efitools).
+# (ovmf, qemu-system-x86), the Secure Boot tools the UEFI tests sign and
+# build signature lists with (sbsigntool, efitools), and a throwaway Ceph
+# cluster for the RBD tests (ceph-mon, ceph-osd; ceph-common for the ceph,
+# rados and rbd commands and librbd).
 check_pkgs="$demo_pkgs libcmocka-dev python3 asn1c clang libclang-rt-14-dev valgrind \
 libtpms-dev swtpm swtpm-tools tpm2-tools libnbd-dev nbdkit ovmf qemu-system-x86 gnuplot-nox \
-sbsigntool efitools"
-# make bench: gnuplot draws the plots; swtpm is the vTPM baseline.
-bench_pkgs="$build_pkgs gnuplot-nox swtpm"
+sbsigntool efitools ceph-mon ceph-osd ceph-common librbd-dev"
+# make bench: gnuplot draws the plots; swtpm is the vTPM baseline; the RBD
+# benchmarks run on a throwaway Ceph cluster (python3 picks its ports).
+bench_pkgs="$build_pkgs gnuplot-nox swtpm ceph-mon ceph-osd ceph-common python3"
 # make fuzz: libFuzzer ships in clang's runtime package.
 fuzz_pkgs="$build_pkgs clang libclang-rt-14-dev"
 

@@ -110,13 +110,8 @@ int bs_image_reserve(bs_image *img, uint64_t total)
 	if (total > BS_MAX_IMAGE_SIZE)
 		return bs__err(img, NULL, BS_NO_OFFSET, BS_ELIMIT, "larger than the image limit");
 	const struct bs_backend_ops *ops = img->io.be->ops;
-	if (!ops->resize) {
-		if (total > img->io.size)
-			return bs__err(img, NULL, BS_NO_OFFSET, BS_ENOSPC,
-				       "fixed-size storage of %llu octets cannot hold %llu",
-				       (unsigned long long)img->io.size, (unsigned long long)total);
-		return BS_OK;
-	}
+	if (!ops->resize)
+		return bs__recovery_grow(img, total);
 	if (!ops->reserve)
 		return BS_OK;
 	rc = ops->reserve(img->io.be->ctx, total);

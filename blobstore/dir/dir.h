@@ -207,6 +207,10 @@ int bs__dir_compact(bs_image *img);
 int bs__recovery_open(bs_image *img);
 /* Zeroes the recovery area (format). */
 int bs__recovery_clear(bs_image *img);
+/* Grows fixed-size storage whose backend can enlarge it (its reserve
+ * operation: RBD) so that the image has room for TOTAL octets, and moves the
+ * recovery area to the new end.  Fixed storage without reserve: BS_ENOSPC. */
+int bs__recovery_grow(bs_image *img, uint64_t total);
 /* Crash-safe in-place compaction: makes the LEN-octet image C the image at
  * offset 0 through a copy in free space and a recovery record. */
 int bs__compact_fixed(bs_image *img, const uint8_t *c, size_t len);

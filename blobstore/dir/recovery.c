@@ -115,6 +115,41 @@ int bs__recovery_clear(bs_image *img)
 	return BS_OK;
 }
 
+int bs__recovery_grow(bs_image *img, uint64_t total)
+{
+	const struct bs_backend_ops *ops = img->io.be->ops;
+	if (total <= img->io.size)
+		return BS_OK;
+	if (!ops->reserve)
+		return bs__err(img, NULL, BS_NO_OFFSET, BS_ENOSPC,
+			       "fixed-size storage of %llu octets cannot hold %llu",
+			       (unsigned long long)img->io.size, (unsigned long long)total);
+	if (total > BS_MAX_IMAGE_SIZE - BS_RECOVERY_AREA)
+		return bs__err(img, NULL, BS_NO_OFFSET, BS_ELIMIT, "larger than the image limit");
+	/* A writer finished any interrupted compaction at open, so the area
+	 * holds nothing to keep: once the storage is larger, the old area is
+	 * free space past the directory, and the new one, at the new end, is
+	 * cleared.  A crash in between leaves a new end the backend reads as
+	 * zeros (a grown RBD image) or whatever it held, which is no record of
+	 * this image (the record names the image's head by checksum). */
+	int rc = ops->reserve(img->io.be->ctx, total + BS_RECOVERY_AREA);
+	uint64_t now = 0;
+	if (!rc)
+		rc = ops->size(img->io.be->ctx, &now);
+	if (rc)
+		return fail(img, BS_NO_OFFSET, rc, "growing the storage failed");
+	if (now < total + BS_RECOVERY_AREA || now > BS_MAX_IMAGE_SIZE)
+		return bs__err(img, NULL, BS_NO_OFFSET, BS_EIO,
+			       "the storage is %llu octets after growing it to %llu",
+			       (unsigned long long)now,
+			       (unsigned long long)(total + BS_RECOVERY_AREA));
+	img->io.size = now - BS_RECOVERY_AREA;
+	rc = bs__recovery_clear(img);
+	if (!rc)
+		rc = bs__io_sync(&img->io);
+	return rc;
+}
+
 /* Reads C (REC) from its source and checks it; *OUT is malloc()ed. */
 static int load_copy(bs_image *img, const struct record *rec, uint8_t **out)
 {

@@ -43,6 +43,7 @@
 #include <blobstore/blobstore.h>
 #include <blobstore/crypt.h>
 #include <blobstore/nbd.h>
+#include <blobstore/rbd.h>
 #include <blobstore/tpm.h>
 #include "proto.h"
 
@@ -795,6 +796,7 @@ int main(int argc, char **argv)
 {
 	/* Images on NBD exports. */
 	bs_nbd_register();
+	bs_rbd_register(); /* and on Ceph RBD images */
 	enum { O_IMAGE = 256, O_KEYFILE, O_PWFILE, O_PWFD, O_PORT, O_CTRLPORT, O_SUNIX,
 	       O_CUNIX, O_FLAGS, O_PID, O_LOG, O_NOSYNC };
 	static const struct option opts[] = {

@@ -205,8 +205,9 @@ int bs_image_read_raw(bs_image *img, uint64_t off, void *buf, size_t len);
 
 /* Reserves room so that the image can grow to TOTAL octets without the
  * storage running out (files: fallocate; fixed-size devices: BS_ENOSPC when
- * TOTAL exceeds them).  Errors: BS_EINVAL, BS_ERDONLY, BS_ESTALE, BS_ELIMIT,
- * BS_ENOSPC, BS_EIO. */
+ * TOTAL exceeds them; fixed-size storage that can be enlarged, such as an
+ * RBD image, grows to TOTAL plus its recovery area).  Errors: BS_EINVAL,
+ * BS_ERDONLY, BS_ESTALE, BS_ELIMIT, BS_ENOSPC, BS_EIO. */
 int bs_image_reserve(bs_image *img, uint64_t total);
 
 /* Rewrites the directory without free elements.  Crash-safe: interrupted,

@@ -52,6 +52,13 @@ if command -v swtpm >/dev/null 2>&1; then
 	grep -q '^vtpm,nv_write 32 octets,swtpm_dir,' "$csv" || fail "no swtpm NV write rate"
 	grep -q '^vtpm,nv_write 32 octets,blobstore_vtpm,' "$csv" || fail "no blobstore-vtpm rate"
 fi
+if command -v ceph-osd >/dev/null 2>&1 && command -v ceph-mon >/dev/null 2>&1; then
+	grep -q '^rbd,replace 1200 octets,paired_ratio_blobstore_vs_raw,' "$csv" ||
+		fail "no RBD replace ratio against raw librbd"
+	grep -q '^rbd,open vtpm image,blobstore_rw_us,' "$csv" || fail "no RBD open time"
+	grep -q '^vtpm,nv_write 32 octets,blobstore_vtpm_rbd,' "$csv" || fail "no vTPM rate on RBD"
+	[ ! -e "$tmp/data/ceph" ] || fail "make bench left its Ceph cluster's files"
+fi
 # every value is a number
 awk -F, 'NR > 1 && $4 !~ /^-?[0-9.]+(e[-+]?[0-9]+)?$/ { print; bad = 1 } END { exit bad }' \
 	"$csv" || fail "non-numeric values in the CSV"

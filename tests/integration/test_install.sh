@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/integration/test_install.sh - `make install` into a staging DESTDIR
-# lays out a usable copy: the core, NBD and TPM libraries (shared with their
+# lays out a usable copy: the core, NBD, RBD and TPM libraries (shared with their
 # sonames, static, pkg-config files, export lists of the public API only),
 # every public header under include/blobstore/, the tool, its man page and
 # the ASN.1 module; programs build against the installed copy through
@@ -38,12 +38,12 @@ lib=$dest/usr/lib
 echo "== installed files"
 (cd "$dest" && find . -type f -o -type l | sort)
 
-# Three libraries, each: the real file, the soname link, the development
+# Four libraries, each: the real file, the soname link, the development
 # link, the static archive, its pkg-config file; and an export list of the
 # public API only (nm): nothing unprefixed, nothing internal (bs__*), no
 # test backends.  (No "| grep -q" in this file: with pipefail the writer's
 # SIGPIPE would fail the pipeline.)
-for l in blobstore blobstore-nbd blobstore-tpm; do
+for l in blobstore blobstore-nbd blobstore-tpm blobstore-rbd; do
 	[ -f "$lib/lib$l.so.$version" ] || fail "no lib$l.so.$version"
 	[ "$(readlink "$lib/lib$l.so.$somajor")" = "lib$l.so.$version" ] ||
 		fail "lib$l.so.$somajor does not point at lib$l.so.$version"
@@ -66,11 +66,16 @@ nm -D --defined-only "$lib/libblobstore-nbd.so.$version" | sed 's/@.*//' | grep 
 	fail "bs_nbd_register is not exported"
 nm -D --defined-only "$lib/libblobstore-tpm.so.$version" | sed 's/@.*//' | grep ' T bs_tpm_register$' >/dev/null ||
 	fail "bs_tpm_register is not exported"
+nm -D --defined-only "$lib/libblobstore-rbd.so.$version" | sed 's/@.*//' | grep ' T bs_rbd_register$' >/dev/null ||
+	fail "bs_rbd_register is not exported"
+# The RBD library loads librbd when it opens an RBD image, never at start.
+needed=$(readelf -d "$lib/libblobstore-rbd.so.$version" | grep NEEDED || true)
+case $needed in *librbd* | *librados*) fail "libblobstore-rbd.so needs librbd at start: $needed" ;; esac
 # The core needs neither libtpms nor libnbd.
 needed=$(readelf -d "$lib/libblobstore.so.$version" | grep NEEDED || true)
-case $needed in *libtpms* | *libnbd*) fail "libblobstore.so needs libtpms or libnbd: $needed" ;; esac
+case $needed in *libtpms* | *libnbd* | *librbd*) fail "libblobstore.so needs libtpms, libnbd or librbd: $needed" ;; esac
 # The archives define nothing outside the bs_ prefix.
-for l in blobstore blobstore-nbd blobstore-tpm; do
+for l in blobstore blobstore-nbd blobstore-tpm blobstore-rbd; do
 	unprefixed=$(nm --defined-only "$lib/lib$l.a" 2>/dev/null | awk 'NF == 3 && $2 ~ /[TDBRC]/ {print $3}' |
 		grep -v '^bs_' || true)
 	[ -z "$unprefixed" ] || fail "lib$l.a defines unprefixed globals: $unprefixed"
@@ -176,10 +181,11 @@ cc -std=c11 -Wall -Wextra -Werror $cflags -o "$tmp/prog-static" "$tmp/prog.c" \
 cc -std=c11 -Wall -Wextra -Werror $cflags -o "$tmp/prog-pcstatic" "$tmp/prog.c" \
 	$(pkg-config --static --libs blobstore) || fail "pkg-config --static --libs blobstore does not link"
 
-# The NBD and TPM libraries link through their own pkg-config files.
+# The NBD, TPM and RBD libraries link through their own pkg-config files.
 printf '#include <blobstore/nbd.h>\nint main(void) { return bs_nbd_register() == BS_OK ? 0 : 1; }\n' >"$tmp/nbd.c"
 printf '#include <blobstore/tpm.h>\nint main(void) { return bs_tpm_image() == NULL ? 0 : 1; }\n' >"$tmp/tpm.c"
-for l in nbd tpm; do
+printf '#include <blobstore/rbd.h>\nint main(void) { return bs_rbd_register() == BS_OK ? 0 : 1; }\n' >"$tmp/rbd.c"
+for l in nbd tpm rbd; do
 	# shellcheck disable=SC2086,SC2046
 	cc -std=c11 -Wall -Wextra -Werror $(pkg-config --cflags blobstore-$l) -o "$tmp/$l" "$tmp/$l.c" \
 		$(pkg-config --libs blobstore-$l) || fail "linking through blobstore-$l.pc"

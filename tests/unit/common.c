@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <blobstore/nbd.h>
+#include <blobstore/rbd.h>
 
 #include "common.h"
 #include "der/der.h"         /* the DER encoders, for building test input */
@@ -302,7 +303,27 @@ static const char *const kind_names[T_KINDS] = {
 	[T_NBD_MEM] = "NBD (nbdkit memory)",
 	[T_NBD_FILE] = "NBD (nbdkit file)",
 	[T_NBD_BLOCK] = "NBD (nbdkit memory, 512-octet blocks)",
+	[T_RBD] = "RBD (Ceph cluster of $BS_TEST_RBD_CONF)",
 };
+/* What BS_TEST_STORES calls them. */
+static const char *const kind_keys[T_KINDS] = {
+	[T_MEM] = "mem", [T_FILE] = "file", [T_FIXED] = "fixed", [T_LOOP] = "loop",
+	[T_NBD_MEM] = "nbd-mem", [T_NBD_FILE] = "nbd-file", [T_NBD_BLOCK] = "nbd-block",
+	[T_RBD] = "rbd",
+};
+
+/* Whether $BS_TEST_STORES (unset: every kind) names K. */
+static bool kind_selected(enum t_kind k)
+{
+	const char *l = getenv("BS_TEST_STORES");
+	if (!l || !*l)
+		return true;
+	size_t n = strlen(kind_keys[k]);
+	for (const char *p = l; (p = strstr(p, kind_keys[k])); p += n)
+		if ((p == l || p[-1] == ',') && (p[n] == ',' || !p[n]))
+			return true;
+	return false;
+}
 
 const char *t_kind_name(enum t_kind k)
 {
@@ -375,6 +396,9 @@ struct t_store *t_store_new(enum t_kind k)
 	assert_non_null(s);
 	s->kind = k;
 	const char *why = NULL;
+	static unsigned rbd_seq;
+	if (!kind_selected(k))
+		k = T_KINDS, why = "not in $BS_TEST_STORES";
 	switch (k) {
 	case T_MEM:
 		s->label = xstrdup("mem.img");
@@ -439,11 +463,28 @@ struct t_store *t_store_new(enum t_kind k)
 		s->label = xprintf("nbd+unix:///?socket=%s", s->sock, NULL);
 		break;
 	}
+	case T_RBD: {
+		/* A new image per store, created by the first open (size=). */
+		const char *conf = getenv("BS_TEST_RBD_CONF");
+		if (!conf || !*conf) {
+			why = "no Ceph cluster (BS_TEST_RBD_CONF unset; tests/integration/test_rbd.sh "
+			      "starts one and runs this suite on it)";
+			break;
+		}
+		char name[64];
+		snprintf(name, sizeof name, "store-%ld-%u", (long)getpid(), rbd_seq++);
+		size_t n = strlen(name) + strlen(conf) + 64;
+		s->label = malloc(n);
+		assert_non_null(s->label);
+		snprintf(s->label, n, "rbd://rbd/%s?conf=%s&size=4M&timeout=20", name, conf);
+		break;
+	}
 	default:
-		why = "unknown kind";
+		if (!why)
+			why = "unknown kind";
 	}
 	if (why) {
-		print_message("skipping %s: %s\n", t_kind_name(k), why);
+		print_message("skipping %s: %s\n", t_kind_name(s->kind), why);
 		t_store_free(s);
 		return NULL;
 	}
@@ -746,6 +787,8 @@ const char *t_kdf_name(const bs_image *img)
 __attribute__((constructor)) static void register_nbd(void)
 {
 	if (bs_nbd_register())
+		abort();
+	if (bs_rbd_register())
 		abort();
 }
 

@@ -140,12 +140,17 @@ enum t_kind {
 	T_NBD_MEM,    /* nbdkit memory plugin, with FUA and flush */
 	T_NBD_FILE,   /* nbdkit file plugin */
 	T_NBD_BLOCK,  /* nbdkit memory behind a 512-octet minimum block size */
+	T_RBD,        /* a 4 MiB RBD image on the cluster of $BS_TEST_RBD_CONF */
 	T_KINDS
 };
 struct t_store;
 const char *t_kind_name(enum t_kind k);
 /* A new store of kind K, or NULL (the reason printed) when this host cannot
- * provide it (no nbdkit, not root, losetup fails). */
+ * provide it (no nbdkit, not root, losetup fails, no Ceph cluster), or when
+ * $BS_TEST_STORES is set and does not name it (a comma-separated list of
+ * mem, file, fixed, loop, nbd-mem, nbd-file, nbd-block, rbd).  RBD stores
+ * need a cluster: tests/integration/test_rbd.sh starts one and runs the
+ * suite with BS_TEST_RBD_CONF=its ceph.conf. */
 struct t_store *t_store_new(enum t_kind k);
 void t_store_free(struct t_store *s);
 /* The name images of S are opened by (a path or URI; "mem.img"). */

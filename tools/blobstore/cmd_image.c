@@ -774,7 +774,7 @@ const struct cli_command cmd_grow = {
 	.help = "Reserves storage (fallocate for files) so that the image can grow to SIZE\n"
 		"octets without running out of space later; the image's content and its\n"
 		"apparent size do not change.  On a fixed-size device, fails with exit\n"
-		"status 5 when SIZE exceeds it.\n\n"
+		"status 5 when SIZE exceeds it; an RBD image is resized (never shrunk).\n\n"
 		"Options:\n"
 		"  --json  the image as one JSON object, with \"reserved\"\n",
 	.more = cli_help_sizes,

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include <blobstore/nbd.h>
+#include <blobstore/rbd.h>
 
 #include "cli.h"
 
@@ -86,6 +87,8 @@ int main(int argc, char **argv)
 			cli.json = true;
 	/* Images on NBD exports: nbd://, nbd+unix://, ... */
 	if (bs_nbd_register())
+		return cli_fail(BS_EINVAL);
+	if (bs_rbd_register()) /* rbd://POOL/IMAGE?conf=FILE */
 		return cli_fail(BS_EINVAL);
 	/* Global options before the command. */
 	for (; i < argc && argv[i][0] == '-'; i++) {

@@ -41,7 +41,10 @@ struct bs_backend_ops {
 	int (*size)(void *ctx, uint64_t *out);
 	/* Sets the size (truncate or extend).  NULL for fixed-size storage. */
 	int (*resize)(void *ctx, uint64_t size);
-	/* Reserves room for TOTAL octets (may be NULL: nothing to do). */
+	/* Reserves room for TOTAL octets (may be NULL: nothing to do).  On
+	 * fixed-size storage (resize NULL) it enlarges the storage to at least
+	 * TOTAL octets and never shrinks it (may be NULL: it cannot grow); the
+	 * library then moves its recovery area to the new end. */
 	int (*reserve)(void *ctx, uint64_t total);
 	/* Takes or releases the writer lock (BS_LOCK_*).  NULL: no locking. */
 	int (*lock)(void *ctx, int how);
