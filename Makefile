@@ -149,9 +149,9 @@ $(O)/lib$(1).so.$(VERSION): $(2) blobstore/lib$(1).map $(if $(filter blobstore,$
 endef
 $(eval $(call shared_lib,blobstore,$(CORE_OBJ),$$(CORE_LIBS)))
 # The NBD library carries its own copy of the block-aligned I/O it uses.
-$(eval $(call shared_lib,blobstore-nbd,$(NBD_OBJ) $(O)/obj/blobstore/storage/blockio.o,-L$(O) -lblobstore $$(NBD_LIBS)))
-$(eval $(call shared_lib,blobstore-tpm,$(TPM_OBJ),-L$(O) -lblobstore $$(TPM_LIBS)))
-$(eval $(call shared_lib,blobstore-rbd,$(RBD_OBJ),-L$(O) -lblobstore $$(RBD_LIBS)))
+$(eval $(call shared_lib,blobstore-nbd,$(NBD_OBJ) $(O)/obj/blobstore/storage/blockio.o,$(SHARED) $$(NBD_LIBS)))
+$(eval $(call shared_lib,blobstore-tpm,$(TPM_OBJ),$(SHARED) $$(TPM_LIBS)))
+$(eval $(call shared_lib,blobstore-rbd,$(RBD_OBJ),$(SHARED) $$(RBD_LIBS)))
 
 $(TOOL): $(TOOL_OBJ) $(NBD_STATIC) $(RBD_STATIC) $(STATIC)
 	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(NBD_STATIC) $(RBD_STATIC) $(STATIC) $(NBD_LIBS) $(RBD_LIBS) \
