@@ -324,7 +324,7 @@ int main(int argc, char **argv)
 			start(&sv[i], args);
 		} else {
 			snprintf(image, sizeof image, "%s.img", sv[i].dir);
-			char *args[] = {(char *)vtpm, "--image", image, "--port", port,
+			char *args[] = {(char *)vtpm, "--image", image, "--create", "--port", port,
 					"--ctrl-port", ctrl, "--flags", "not-need-init,startup-clear",
 					i == OURS_NOSYNC ? "--no-sync" : NULL, NULL};
 			start(&sv[i], args);

@@ -21,7 +21,7 @@ img=$tmp/vtpm.img
 port=$(free_port_pair)
 [ -n "$port" ] || fail "no free port pair"
 export TPM2TOOLS_TCTI="swtpm:host=127.0.0.1,port=$port"
-start() { vtpm_start --image "$img" --port "$port" --flags not-need-init "$@"; }
+start() { vtpm_start --image "$img" --create --port "$port" --flags not-need-init "$@"; }
 pcr16() { tpm2_pcrread sha256:16 | awk '/16:/ {print $2}'; }
 
 echo "== fresh image: a TPM is manufactured"
