@@ -53,10 +53,16 @@ def res(s):
 
 
 def set_datafd(s):
-    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    socket.send_fds(s, [be32(0x10)], [b.fileno()])
-    b.close()
-    r = res(s)
+    import time
+    for _ in range(50):
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        socket.send_fds(s, [be32(0x10)], [b.fileno()])
+        b.close()
+        r = res(s)
+        if r != 0x1f:  # swtpm: an earlier data descriptor is still attached
+            break
+        a.close()
+        time.sleep(0.1)
     if r:
         sys.exit("CMD_SET_DATAFD failed: 0x%x" % r)
     return a
