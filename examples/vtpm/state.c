@@ -379,6 +379,34 @@ static bool has_tpm_entries(bs_image *img)
 	return false;
 }
 
+/* Is the local file or device at PATH empty or all zero (no image yet:
+ * Proxmox and swtpm_setup create such volumes)?  Every octet is read, up to
+ * 64 MiB: a zeroed start with data behind it is a damaged image, not a
+ * blank one. */
+static bool is_blank(const char *path)
+{
+	uint8_t b[65536];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	bool blank = true;
+	for (off_t off = 0; blank && off < (64 << 20);) {
+		ssize_t n = pread(fd, b, sizeof b, off);
+		if (n < 0)
+			blank = false;
+		if (n <= 0)
+			break;
+		for (ssize_t i = 0; i < n; i++)
+			if (b[i]) {
+				blank = false;
+				break;
+			}
+		off += n;
+	}
+	close(fd);
+	return blank;
+}
+
 /* Is the local file at PATH swtpm's linear store (file:// backend)? */
 static bool is_swtpm_linear(const char *path)
 {
@@ -512,6 +540,14 @@ int vtpm_state_open(struct vtpm_state *st, bool rdonly, bs_image **out, char *er
 		if (!exists && !cfg->create)
 			return fail(err, errlen, "%s: no such image; give --create to create it",
 				    st->image);
+		/* A blank regular file (a volume made for swtpm): formatted as a
+		 * new image, which the library does for empty files. */
+		if (st->local && exists && S_ISREG(sb.st_mode) && sb.st_size && cfg->create &&
+		    !rdonly && is_blank(st->image)) {
+			if (truncate(st->image, 0))
+				return fail(err, errlen, "%s: %s", st->image, strerror(errno));
+			vtpm_log(VTPM_LOG_INFO, "state: %s was blank (all zero): a new image", st->image);
+		}
 		if (cfg->create && !rdonly)
 			flags |= BS_OPEN_CREATE;
 		if (bs_image_open(st->image, flags, &img)) {
@@ -546,7 +582,7 @@ int vtpm_print_states(struct vtpm_state *st)
 		fprintf(stderr, "blobstore-vtpm: --print-states needs --tpmstate\n");
 		return 1;
 	}
-	if (cfg->tpm2 && (!st->local || !stat(st->image, &sb))) {
+	if (cfg->tpm2 && (!st->local || (!stat(st->image, &sb) && !is_blank(st->image)))) {
 		bs_image *img;
 		if (bs_image_open(st->image, BS_OPEN_RDONLY, &img)) {
 			fprintf(stderr, "blobstore-vtpm: %s\n", last_error());
