@@ -184,6 +184,41 @@ wait "$lpid" || fail "--terminate: exit status $?"
 grep -q 'created' "$tmp/lv.log" || fail "libvirt's --log file= got nothing at level 1"
 grep -q 'TPM2_Startup' "$tmp/lv.log" && fail "level 1 logs every command"
 
+echo "== -d, --ctrl ...,terminate, --locality"
+port=$(free_port_pair)
+mkdir "$tmp/dm"
+"$VTPM" socket -d --tpm2 --tpmstate dir="$tmp/dm" --server type=tcp,port="$port" \
+	--ctrl type=tcp,port=$((port + 1)),terminate --flags not-need-init,startup-clear \
+	--locality allow-set-locality,reject-locality-4 --pid file="$tmp/dm.pid" \
+	--log file="$tmp/dm.log",level=2 || fail "-d: the parent exited $?"
+# The parent returned once the daemon was ready: it answers at once.
+dpid=$(cat "$tmp/dm.pid")
+pids+=("$dpid")
+kill -0 "$dpid" 2>/dev/null || fail "-d: no daemon"
+# swtpm's in-band locality command: 3 is taken, 4 refused.
+python3 - "$port" <<'PY' || fail "in-band SetLocality"
+import socket, struct, sys
+def cmd(loc):
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+    s.sendall(struct.pack(">HII", 0x8001, 11, 0x20001000) + bytes([loc]))
+    r = s.recv(10)
+    s.close()
+    return struct.unpack(">I", r[6:10])[0]
+assert cmd(3) == 0, "locality 3"
+assert cmd(4) != 0, "locality 4 with reject-locality-4"
+PY
+grep -q 'swtpm_SetLocality locality 3 -> rc 0x0' "$tmp/dm.log" || fail "SetLocality not logged"
+# ...,terminate: the end of a control connection ends the daemon.
+[ "$($C "tcp:$((port + 1))" caps | cut -d' ' -f1)" = 0x0 ] || fail "CMD_GET_CAPABILITY"
+for _ in $(seq 50); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$dpid" 2>/dev/null && fail "--ctrl ...,terminate: still running"
+grep -q 'terminating (--ctrl' "$tmp/dm.log" || fail "ctrl terminate not logged"
+# -d with a state that does not start: the parent reports it.
+printf 'junk' >"$tmp/dm/blobstore-vtpm.permall"
+port=$(free_port_pair)
+expect 1 "$VTPM" socket -d --tpm2 --tpmstate dir="$tmp/dm" --server type=tcp,port="$port" --flags not-need-init
+err_has "not a blobstore image"
+
 echo "== swtpm_ioctl, CMD_INIT after CMD_STORE_VOLATILE"
 serve "$tmp/st" --flags not-need-init,startup-clear
 export TPM2TOOLS_TCTI=$(X)
