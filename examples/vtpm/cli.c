@@ -70,10 +70,20 @@ static void subopts_free(struct subopts *s)
 }
 
 /* For the options whose values the configuration keeps: the buffer lives
- * as long as the process (the configuration is static). */
+ * as long as the process (the configuration is static), held here. */
+static char *kept[8];
+
 static void subopts_keep(struct subopts *s)
 {
-	memset(s, 0, sizeof *s);
+	for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
+		if (!kept[i]) {
+			kept[i] = s->buf;
+			memset(s, 0, sizeof *s);
+			return;
+		}
+	/* Cannot happen: at most --server, --ctrl, --tpmstate, --key and
+	 * --migration-key keep theirs. */
+	abort();
 }
 
 /* Splits "a=1,b,c=x" (empty tokens skipped, as swtpm does).  A key given
@@ -785,8 +795,10 @@ int vtpm_parse_swtpm(int argc, char **argv, struct vtpm_config *c, char *err, si
 		if (rc)
 			return 1;
 		c->log_level = (unsigned)lv;
-		if (c->log_path && !strcmp(c->log_path, "-"))
+		if (c->log_path && !strcmp(c->log_path, "-")) {
+			free((char *)c->log_path);
 			c->log_path = NULL; /* swtpm: file=- turns logging off */
+		}
 	}
 	return 0;
 }

@@ -97,7 +97,7 @@ vm c -incoming tcp:127.0.0.1:$((mig + 1))
 echo "== migrate blobstore-vtpm -> swtpm"
 $Q "$tmp/b.qmp" migrate "{\"uri\": \"tcp:127.0.0.1:$((mig + 1))\"}" >/dev/null
 $Q "$tmp/b.qmp" wait-migration || { cat "$tmp/qemu.err"; fail "migration blobstore-vtpm -> swtpm"; }
-$Q "$tmp/c.qmp" query-status | grep -q '"paused"' || fail "the last QEMU is not paused with the VM"
+$Q "$tmp/c.qmp" query-status | grep -c '"paused"' >/dev/null || fail "the last QEMU is not paused with the VM"
 
 # No CMD_SHUTDOWN: the TPMs keep running, for the checks.
 kill -9 "$qa" "$qb" "$qc"

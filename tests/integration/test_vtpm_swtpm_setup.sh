@@ -53,7 +53,7 @@ serve() { # STATE-OPTION [options]
 down() { $C "tcp:$((port + 1))" shutdown >/dev/null; wait "$spid" || true; }
 ekcert() { # OUT
 	tpm2_nvread -T "swtpm:port=$port" -C o 0x1c00002 -o "$1" 2>/dev/null || fail "tpm2_nvread 0x1c00002"
-	openssl x509 -inform DER -in "$1" -noout -issuer | grep -q 'swtpm-localca' ||
+	openssl x509 -inform DER -in "$1" -noout -issuer | grep -c 'swtpm-localca' >/dev/null ||
 		fail "0x1c00002 is not a certificate from swtpm_localca"
 }
 
@@ -62,11 +62,11 @@ mkdir "$tmp/d"
 setup "$tmp/d" || { cat "$tmp/setup.out" "$tmp/setup.log"; fail "swtpm_setup"; }
 grep -q 'Successfully authored TPM state' "$tmp/setup.log" || fail "swtpm_setup log"
 [ -s "$tmp/d/blobstore-vtpm.permall" ] || fail "no image in the state directory"
-ls "$tmp/d" | grep -q '^tpm2-00' && fail "swtpm state files written beside the image"
+ls "$tmp/d" | grep -c '^tpm2-00' >/dev/null && fail "swtpm state files written beside the image"
 serve "dir=$tmp/d"
 ekcert "$tmp/ek1.der"
 tpm2_nvread -T "swtpm:port=$port" -C o 0x1c08000 -o "$tmp/plat.der" 2>/dev/null || fail "platform certificate"
-tpm2_getcap -T "swtpm:port=$port" handles-persistent | grep -q 0x81010001 || fail "no persistent EK"
+tpm2_getcap -T "swtpm:port=$port" handles-persistent | grep -c 0x81010001 >/dev/null || fail "no persistent EK"
 # --lock-nvram: the certificate cannot be rewritten.
 printf 'x' >"$tmp/x"
 tpm2_nvwrite -T "swtpm:port=$port" -C o -i "$tmp/x" 0x1c00002 2>/dev/null && fail "EK certificate not write-locked"

@@ -94,7 +94,7 @@ grep -q -- '--terminate' "/proc/$pid/cmdline" || fail "not libvirt's launch line
 grep -q 'Successfully authored TPM state' "$log" || fail "swtpm_setup did not manufacture the TPM"
 # OVMF uses the TPM while it boots.
 for _ in $(seq 120); do grep -aq 'UEFI Interactive Shell\|Shell>' "$tmp/serial.log" 2>/dev/null && break; sleep 0.25; done
-V qemu-monitor-command "$name" --hmp 'info tpm' | grep -q 'tpm-crb' || fail "QEMU has no TPM"
+V qemu-monitor-command "$name" --hmp 'info tpm' | grep -c 'tpm-crb' >/dev/null || fail "QEMU has no TPM"
 V destroy "$name" >/dev/null
 for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$pid" 2>/dev/null && fail "blobstore-vtpm still runs after virsh destroy"
