@@ -117,7 +117,7 @@ wait "$spid" || fail "exit status after CMD_SHUTDOWN"
 [ ! -e "$tmp/p.pid" ] || fail "pid file left after exit"
 [ ! -e "$tmp/ctrl.sock" ] || fail "control socket left after exit"
 [ -s "$tmp/st/blobstore-vtpm.permall" ] || fail "no image in the state directory"
-expect 0 "$VTPM" socket --tpm2 --print-states --tpmstate backend-uri=dir://"$tmp/st"
+expect 0 "$VTPM" socket --tpm2 --print-states --tpmstate backend-uri=dir://"$tmp/st",lock
 grep -q '{"name": "permall", "size": [0-9]*}' "$tmp/out" || fail "print-states: $(cat "$tmp/out")"
 
 echo "== a start that fails leaves nothing behind"
