@@ -135,7 +135,7 @@ int bs_tpm_store_volatile(void);
  * rest, so that a crash leaves the old permall without a volatile state or
  * the new permall, never a new permall beside an old volatile state), then
  * ends staging; on an error (those of bs_tpm_store() and bs_tpm_delete())
- * staging goes on with what was not written yet.  bs_tpm_stage_abort()
+ * staging goes on with every blob, and a later commit writes them again.  bs_tpm_stage_abort()
  * wipes and drops the staged blobs and ends staging.  bs_tpm_staging() is
  * non-zero while staging.  The trace function sees "stage", "stage delete",
  * "commit store" and "commit delete". */
