@@ -526,6 +526,13 @@ int vtpm_state_open(struct vtpm_state *st, bool rdonly, bs_image **out, char *er
 				vtpm_state_unlock(st);
 			return busy ? 2 : 1;
 		}
+		/* swtpm gives its files mode= at every write: the image gets it
+		 * at every start (libvirt passes mode=0600 after swtpm_setup
+		 * created the state with the default). */
+		if (!rdonly && cfg->has_state_mode && !stat(st->image, &sb) &&
+		    (sb.st_mode & 07777) != cfg->state_mode && chmod(st->image, cfg->state_mode))
+			vtpm_log(VTPM_LOG_INFO, "state: %s: chmod %o: %s", st->image,
+				 (unsigned)cfg->state_mode, strerror(errno));
 	} else {
 		bool exists = !st->local || !stat(st->image, &sb);
 		if (st->local && exists && S_ISDIR(sb.st_mode))

@@ -91,6 +91,8 @@ tr '\0' ' ' <"/proc/$pid/cmdline" | sed 's/^/   libvirt ran: /'
 echo
 grep -q -- '--terminate' "/proc/$pid/cmdline" || fail "not libvirt's launch line"
 [ -s "$state/blobstore-vtpm.permall" ] || fail "no image in $state"
+[ "$(stat -c '%U %a' "$state/blobstore-vtpm.permall")" = "tss 600" ] ||
+	fail "image owner and mode $(stat -c '%U %a' "$state/blobstore-vtpm.permall"), not tss 600"
 grep -q 'Successfully authored TPM state' "$log" || fail "swtpm_setup did not manufacture the TPM"
 # OVMF uses the TPM while it boots.
 for _ in $(seq 120); do grep -aq 'UEFI Interactive Shell\|Shell>' "$tmp/serial.log" 2>/dev/null && break; sleep 0.25; done
