@@ -74,6 +74,8 @@ expect 1 "$VTPM" socket --tpm2 --ctrl path=/x --tpmstate dir="$tmp"
 err_has "--ctrl: missing type"
 expect 1 "$VTPM" socket --tpm2 --server port=99999 --tpmstate dir="$tmp"
 err_has "outside valid range"
+expect 1 "$VTPM" socket --tpm2 --server type=tcp,port=2000,bindaddr=not-an-address --tpmstate dir="$tmp"
+err_has "bind address 'not-an-address'"
 expect 1 "$VTPM" socket --tpm2 --tpmstate dir= --ctrl type=tcp,port=2000
 err_has "'dir=' needs a value"
 expect 1 "$VTPM" socket --tpm2 --flags bogus
@@ -295,8 +297,13 @@ stop
 "$BLOBSTORE" list "$tmp/k1/blobstore-vtpm.permall" >/dev/null 2>&1
 "$BLOBSTORE" get "$tmp/k1/blobstore-vtpm.permall" tpm2.libtpms --name permall -o /dev/null 2>/dev/null &&
 	fail "the state of --key is readable without the key"
-serve "$tmp/st" --key pwdfile="$tmp/pw" --flags not-need-init,startup-clear
+# libvirt passes the passphrase on a descriptor (pwdfd=): the same key.
+serve "$tmp/k1" --key pwdfd=5,mode=aes-256-cbc --flags not-need-init 5<"$tmp/pw"
+stop
+cp "$tmp/pw" "$tmp/pw.once"
+serve "$tmp/st" --key pwdfile="$tmp/pw.once",remove=true --flags not-need-init,startup-clear
 grep -q 'is encrypted (--key given)' "$tmp/vtpm.log" || fail "plaintext state not converted"
+[ ! -e "$tmp/pw.once" ] || fail "--key ...,remove=true left the file"
 stop
 "$BLOBSTORE" get "$tmp/st/blobstore-vtpm.permall" tpm2.libtpms --name permall -o /dev/null 2>/dev/null &&
 	fail "converted state still readable without the key"
