@@ -98,6 +98,8 @@ expect 0 "$VTPM" socket --tpm2 --print-states --tpmstate dir="$tmp/empty"
 [ "$(cat "$tmp/out")" = '{ "type": "swtpm", "states": [] }' ] || fail "print-states (empty): $(cat "$tmp/out")"
 [ -z "$(ls -A "$tmp/empty")" ] || fail "--print-states wrote into the directory"
 expect 1 "$VTPM" socket --tpm2 --print-states
+expect 1 "$VTPM" socket --tpm2 --tpmstate dir="$tmp/no-such-dir" --ctrl type=tcp,port=$(free_port_pair) --flags not-need-init
+err_has "$tmp/no-such-dir"
 
 echo "== no abbreviations: --pid file=P and --server type=unixio,path=S mean what they say"
 mkdir "$tmp/st"
@@ -273,12 +275,15 @@ tpm2_nvwrite -Q 0x1500016 -C o -i "$tmp/nv.in"
 swtpm_ioctl --tcp "127.0.0.1:$((port + 1))" -s
 wait "$spid" || true
 sha=$(sha256sum "$tmp/sw/tpm2-00.permall")
+# What a crash in the middle of an earlier import leaves: ignored, replaced.
+printf 'half an image' >"$tmp/sw/.blobstore-vtpm.permall.tmp"
 : >"$tmp/vtpm.log"
 serve "$tmp/sw" --flags not-need-init,startup-clear
 export TPM2TOOLS_TCTI=$(X)
 tpm2_nvread -Q 0x1500016 -C o -s 14 -o "$tmp/nv.out"
 cmp "$tmp/nv.in" "$tmp/nv.out" || fail "NV index written by swtpm not read back"
 grep -q "imported swtpm's state from $tmp/sw" "$tmp/vtpm.log" || fail "the import was not logged"
+[ ! -e "$tmp/sw/.blobstore-vtpm.permall.tmp" ] || fail "a stale temporary image was left"
 stop
 [ "$(sha256sum "$tmp/sw/tpm2-00.permall")" = "$sha" ] || fail "swtpm's permall changed"
 "$BLOBSTORE" check "$tmp/sw/blobstore-vtpm.permall" >/dev/null || fail "check of the imported image"
