@@ -65,8 +65,9 @@ start=$(date +%s)
 : >"$OUT/results"
 xargs -P "$JOBS" -L 1 bash -c 'run_one "$0" "$1"' <"$OUT/list" >/dev/null
 end=$(date +%s)
-# A test killed by its timeout may leave its simulator behind.
-for p in $(pgrep -f "^$OUT/bin/swtpm socket"); do kill -9 "$p" 2>/dev/null; done
+# A test killed by its timeout, or one that failed early, may leave its
+# simulator behind (argv[0] is "swtpm": found by its state directory).
+for p in $(pgrep -f -- "--tpmstate dir=$OUT/tmp/"); do kill -9 "$p" 2>/dev/null; done
 sort -k2 "$OUT/results" >"$OUT/results.sorted"
 pass=$(grep -c '^PASS' "$OUT/results")
 fail=$(grep -c -E '^(FAIL|TIMEOUT)' "$OUT/results")
