@@ -162,6 +162,7 @@ include tests/tests.mk
 include bench/bench.mk
 include fuzz/fuzz.mk
 include tests/reliability.mk
+include tests/vtpm-peer.mk
 
 # The build runs in a sub-make, after deps: with -j, a prerequisite list
 # would build while packages are still being installed.

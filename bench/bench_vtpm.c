@@ -333,7 +333,7 @@ int main(int argc, char **argv)
 			snprintf(image, sizeof image, "%s.img", sv[i].dir);
 			snprintf(rbd, sizeof rbd, "rbd://rbd/bench-vtpm-%ld?conf=%s&size=1M",
 				 (long)getpid(), rbd_conf ? rbd_conf : "");
-			char *args[] = {(char *)vtpm, "--image", i == OURS_RBD ? rbd : image, "--port", port,
+			char *args[] = {(char *)vtpm, "--image", i == OURS_RBD ? rbd : image, "--create", "--port", port,
 					"--ctrl-port", ctrl, "--flags", "not-need-init,startup-clear",
 					i == OURS_NOSYNC ? "--no-sync" : NULL, NULL};
 			start(&sv[i], args);

@@ -16,7 +16,8 @@ all: $(EXAMPLE_BINS)
 # speaking swtpm's socket protocol (docs/VTPM.md); installed by make install.
 VTPM := $(O)/blobstore-vtpm
 VTPM_SRC := examples/vtpm/main.c examples/vtpm/proto.c
-$(VTPM): $(VTPM_SRC) examples/vtpm/proto.h $(ALL_STATIC) $(HEADERS)
+VTPM_SRC += examples/vtpm/cli.c examples/vtpm/state.c
+$(VTPM): $(VTPM_SRC) $(wildcard examples/vtpm/*.h) $(ALL_STATIC) $(HEADERS)
 	$(CC) $(CFLAGS) $(PUB_INC) $(call pkg_cflags,libtpms) -o $@ $(VTPM_SRC) $(ALL_STATIC) $(LDFLAGS) \
 	  $(ALL_LIBS)
 

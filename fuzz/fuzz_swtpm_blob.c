@@ -8,7 +8,8 @@
  * returns no more octets than the file holds; a plain version-2 blob the
  * decoder accepts is re-encoded to the very same octets; whatever decodes
  * encodes again (plain and encrypted) and decodes back to the same data.
- * The input is also parsed as a key file in both formats. */
+ * The input is also parsed as a key file in both formats, and decoded as a
+ * state blob on the control channel (wire()). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +73,57 @@ static void decode(const uint8_t *p, size_t size, const struct bs_swtpm_key *k,
 	bs_swtpm_free(out, out_len);
 }
 
+/* As a state blob arriving with CMD_SET_STATEBLOB (bs_swtpm_wire_decode()):
+ * without keys and with fixed migration and state keys; a failure returns
+ * nothing, a success no more octets than the blob, and whatever decodes is
+ * framed again (plain, under each migration key) and decodes back. */
+static struct bs_swtpm_key wire_key(size_t len, uint8_t seed)
+{
+	struct bs_swtpm_key k = BS_SWTPM_KEY_INIT;
+	for (size_t i = 0; i < len; i++)
+		k.bytes[i] = (uint8_t)(seed ^ (i * 13));
+	k.len = len;
+	return k;
+}
+
+static void wire_again(const uint8_t *plain, size_t len, const struct bs_swtpm_key *mk)
+{
+	uint8_t *w, *back;
+	size_t wl, bl;
+	int kind;
+	MUST(bs_swtpm_wire_encode(plain, len, mk, &w, &wl) == BS_OK);
+	MUST(bs_swtpm_wire_decode(w, wl, mk, NULL, "again", &back, &bl, &kind) == BS_OK);
+	MUST(kind == (mk ? BS_SWTPM_WIRE_ENCRYPTED : BS_SWTPM_WIRE_PLAIN));
+	MUST(bl == len && !memcmp(back, plain, len));
+	bs_swtpm_free(back, bl);
+	bs_swtpm_free(w, wl);
+}
+
+static void wire(const uint8_t *p, size_t size)
+{
+	struct bs_swtpm_key m16 = wire_key(16, 1), m32 = wire_key(32, 2), s16 = wire_key(16, 3),
+			    s32 = wire_key(32, 4);
+	const struct bs_swtpm_key *mk[] = {NULL, &m16, &m32};
+	const struct bs_swtpm_key *sk[] = {NULL, &s16, &s32};
+	for (int i = 0; i < 3; i++) {
+		uint8_t *out = NULL;
+		size_t n = 0;
+		int kind = -1;
+		if (bs_swtpm_wire_decode(p, size, mk[i], sk[i], "fuzz", &out, &n, &kind)) {
+			MUST(out == NULL);
+			continue;
+		}
+		MUST(out != NULL && n <= size);
+		MUST(kind >= BS_SWTPM_WIRE_BARE && kind <= BS_SWTPM_WIRE_FILE);
+		if (i == 0) {
+			wire_again(out, n, NULL);
+			wire_again(out, n, &m16);
+			wire_again(out, n, &m32);
+		}
+		bs_swtpm_free(out, n);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	uint8_t *p = malloc(size ? size : 1);
@@ -94,6 +146,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (int fmt = BS_SWTPM_KEY_HEX; fmt <= BS_SWTPM_KEY_BINARY; fmt++)
 		if (bs_swtpm_key_parse(p, size, fmt, 0, &k) == BS_OK)
 			MUST(k.len == 16 || k.len == 32);
+	wire(p, size);
 	free(p);
 	return 0;
 }

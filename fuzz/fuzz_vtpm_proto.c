@@ -39,7 +39,7 @@ static void ctrl(const uint8_t *msg, size_t len)
 	if (rc != VTPM_OK)
 		return;
 	MUST(need <= len);
-	MUST(rq.cmd >= VTPM_CMD_GET_CAPABILITY && rq.cmd <= VTPM_CMD_GET_INFO);
+	MUST(rq.cmd >= VTPM_CMD_GET_CAPABILITY && rq.cmd <= VTPM_CMD_LOCK_STORAGE);
 	MUST(vtpm_ctrl_name(rq.cmd) != NULL);
 	if (rq.data) {
 		MUST(rq.data >= msg && rq.data_len <= len &&

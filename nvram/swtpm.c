@@ -662,3 +662,262 @@ out:
 	*out_len = total;
 	return BS_OK;
 }
+
+/* ---- blobs on the control channel ---------------------------------------- */
+
+/* The octets of a version-2 header with FLAGS over a body of BODY octets. */
+static void put_header(uint8_t *b, uint16_t flags, size_t total)
+{
+	b[0] = 2;
+	b[1] = 1;
+	bs_put_be16(b + 2, BS_SWTPM_HDR_LEN);
+	bs_put_be16(b + 4, flags);
+	bs_put_be32(b + 6, (uint32_t)total);
+}
+
+int bs_swtpm_wire_encode(const void *data, size_t len, const struct bs_swtpm_key *migkey,
+			 uint8_t **out, size_t *out_len)
+{
+	if (!out || !out_len || (!data && len) ||
+	    (migkey && (migkey->version != BS_SWTPM_KEY_VERSION ||
+			(migkey->len != 16 && migkey->len != 32))))
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0,
+				    "swtpm wire blob: invalid argument");
+	if (len > BS_SWTPM_MAX_BLOB - 256)
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_ELIMIT, 0,
+				    "swtpm wire blob: %zu octets of data, more than the limit", len);
+	/* The inner layer: the data record (the state key's layer is never
+	 * sent: the image encrypts, and what leaves is decrypted). */
+	size_t inner_len = TLV_HDR_LEN + len;
+	if (!migkey) {
+		size_t total = BS_SWTPM_HDR_LEN + TLV_HDR_LEN + inner_len;
+		uint8_t *b = malloc(total);
+		if (!b)
+			return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, 0,
+					    "out of memory");
+		put_header(b, BS_SWTPM_FLAG_MIGRATION_DATA, total);
+		bs_put_be16(b + BS_SWTPM_HDR_LEN, TAG_MIGRATION_DATA);
+		bs_put_be32(b + BS_SWTPM_HDR_LEN + 2, (uint32_t)inner_len);
+		put_tlv(b + BS_SWTPM_HDR_LEN + TLV_HDR_LEN, TAG_DATA, data, len);
+		*out = b;
+		*out_len = total;
+		return BS_OK;
+	}
+	size_t kl = migkey->len, pad = kl - inner_len % kl, ct_len = inner_len + pad;
+	size_t total = BS_SWTPM_HDR_LEN + 3 * TLV_HDR_LEN + ct_len + HMAC_LEN + kl;
+	uint8_t *b = malloc(total), *plain = malloc(ct_len);
+	int rc = BS_OK;
+	if (!b || !plain) {
+		rc = bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, 0, "out of memory");
+		goto out;
+	}
+	put_tlv(plain, TAG_DATA, data, len);
+	memset(plain + inner_len, (int)pad, pad);
+	put_header(b, BS_SWTPM_FLAG_MIGRATION_DATA | BS_SWTPM_FLAG_MIGRATION_ENCRYPTED |
+			      (kl == 32 ? BS_SWTPM_FLAG_MIGRATION_256BIT_KEY : 0),
+		   total);
+	/* swtpm's order: ciphertext, HMAC, IV (as long as the key). */
+	uint8_t *ct_rec = b + BS_SWTPM_HDR_LEN, *ct = ct_rec + TLV_HDR_LEN;
+	uint8_t *mac_rec = ct + ct_len, *iv_rec = mac_rec + TLV_HDR_LEN + HMAC_LEN;
+	uint8_t *iv = iv_rec + TLV_HDR_LEN;
+	bs_put_be16(ct_rec, TAG_ENCRYPTED_MIGRATION_DATA);
+	bs_put_be32(ct_rec + 2, (uint32_t)ct_len);
+	bs_put_be16(mac_rec, TAG_HMAC);
+	bs_put_be32(mac_rec + 2, HMAC_LEN);
+	bs_put_be16(iv_rec, TAG_IVEC_MIGRATION);
+	bs_put_be32(iv_rec + 2, (uint32_t)kl);
+	if (RAND_bytes(iv, (int)kl) != 1) {
+		rc = bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EIO, 0,
+				  "swtpm wire blob: no random octets for the IV");
+		goto out;
+	}
+	if (!cbc_run(true, migkey, iv, plain, ct_len, ct) ||
+	    !hmac_sha256(migkey, ct, ct_len, iv, kl, mac_rec + TLV_HDR_LEN))
+		rc = bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, 0,
+				  "swtpm wire blob: encryption failed");
+out:
+	if (plain)
+		bs_swtpm_free(plain, ct_len);
+	if (rc) {
+		free(b);
+		return rc;
+	}
+	*out = b;
+	*out_len = total;
+	return BS_OK;
+}
+
+/* A record of the migration layer: offset of its value and its length. */
+struct wire_rec {
+	size_t off, len;
+};
+
+/* Does BLOB/LEN start with a swtpm blob header (any version) that covers
+ * exactly LEN octets?  A libtpms blob starts with a zero octet (its
+ * version field is 16 bits wide), so it never does. */
+static bool has_swtpm_header(const uint8_t *p, size_t len)
+{
+	return len >= BS_SWTPM_HDR_LEN && p[0] >= 1 && p[1] >= 1 && p[1] <= p[0] &&
+	       bs_get_be16(p + 2) == BS_SWTPM_HDR_LEN && bs_get_be32(p + 6) == len;
+}
+
+/* Decodes the inner layer INNER/ILEN (records 1, or 2, 3 and 6 under the
+ * state key) by framing it as the state file it is. */
+static int decode_inner(const uint8_t *inner, size_t ilen, uint16_t hflags,
+			const struct bs_swtpm_key *statekey, const char *label, size_t base,
+			uint8_t **out, size_t *out_len)
+{
+	char lab[512];
+	snprintf(lab, sizeof lab, "%s (the data inside, octet %zu on)", label ? label : "swtpm blob",
+		 base);
+	uint8_t *f = malloc(BS_SWTPM_HDR_LEN + ilen);
+	if (!f)
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, 0, "out of memory");
+	put_header(f, hflags & (BS_SWTPM_FLAG_ENCRYPTED | BS_SWTPM_FLAG_256BIT_KEY),
+		   BS_SWTPM_HDR_LEN + ilen);
+	memcpy(f + BS_SWTPM_HDR_LEN, inner, ilen);
+	bool enc = hflags & BS_SWTPM_FLAG_ENCRYPTED;
+	int rc = bs_swtpm_blob_decode(f, BS_SWTPM_HDR_LEN + ilen, enc ? statekey : NULL, 0, lab,
+				      out, out_len, NULL);
+	bs_swtpm_free(f, BS_SWTPM_HDR_LEN + ilen);
+	return rc;
+}
+
+int bs_swtpm_wire_decode(const void *blob, size_t len, const struct bs_swtpm_key *migkey,
+			 const struct bs_swtpm_key *statekey, const char *label, uint8_t **out,
+			 size_t *out_len, int *kind)
+{
+	const uint8_t *p = blob;
+	if (!out || !out_len || (!p && len))
+		return blob_err(label, BS_NO_OFFSET, BS_EINVAL, "invalid argument");
+	if (len > BS_SWTPM_MAX_BLOB)
+		return blob_err(label, BS_NO_OFFSET, BS_ELIMIT,
+				"%zu octets, more than the limit of %u", len, BS_SWTPM_MAX_BLOB);
+	for (int i = 0; i < 2; i++) {
+		const struct bs_swtpm_key *k = i ? statekey : migkey;
+		if (k && (k->version != BS_SWTPM_KEY_VERSION || (k->len != 16 && k->len != 32)))
+			return blob_err(label, BS_NO_OFFSET, BS_EINVAL, "invalid key");
+	}
+	if (!has_swtpm_header(p, len)) {
+		/* A bare libtpms blob (what blobstore-vtpm sent before it
+		 * framed its blobs, or a tool's own). */
+		if (kind)
+			*kind = BS_SWTPM_WIRE_BARE;
+		return dup_out(p, len, out, out_len);
+	}
+	uint16_t flags = bs_get_be16(p + 4);
+	if (p[1] > 2)
+		return blob_err(label, 1, BS_EUNSUPPORTED,
+				"the blob needs header version %u or later; versions 1 and 2 are "
+				"supported", p[1]);
+	if (p[0] == 1) {
+		/* Version 1: the data follows the header, no records. */
+		if (flags)
+			return blob_err(label, 4, BS_EUNSUPPORTED,
+					"version-1 blob with flags 0x%04x (encrypted version-1 "
+					"blobs are not accepted here)", flags);
+		if (kind)
+			*kind = BS_SWTPM_WIRE_V1;
+		return dup_out(p + BS_SWTPM_HDR_LEN, len - BS_SWTPM_HDR_LEN, out, out_len);
+	}
+	if (flags & ~0x1fu)
+		return blob_err(label, 4, BS_EUNSUPPORTED, "unknown header flags 0x%04x",
+				flags & ~0x1fu);
+	if (!(flags & (BS_SWTPM_FLAG_MIGRATION_DATA | BS_SWTPM_FLAG_MIGRATION_ENCRYPTED))) {
+		/* The state-file format (swtpm itself refuses it here): decode it
+		 * as such. */
+		if (kind)
+			*kind = BS_SWTPM_WIRE_FILE;
+		return bs_swtpm_blob_decode(p, len,
+					    (flags & BS_SWTPM_FLAG_ENCRYPTED) ? statekey : NULL, 0,
+					    label, out, out_len, NULL);
+	}
+	/* The migration layer's records. */
+	struct wire_rec r[8];
+	memset(r, 0, sizeof r);
+	size_t off = BS_SWTPM_HDR_LEN;
+	while (off < len) {
+		size_t left = len - off;
+		if (left < TLV_HDR_LEN)
+			return blob_err(label, off, BS_ECORRUPT,
+					"truncated record header (%zu of 6 octets)", left);
+		unsigned tag = bs_get_be16(p + off);
+		uint32_t vlen = bs_get_be32(p + off + 2);
+		if (vlen > left - TLV_HDR_LEN)
+			return blob_err(label, off + 2, BS_ECORRUPT,
+					"record length %lu runs past the end of the blob (%zu octets "
+					"left)", (unsigned long)vlen, left - TLV_HDR_LEN);
+		if (tag != TAG_MIGRATION_DATA && tag != TAG_ENCRYPTED_MIGRATION_DATA &&
+		    tag != TAG_HMAC && tag != TAG_IVEC_MIGRATION)
+			return blob_err(label, off, BS_EUNSUPPORTED,
+					"record tag %u in the migration layer", tag);
+		if (r[tag].off)
+			return blob_err(label, off, BS_ECORRUPT, "second record with tag %u", tag);
+		r[tag].off = off + TLV_HDR_LEN;
+		r[tag].len = vlen;
+		off += TLV_HDR_LEN + (size_t)vlen;
+	}
+	if (!(flags & BS_SWTPM_FLAG_MIGRATION_ENCRYPTED)) {
+		if (!r[TAG_MIGRATION_DATA].off || r[TAG_ENCRYPTED_MIGRATION_DATA].off ||
+		    r[TAG_HMAC].off || r[TAG_IVEC_MIGRATION].off)
+			return blob_err(label, BS_SWTPM_HDR_LEN, BS_ECORRUPT,
+					"a plain migration blob holds exactly one migration data "
+					"record (tag 4)");
+		if (kind)
+			*kind = BS_SWTPM_WIRE_PLAIN;
+		return decode_inner(p + r[TAG_MIGRATION_DATA].off, r[TAG_MIGRATION_DATA].len, flags,
+				    statekey, label, r[TAG_MIGRATION_DATA].off, out, out_len);
+	}
+	size_t want = (flags & BS_SWTPM_FLAG_MIGRATION_256BIT_KEY) ? 32 : 16;
+	if (!migkey)
+		return blob_err(label, 4, BS_EKEY,
+				"the blob is encrypted with a migration key (aes-%zu-cbc): give "
+				"--migration-key", want * 8);
+	if (migkey->len != want)
+		return blob_err(label, 4, BS_EKEY,
+				"the blob was encrypted with a %zu-bit migration key, the key given "
+				"has %zu bits", want * 8, migkey->len * 8);
+	const struct wire_rec *ct = &r[TAG_ENCRYPTED_MIGRATION_DATA], *mac = &r[TAG_HMAC],
+			      *iv = &r[TAG_IVEC_MIGRATION];
+	if (r[TAG_MIGRATION_DATA].off || !ct->off || !mac->off)
+		return blob_err(label, BS_SWTPM_HDR_LEN, BS_ECORRUPT,
+				"an encrypted migration blob holds ciphertext (tag 5) and an HMAC "
+				"(tag 3), and no plain record");
+	if (mac->len != HMAC_LEN)
+		return blob_err(label, mac->off - 4, BS_ECORRUPT,
+				"HMAC record of %zu octets, expected 32", mac->len);
+	if (iv->off && (iv->len < AES_BLOCK || iv->len > 64))
+		return blob_err(label, iv->off - 4, BS_ECORRUPT,
+				"IV record of %zu octets, expected 16 to 64", iv->len);
+	if (!ct->len || ct->len % AES_BLOCK)
+		return blob_err(label, ct->off - 4, BS_ECORRUPT,
+				"ciphertext of %zu octets, not a whole number of AES blocks",
+				ct->len);
+	uint8_t md[HMAC_LEN], iv0[AES_BLOCK] = {0};
+	if (!hmac_sha256(migkey, p + ct->off, ct->len, iv->off ? p + iv->off : NULL, iv->len, md))
+		return blob_err(label, BS_NO_OFFSET, BS_ENOMEM, "HMAC-SHA256 failed");
+	if (CRYPTO_memcmp(md, p + mac->off, HMAC_LEN))
+		return blob_err(label, mac->off, BS_EKEY,
+				"HMAC mismatch: wrong migration key, or the blob was altered");
+	if (iv->off)
+		memcpy(iv0, p + iv->off, AES_BLOCK);
+	uint8_t *plain = malloc(ct->len);
+	if (!plain)
+		return blob_err(label, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+	if (!cbc_run(false, migkey, iv0, p + ct->off, ct->len, plain)) {
+		bs_swtpm_free(plain, ct->len);
+		return blob_err(label, BS_NO_OFFSET, BS_ENOMEM, "AES-CBC failed");
+	}
+	size_t pad = pad_len(plain, ct->len, migkey->len);
+	int rc;
+	if (!pad)
+		rc = blob_err(label, ct->off + ct->len - 1, BS_ECORRUPT,
+			      "invalid padding after decryption");
+	else
+		rc = decode_inner(plain, ct->len - pad, flags, statekey, label, ct->off, out,
+				  out_len);
+	bs_swtpm_free(plain, ct->len);
+	if (!rc && kind)
+		*kind = BS_SWTPM_WIRE_ENCRYPTED;
+	return rc;
+}

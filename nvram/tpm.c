@@ -37,6 +37,64 @@ static struct {
 	void *trace_ctx;
 } bridge;
 
+/* Blobs held in memory instead of the image while staging (see tpm.h):
+ * what CMD_SET_STATEBLOB brought, and what libtpms stores meanwhile. */
+#define STAGE_MAX 8
+static struct staged {
+	char name[64]; /* entry name */
+	uint8_t *data;
+	size_t len;    /* 0: the blob does not exist */
+} stage[STAGE_MAX];
+static size_t nstage;
+static bool staging;
+
+static struct staged *stage_find(const char *ename)
+{
+	for (size_t i = 0; i < nstage; i++)
+		if (!strcmp(stage[i].name, ename))
+			return &stage[i];
+	return NULL;
+}
+
+static void stage_clear(struct staged *st)
+{
+	if (st->data) {
+		explicit_bzero(st->data, st->len);
+		free(st->data);
+	}
+	st->data = NULL;
+	st->len = 0;
+}
+
+/* Stages DATA/LEN as entry ENAME (LEN 0: absent). */
+static int stage_set(const char *ename, const void *data, size_t len)
+{
+	struct staged *st = stage_find(ename);
+	if (!st) {
+		if (nstage == STAGE_MAX)
+			return bs_error_set(NULL, BS_TPM_TYPE, ename, BS_NO_OFFSET, BS_ELIMIT, 0,
+					    "more than %u staged TPM blobs", STAGE_MAX);
+		st = &stage[nstage++];
+		memset(st, 0, sizeof *st);
+		snprintf(st->name, sizeof st->name, "%s", ename);
+	}
+	uint8_t *copy = NULL;
+	if (len) {
+		if (len > BS_TPM_MAX_BLOB)
+			return bs_error_set(NULL, BS_TPM_TYPE, ename, BS_NO_OFFSET, BS_ELIMIT, 0,
+					    "TPM blob of %zu octets exceeds the limit of %u", len,
+					    BS_TPM_MAX_BLOB);
+		if (!(copy = malloc(len)))
+			return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, 0,
+					    "out of memory");
+		memcpy(copy, data, len);
+	}
+	stage_clear(st);
+	st->data = copy;
+	st->len = len;
+	return BS_OK;
+}
+
 int bs_tpm_entry_name(uint32_t tpm_number, const char *name, char *buf, size_t cap)
 {
 	if (!name || !*name || strchr(name, '/') || !buf)
@@ -167,6 +225,96 @@ int bs_tpm_delete(bs_image *img, uint32_t tpm_number, const char *name, int must
 	return rc ? rc : bs_entry_delete(e);
 }
 
+/* ---- staging ------------------------------------------------------------- */
+
+int bs_tpm_stage_begin(void)
+{
+	staging = true;
+	return BS_OK;
+}
+
+int bs_tpm_staging(void)
+{
+	return staging;
+}
+
+int bs_tpm_stage_put(const char *name, const void *data, size_t len)
+{
+	char ename[64];
+	if (!staging)
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0, "not staging");
+	if (len && !data)
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0, "invalid argument");
+	int rc = bs_tpm_entry_name(0, name, ename, sizeof ename);
+	return rc ? rc : stage_set(ename, data, len);
+}
+
+int bs_tpm_stage_forget(const char *name)
+{
+	char ename[64];
+	int rc = bs_tpm_entry_name(0, name, ename, sizeof ename);
+	if (rc)
+		return rc;
+	struct staged *st = stage_find(ename);
+	if (st) {
+		stage_clear(st);
+		*st = stage[--nstage];
+		memset(&stage[nstage], 0, sizeof stage[nstage]);
+	}
+	return BS_OK;
+}
+
+void bs_tpm_stage_abort(void)
+{
+	for (size_t i = 0; i < nstage; i++)
+		stage_clear(&stage[i]);
+	memset(stage, 0, sizeof stage);
+	nstage = 0;
+	staging = false;
+}
+
+/* Entry ENAME written to IMG as staged; the staged copy is dropped once it
+ * is durable. */
+static int commit_one(bs_image *img, size_t i)
+{
+	const char *ename = stage[i].name;
+	const char *slash = strchr(ename, '/');
+	const char *name = slash ? slash + 1 : ename;
+	uint32_t num = slash ? (uint32_t)strtoul(ename, NULL, 10) : 0;
+	int rc = stage[i].len ? bs_tpm_store(img, num, name, stage[i].data, stage[i].len)
+			      : bs_tpm_delete(img, num, name, 0);
+	return rc;
+}
+
+int bs_tpm_stage_commit(bs_image *img)
+{
+	if (!img)
+		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0, "no image");
+	/* Deletions first, then permall, then the rest: interrupted, the
+	 * image holds the old permall without a volatile state (a cold start
+	 * of the old TPM) or the new permall, never a new permall beside a
+	 * volatile state of the old one. */
+	for (int pass = 0; pass < 3; pass++) {
+		for (size_t i = 0; i < nstage; i++) {
+			bool is_del = stage[i].len == 0;
+			const char *slash = strchr(stage[i].name, '/');
+			bool is_perm = !strcmp(slash ? slash + 1 : stage[i].name, BS_TPM_PERMALL);
+			if ((pass == 0 && !is_del) || (pass == 1 && (is_del || !is_perm)) ||
+			    (pass == 2 && (is_del || is_perm)))
+				continue;
+			int rc = commit_one(img, i);
+			if (bridge.trace)
+				bridge.trace(bridge.trace_ctx, is_del ? "commit delete" : "commit store",
+					     stage[i].name, stage[i].len, rc);
+			if (rc)
+				return rc;
+		}
+	}
+	bs_tpm_stage_abort();
+	return BS_OK;
+}
+
+
 /* ---- libtpms callbacks --------------------------------------------------- */
 
 static void note(const char *op, const char *name, size_t len, int rc)
@@ -181,7 +329,7 @@ static void note(const char *op, const char *name, size_t len, int rc)
 
 static TPM_RESULT cb_nvram_init(void)
 {
-	return bridge.img ? TPM_SUCCESS : TPM_FAIL;
+	return bridge.img || staging ? TPM_SUCCESS : TPM_FAIL;
 }
 
 static TPM_RESULT cb_loaddata(unsigned char **data, uint32_t *length, uint32_t tpm_number,
@@ -191,7 +339,25 @@ static TPM_RESULT cb_loaddata(unsigned char **data, uint32_t *length, uint32_t t
 	size_t len = 0;
 	*data = NULL;
 	*length = 0;
-	int rc = bs_tpm_load(bridge.img, tpm_number, name, &p, &len);
+	char ename[64];
+	struct staged *st = NULL;
+	if (staging && !bs_tpm_entry_name(tpm_number, name, ename, sizeof ename))
+		st = stage_find(ename);
+	int rc;
+	if (st && !st->len) {
+		rc = bs_error_set(NULL, BS_TPM_TYPE, ename, BS_NO_OFFSET, BS_ENOENT, 0,
+				  "no such blob (staged)");
+	} else if (st) {
+		rc = (p = malloc(st->len)) ? BS_OK
+					   : bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_ENOMEM, 0,
+							  "out of memory");
+		if (p) {
+			memcpy(p, st->data, st->len);
+			len = st->len;
+		}
+	} else {
+		rc = bs_tpm_load(bridge.img, tpm_number, name, &p, &len);
+	}
 	if (!rc && len > UINT32_MAX)
 		rc = bs_error_set(bs_image_label(bridge.img), NULL, NULL, BS_NO_OFFSET, BS_ELIMIT, 0, "TPM blob too large");
 	if (!rc && len == 0)
@@ -218,14 +384,32 @@ static TPM_RESULT cb_loaddata(unsigned char **data, uint32_t *length, uint32_t t
 static TPM_RESULT cb_storedata(const unsigned char *data, uint32_t length, uint32_t tpm_number,
 			       const char *name)
 {
-	int rc = bs_tpm_store(bridge.img, tpm_number, name, data, length);
+	char ename[64];
+	int rc;
+	if (staging) {
+		rc = bs_tpm_entry_name(tpm_number, name, ename, sizeof ename);
+		if (!rc)
+			rc = stage_set(ename, data, length);
+		note("stage", name, length, rc);
+		return rc ? TPM_FAIL : TPM_SUCCESS;
+	}
+	rc = bs_tpm_store(bridge.img, tpm_number, name, data, length);
 	note("store", name, length, rc);
 	return rc ? TPM_FAIL : TPM_SUCCESS;
 }
 
 static TPM_RESULT cb_deletename(uint32_t tpm_number, const char *name, TPM_BOOL must_exist)
 {
-	int rc = bs_tpm_delete(bridge.img, tpm_number, name, must_exist);
+	char ename[64];
+	int rc;
+	if (staging) {
+		rc = bs_tpm_entry_name(tpm_number, name, ename, sizeof ename);
+		if (!rc)
+			rc = stage_set(ename, NULL, 0);
+		note("stage delete", name, 0, rc);
+		return rc ? TPM_FAIL : TPM_SUCCESS;
+	}
+	rc = bs_tpm_delete(bridge.img, tpm_number, name, must_exist);
 	note("delete", name, 0, rc);
 	return rc ? TPM_FAIL : TPM_SUCCESS;
 }
@@ -306,7 +490,7 @@ int bs_tpm_store_volatile(void)
 {
 	unsigned char *buf = NULL;
 	uint32_t len = 0;
-	if (!bridge.img)
+	if (!bridge.img && !staging)
 		return bs_error_set(NULL, NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0, "no image registered");
 	TPM_RESULT res = TPMLIB_VolatileAll_Store(&buf, &len);
 	if (res != TPM_SUCCESS) {
@@ -314,8 +498,9 @@ int bs_tpm_store_volatile(void)
 		return bs_error_set(bs_image_label(bridge.img), NULL, NULL, BS_NO_OFFSET, BS_EIO, 0,
 			       "libtpms could not save its volatile state (0x%x)", (unsigned)res);
 	}
-	int rc = bs_tpm_store(bridge.img, 0, BS_TPM_VOLATILE, buf, len);
-	note("store", BS_TPM_VOLATILE, len, rc);
+	int rc = staging ? stage_set(BS_TPM_VOLATILE, buf, len)
+			 : bs_tpm_store(bridge.img, 0, BS_TPM_VOLATILE, buf, len);
+	note(staging ? "stage" : "store", BS_TPM_VOLATILE, len, rc);
 	free(buf);
 	return rc;
 }

@@ -61,9 +61,9 @@ start_server() {
 	for try in 1 2 3 4 5 6 7 8 9 10; do
 		[ -n "$port" ] || port=$((20000 + RANDOM % 20000))
 		rm -f "$work/vtpm.pid"
-		printf '$ blobstore-vtpm --image %s --port %s --flags not-need-init --log %s &\n' \
+		printf '$ blobstore-vtpm --image %s --create --port %s --flags not-need-init --log %s &\n' \
 			"$vimg" "$port" "$vlog"
-		"$vtpm_bin" --image "$vimg" --port "$port" --flags not-need-init --log "$vlog" \
+		"$vtpm_bin" --image "$vimg" --create --port "$port" --flags not-need-init --log "$vlog" \
 			--pid-file "$work/vtpm.pid" 2>"$work/vtpm.err" &
 		vpid=$!
 		while kill -0 "$vpid" 2>/dev/null && [ ! -s "$work/vtpm.pid" ]; do sleep 0.05; done

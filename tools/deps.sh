@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tools/deps.sh [demo|check|bench|fuzz]... - makes sure the Debian packages a
+# tools/deps.sh [demo|check|bench|fuzz|vtpm-peer]... - makes sure the Debian packages a
 # make target needs are installed.
 #
 # All present: prints nothing, exits 0.  Some missing and running as root:
@@ -27,10 +27,14 @@ demo_pkgs="$build_pkgs dumpasn1 openssl tpm2-tools"
 # rados and rbd commands and librbd).
 check_pkgs="$demo_pkgs libcmocka-dev python3 asn1c clang libclang-rt-14-dev valgrind \
 libtpms-dev swtpm swtpm-tools tpm2-tools libnbd-dev nbdkit ovmf qemu-system-x86 gnuplot-nox \
-sbsigntool efitools ceph-mon ceph-osd ceph-common librbd-dev"
+sbsigntool efitools ceph-mon ceph-osd ceph-common librbd-dev libtss2-tcti-cmd0 openssl"
 # make bench: gnuplot draws the plots; swtpm is the vTPM baseline; the RBD
 # benchmarks run on a throwaway Ceph cluster (python3 picks its ports).
 bench_pkgs="$build_pkgs gnuplot-nox swtpm ceph-mon ceph-osd ceph-common python3"
+# make vtpm-peer: libvirt runs a domain with blobstore-vtpm as swtpm;
+# tpm2-tools' suite runs through tpm2-abrmd on a D-Bus session bus.
+vtpm_peer_pkgs="$check_pkgs libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients \
+tpm2-abrmd libtss2-tcti-tabrmd0 dbus python3-yaml xxd bc iproute2 libtss2-dev"
 # make fuzz: libFuzzer ships in clang's runtime package.
 fuzz_pkgs="$build_pkgs clang libclang-rt-14-dev"
 
@@ -42,9 +46,10 @@ for target in "$@"; do
 	check) wanted="$wanted $check_pkgs" ;;
 	bench) wanted="$wanted $bench_pkgs" ;;
 	fuzz) wanted="$wanted $fuzz_pkgs" ;;
+	vtpm-peer) wanted="$wanted $vtpm_peer_pkgs" ;;
 	build) wanted="$wanted $build_pkgs" ;;
 	*)
-		echo "usage: tools/deps.sh [build|demo|check|bench|fuzz]..." >&2
+		echo "usage: tools/deps.sh [build|demo|check|bench|fuzz|vtpm-peer]..." >&2
 		exit 2
 		;;
 	esac

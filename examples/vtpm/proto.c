@@ -1,6 +1,7 @@
 /* proto.c - parsers of swtpm's socket protocol (see proto.h).  Every
  * length a peer announces is checked against the limits in proto.h before
  * it is used, and every read stays inside (MSG, LEN). */
+#include <stdio.h>
 #include <string.h>
 
 #include "proto.h"
@@ -12,6 +13,7 @@ static size_t fixed_part(uint32_t cmd)
 	case VTPM_CMD_INIT:
 	case VTPM_CMD_SET_BUFFERSIZE:
 	case VTPM_CMD_HASH_DATA:
+	case VTPM_CMD_LOCK_STORAGE:
 		return 4;
 	case VTPM_CMD_SET_LOCALITY:
 	case VTPM_CMD_RESET_TPMESTABLISHED:
@@ -33,7 +35,7 @@ int vtpm_ctrl_parse(const uint8_t *msg, size_t len, struct vtpm_ctrl_req *req, s
 	if (len < 4)
 		return VTPM_MORE;
 	req->cmd = bs_get_be32(msg);
-	if (req->cmd < VTPM_CMD_GET_CAPABILITY || req->cmd > VTPM_CMD_GET_INFO) {
+	if (req->cmd < VTPM_CMD_GET_CAPABILITY || req->cmd > VTPM_CMD_LOCK_STORAGE) {
 		*need = len;
 		return VTPM_UNKNOWN;
 	}
@@ -50,6 +52,9 @@ int vtpm_ctrl_parse(const uint8_t *msg, size_t len, struct vtpm_ctrl_req *req, s
 		break;
 	case VTPM_CMD_SET_BUFFERSIZE:
 		req->buffersize = bs_get_be32(p);
+		break;
+	case VTPM_CMD_LOCK_STORAGE:
+		req->retries = bs_get_be32(p);
 		break;
 	case VTPM_CMD_SET_LOCALITY:
 	case VTPM_CMD_RESET_TPMESTABLISHED:
@@ -127,35 +132,57 @@ const char *vtpm_ctrl_name(uint32_t cmd)
 		"CMD_HASH_DATA", "CMD_HASH_END", "CMD_CANCEL_TPM_CMD",
 		"CMD_STORE_VOLATILE", "CMD_RESET_TPMESTABLISHED", "CMD_GET_STATEBLOB",
 		"CMD_SET_STATEBLOB", "CMD_STOP", "CMD_GET_CONFIG", "CMD_SET_DATAFD",
-		"CMD_SET_BUFFERSIZE", "CMD_GET_INFO",
+		"CMD_SET_BUFFERSIZE", "CMD_GET_INFO", "CMD_LOCK_STORAGE",
 	};
 	return cmd < sizeof names / sizeof names[0] ? names[cmd] : NULL;
 }
 
+/* TPM 2.0 command codes 0x11f to 0x19f (TPM_CC_*, the library
+ * specification's part 2), by code; NULL for the codes it leaves unused. */
+static const char *const cc_names[] = {
+	"NV_UndefineSpaceSpecial", "EvictControl", "HierarchyControl", "NV_UndefineSpace",
+	NULL, "ChangeEPS", "ChangePPS", "Clear", "ClearControl", "ClockSet",
+	"HierarchyChangeAuth", "NV_DefineSpace", "PCR_Allocate", "PCR_SetAuthPolicy",
+	"PP_Commands", "SetPrimaryPolicy", "FieldUpgradeStart", "ClockRateAdjust",
+	"CreatePrimary", "NV_GlobalWriteLock", "GetCommandAuditDigest", "NV_Increment",
+	"NV_SetBits", "NV_Extend", "NV_Write", "NV_WriteLock", "DictionaryAttackLockReset",
+	"DictionaryAttackParameters", "NV_ChangeAuth", "PCR_Event", "PCR_Reset",
+	"SequenceComplete", "SetAlgorithmSet", "SetCommandCodeAuditStatus",
+	"FieldUpgradeData", "IncrementalSelfTest", "SelfTest", "Startup", "Shutdown",
+	"StirRandom", "ActivateCredential", "Certify", "PolicyNV", "CertifyCreation",
+	"Duplicate", "GetTime", "GetSessionAuditDigest", "NV_Read", "NV_ReadLock",
+	"ObjectChangeAuth", "PolicySecret", "Rewrap", "Create", "ECDH_ZGen", "HMAC",
+	"Import", "Load", "Quote", "RSA_Decrypt", NULL, "HMAC_Start", "SequenceUpdate",
+	"Sign", "Unseal", NULL, "PolicySigned", "ContextLoad", "ContextSave",
+	"ECDH_KeyGen", "EncryptDecrypt", "FlushContext", NULL, "LoadExternal",
+	"MakeCredential", "NV_ReadPublic", "PolicyAuthorize", "PolicyAuthValue",
+	"PolicyCommandCode", "PolicyCounterTimer", "PolicyCpHash", "PolicyLocality",
+	"PolicyNameHash", "PolicyOR", "PolicyTicket", "ReadPublic", "RSA_Encrypt", NULL,
+	"StartAuthSession", "VerifySignature", "ECC_Parameters", "FirmwareRead",
+	"GetCapability", "GetRandom", "GetTestResult", "Hash", "PCR_Read", "PolicyPCR",
+	"PolicyRestart", "ReadClock", "PCR_Extend", "PCR_SetAuthValue", "NV_Certify",
+	"EventSequenceComplete", "HashSequenceStart", "PolicyPhysicalPresence",
+	"PolicyDuplicationSelect", "PolicyGetDigest", "TestParms", "Commit",
+	"PolicyPassword", "ZGen_2Phase", "EC_Ephemeral", "PolicyNvWritten",
+	"PolicyTemplate", "CreateLoaded", "PolicyAuthorizeNV", "EncryptDecrypt2",
+	"AC_GetCapability", "AC_Send", "Policy_AC_SendSelect", "CertifyX509",
+	"ACT_SetTimeout", "ECC_Encrypt", "ECC_Decrypt", "PolicyCapability",
+	"PolicyParameters", "NV_DefineSpace2", "NV_ReadPublic2", "SetCapability",
+};
+#define CC_FIRST 0x11fu
+
 const char *vtpm_cc_name(uint32_t cc)
 {
-	switch (cc) {
-	case 0x120: return "TPM2_EvictControl";
-	case 0x122: return "TPM2_NV_UndefineSpace";
-	case 0x12a: return "TPM2_NV_DefineSpace";
-	case 0x131: return "TPM2_CreatePrimary";
-	case 0x137: return "TPM2_NV_Write";
-	case 0x13c: return "TPM2_PCR_Event";
-	case 0x143: return "TPM2_SelfTest";
-	case 0x144: return "TPM2_Startup";
-	case 0x145: return "TPM2_Shutdown";
-	case 0x14e: return "TPM2_NV_Read";
-	case 0x153: return "TPM2_Create";
-	case 0x157: return "TPM2_Load";
-	case 0x161: return "TPM2_FlushContext";
-	case 0x169: return "TPM2_NV_ReadPublic";
-	case 0x176: return "TPM2_StartAuthSession";
-	case 0x17a: return "TPM2_GetCapability";
-	case 0x17b: return "TPM2_GetRandom";
-	case 0x17e: return "TPM2_PCR_Read";
-	case 0x181: return "TPM2_ReadClock";
-	case 0x182: return "TPM2_PCR_Extend";
-	case 0x186: return "TPM2_HashSequenceStart";
-	default: return NULL;
-	}
+	/* Built once: "TPM2_" and the name, for every code. */
+	static char full[sizeof cc_names / sizeof cc_names[0]][40];
+	if (cc == VTPM_CC_SET_LOCALITY)
+		return "swtpm_SetLocality";
+	if (cc < CC_FIRST || cc - CC_FIRST >= sizeof cc_names / sizeof cc_names[0])
+		return NULL;
+	size_t i = cc - CC_FIRST;
+	if (!cc_names[i])
+		return NULL;
+	if (!full[i][0])
+		snprintf(full[i], sizeof full[i], "TPM2_%s", cc_names[i]);
+	return full[i];
 }

@@ -39,10 +39,13 @@ enum vtpm_cmd {
 	VTPM_CMD_SET_DATAFD,
 	VTPM_CMD_SET_BUFFERSIZE,
 	VTPM_CMD_GET_INFO,
+	VTPM_CMD_LOCK_STORAGE, /* swtpm 0.8: take the storage lock (migration) */
 };
 
-/* PTM_CAP_* bits of GET_CAPABILITY for the commands above. */
-#define VTPM_CAPS 0x7fffu
+/* PTM_CAP_* bits of GET_CAPABILITY for the commands above: bits 0 to 14
+ * and PTM_CAP_LOCK_STORAGE (bit 16); bit 15, PTM_CAP_SEND_COMMAND_HEADER
+ * (the TCG prefix before TPM commands), is not supported. */
+#define VTPM_CAPS 0x17fffu
 
 /* CMD_INIT flag: delete the volatile state after loading it. */
 #define VTPM_INIT_DELETE_VOLATILE 1u
@@ -55,6 +58,7 @@ enum vtpm_cmd {
 #define VTPM_STATE_ENCRYPTED 2u
 /* GET_CONFIG flags */
 #define VTPM_CONFIG_FILE_KEY 1u
+#define VTPM_CONFIG_MIGRATION_KEY 2u
 /* The most GET_INFO returns per message (swtpm's PTM_GETINFO_SIZE). */
 #define VTPM_GETINFO_CHUNK 3072u
 
@@ -66,6 +70,9 @@ enum vtpm_cmd {
  * buffer size (4096 by default; CMD_SET_BUFFERSIZE). */
 #define VTPM_TPM_HDR 10u
 #define VTPM_DEFAULT_BUFFER 4096u
+/* swtpm's vendor command that sets the locality in-band (--locality
+ * allow-set-locality): the new locality is the octet after the header. */
+#define VTPM_CC_SET_LOCALITY 0x20001000u
 
 /* Parser results. */
 #define VTPM_OK 0
@@ -80,6 +87,7 @@ struct vtpm_ctrl_req {
 	uint32_t type;       /* GET/SET_STATEBLOB blob type */
 	uint32_t offset;     /* GET_STATEBLOB, GET_INFO */
 	uint32_t buffersize; /* SET_BUFFERSIZE */
+	uint32_t retries;    /* LOCK_STORAGE */
 	uint64_t info_flags; /* GET_INFO */
 	uint8_t locality;    /* SET_LOCALITY, RESET_TPMESTABLISHED */
 	const uint8_t *data; /* HASH_DATA, SET_STATEBLOB payload */
@@ -104,8 +112,9 @@ uint32_t vtpm_cmd_code(const uint8_t *buf, size_t len);
 /* A TPM 2.0 error response (tag TPM_ST_NO_SESSIONS, size 10, RC) into OUT. */
 void vtpm_error_response(uint8_t out[10], uint32_t rc);
 
-/* Names for logs: the control command ("CMD_INIT") and a few TPM 2.0
- * command codes ("TPM2_PCR_Extend"); NULL when unknown. */
+/* Names for logs: the control command ("CMD_INIT") and the TPM 2.0
+ * command (every code of the TPM 2.0 library specification, "TPM2_PCR_Extend",
+ * and swtpm's in-band locality command); NULL when unknown. */
 const char *vtpm_ctrl_name(uint32_t cmd);
 const char *vtpm_cc_name(uint32_t cc);
 

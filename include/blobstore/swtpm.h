@@ -130,6 +130,48 @@ int bs_swtpm_blob_decode(const void *blob, size_t len, const struct bs_swtpm_key
 int bs_swtpm_blob_encode(const void *data, size_t len, const struct bs_swtpm_key *key,
 			    uint8_t **out, size_t *out_len);
 
+/* ---- state blobs on swtpm's control channel ----------------------------------
+ * What CMD_GET_STATEBLOB answers and CMD_SET_STATEBLOB takes (what QEMU
+ * carries in a migration stream): a version-2 header with flag 0x04
+ * (migration data), then either one record of tag 4 holding the inner
+ * layer, or, under a migration key (--migration-key), flags 0x02 (and 0x10
+ * for a 256-bit key) and records 5 (AES-CBC ciphertext of the inner layer,
+ * padded to a multiple of the key length), 3 (HMAC-SHA256 over ciphertext
+ * and IV) and 7 (an IV as long as the key).  The inner layer is a state
+ * file's body: record 1 (the libtpms blob), or records 2, 3 and 6 under
+ * swtpm's state key (header flags 0x01, 0x08). */
+#define BS_SWTPM_FLAG_MIGRATION_ENCRYPTED 0x02u
+#define BS_SWTPM_FLAG_MIGRATION_DATA 0x04u
+#define BS_SWTPM_FLAG_MIGRATION_256BIT_KEY 0x10u
+
+/* Frames the libtpms blob DATA/LEN (DATA may be NULL when LEN is 0) as swtpm
+ * sends it: plain, or encrypted under MIGKEY (may be NULL; fresh random IV).
+ * *OUT is malloc()ed.  Errors: BS_EINVAL, BS_ELIMIT, BS_ENOMEM, BS_EIO. */
+int bs_swtpm_wire_encode(const void *data, size_t len, const struct bs_swtpm_key *migkey,
+			 uint8_t **out, size_t *out_len);
+
+/* What bs_swtpm_wire_decode() found. */
+#define BS_SWTPM_WIRE_BARE 0      /* no swtpm header: the bare libtpms blob */
+#define BS_SWTPM_WIRE_V1 1        /* a version-1 header, then the data */
+#define BS_SWTPM_WIRE_PLAIN 2     /* version 2, a migration data record */
+#define BS_SWTPM_WIRE_ENCRYPTED 3 /* version 2, under the migration key */
+#define BS_SWTPM_WIRE_FILE 4      /* version 2 without migration flags: a state file */
+
+/* Takes the libtpms blob out of BLOB/LEN in any of the forms above into a
+ * malloc()ed *OUT (non-NULL even when empty; release with bs_swtpm_free()).
+ * A blob without a valid swtpm header is taken as a bare libtpms blob.
+ * MIGKEY and STATEKEY (may be NULL) decrypt the migration and the state-key
+ * layers; nothing decrypted is returned unless its HMAC matched.  LABEL (may
+ * be NULL) names the blob in messages.  *KIND (may be NULL) gets a
+ * BS_SWTPM_WIRE_* value.
+ * Errors: BS_ECORRUPT (malformed: the message gives the offset),
+ * BS_EUNSUPPORTED (a newer version, unknown flags or records), BS_EKEY
+ * (encrypted and no key, a key of the wrong size, or an HMAC mismatch),
+ * BS_ELIMIT, BS_ENOMEM, BS_EINVAL. */
+int bs_swtpm_wire_decode(const void *blob, size_t len, const struct bs_swtpm_key *migkey,
+			 const struct bs_swtpm_key *statekey, const char *label, uint8_t **out,
+			 size_t *out_len, int *kind);
+
 /* Wipes and frees a decoded buffer.  NULL is a no-op. */
 void bs_swtpm_free(void *p, size_t len);
 

@@ -117,6 +117,35 @@ int bs_tpm_last_error(const char **msg);
  * of bs_tpm_store(). */
 int bs_tpm_store_volatile(void);
 
+/* Staging: blobs held in memory, not in the image, until libtpms has
+ * accepted them.  While staging, loaddata serves a staged blob before the
+ * image's (a staged "absent" blob is BS_ENOENT, so TPM_RETRY), and storedata,
+ * deletename and bs_tpm_store_volatile() change only the staged copies.  A
+ * server stages the blobs CMD_SET_STATEBLOB brings (an incoming migration),
+ * runs TPMLIB_MainInit() over them, and commits them only when that
+ * succeeded: a blob libtpms refuses never replaces the stored state.
+ * Staged blobs belong to TPM 0; at most 8 names.
+ *
+ * bs_tpm_stage_begin() starts staging (nothing staged yet; calling it again
+ * keeps what is staged).  bs_tpm_stage_put() stages blob NAME (LEN 0: it does
+ * not exist); errors: BS_EINVAL (not staging, bad name), BS_ELIMIT,
+ * BS_ENOMEM.  bs_tpm_stage_forget() drops NAME's staged copy so that the
+ * image's shows through again.  bs_tpm_stage_commit() writes every staged
+ * blob to IMG, each crash-safely (deletions first, then permall, then the
+ * rest, so that a crash leaves the old permall without a volatile state or
+ * the new permall, never a new permall beside an old volatile state), then
+ * ends staging; on an error (those of bs_tpm_store() and bs_tpm_delete())
+ * staging goes on with every blob, and a later commit writes them again.  bs_tpm_stage_abort()
+ * wipes and drops the staged blobs and ends staging.  bs_tpm_staging() is
+ * non-zero while staging.  The trace function sees "stage", "stage delete",
+ * "commit store" and "commit delete". */
+int bs_tpm_stage_begin(void);
+int bs_tpm_stage_put(const char *name, const void *data, size_t len);
+int bs_tpm_stage_forget(const char *name);
+int bs_tpm_stage_commit(bs_image *img);
+void bs_tpm_stage_abort(void);
+int bs_tpm_staging(void);
+
 /* Optional observer of the callbacks (for logs): called after each load,
  * store and delete with the operation ("load", "store", "delete"), the
  * entry name, the length and the BS_* result.  NULL removes it. */

@@ -67,26 +67,8 @@ make_tpm() {
 		{ cat "$tmp/setup.log" >&2; fail "swtpm_setup $*"; }
 }
 
-# free_port - a port P with P and P + 1 free: the swtpm TCTI of tpm2-tss
-# talks to the control channel on P + 1.
-free_port() {
-	python3 - <<'PY'
-import socket
-while True:
-    a = socket.socket()
-    a.bind(("127.0.0.1", 0))
-    p = a.getsockname()[1]
-    if p >= 65535:
-        continue
-    b = socket.socket()
-    try:
-        b.bind(("127.0.0.1", p + 1))
-    except OSError:
-        continue
-    print(p)
-    break
-PY
-}
+# shellcheck source=ports.sh
+. "$(dirname "$0")/ports.sh"
 
 # wait_port PORT PID - until 127.0.0.1:PORT accepts (PID must stay alive).
 wait_port() {
@@ -107,7 +89,7 @@ server_pid=0
 start_swtpm() {
 	local dir=$1
 	shift
-	port=$(free_port)
+	port=$(free_port_pair)
 	ctrl=$((port + 1))
 	swtpm socket --tpm2 --tpmstate dir="$dir" --server type=tcp,port="$port" \
 		--ctrl type=tcp,port="$ctrl" --flags not-need-init,startup-clear "$@" \
@@ -121,7 +103,7 @@ start_swtpm() {
 start_vtpm() {
 	local img=$1
 	shift
-	port=$(free_port)
+	port=$(free_port_pair)
 	ctrl=$((port + 1))
 	"$BUILD_DIR/blobstore-vtpm" --image "$img" --port "$port" --ctrl-port "$ctrl" \
 		--flags not-need-init,startup-clear --no-sync "$@" >"$tmp/vtpm.log" 2>&1 &

@@ -34,7 +34,7 @@ boot() {
 	local n=$1 serial=$tmp/serial$1.log
 	: >"$serial"
 	: >"$tmp/vtpm.log"
-	vtpm_start --image "$img" --ctrl-unix "$ctrl"
+	vtpm_start --image "$img" --create --ctrl-unix "$ctrl"
 	cp $ovmf/OVMF_VARS_4M.fd "$tmp/vars.fd"
 	"$qemu" -machine q35 -accel tcg -m 256 -no-reboot \
 		-drive if=pflash,format=raw,unit=0,readonly=on,file=$ovmf/OVMF_CODE_4M.fd \

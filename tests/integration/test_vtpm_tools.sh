@@ -21,7 +21,7 @@ img=$tmp/vtpm.img
 port=$(free_port_pair)
 [ -n "$port" ] || fail "no free port pair"
 export TPM2TOOLS_TCTI="swtpm:host=127.0.0.1,port=$port"
-start() { vtpm_start --image "$img" --port "$port" --flags not-need-init "$@"; }
+start() { vtpm_start --image "$img" --create --port "$port" --flags not-need-init "$@"; }
 pcr16() { tpm2_pcrread sha256:16 | awk '/16:/ {print $2}'; }
 
 echo "== fresh image: a TPM is manufactured"
@@ -150,14 +150,20 @@ r = ctrl(struct.pack(">I", 10), 4)
 check(struct.unpack(">I", r)[0] == 0, "CMD_STORE_VOLATILE")
 r = ctrl(struct.pack(">I", 15), 8)
 check(struct.unpack(">II", r) == (0, 0), "CMD_GET_CONFIG")
-# GET_STATEBLOB permanent: the same octets as the image's permall entry.
+# GET_STATEBLOB permanent: swtpm's framing (a version-2 header with flag
+# 0x04, record 4 around record 1) around the image's permall entry.
 r = ctrl(struct.pack(">IIII", 12, 1, 1, 0), 16)
 res, fl, tot, ln = struct.unpack(">IIII", r[:16])
 r = ctrl(struct.pack(">IIII", 12, 1, 1, 0), 16 + tot)
 blob = r[16:]
 out = tempfile.mktemp()
 subprocess.run([sys.argv[3], "get", sys.argv[2], "tpm2.libtpms", "--name", "permall", "-o", out], check=True)
-check(res == 0 and tot == ln == len(blob) and open(out, "rb").read() == blob, "GET_STATEBLOB permall")
+want = open(out, "rb").read()
+check(res == 0 and tot == ln == len(blob) and blob[:6] == bytes([2, 1, 0, 10, 0, 4])
+      and struct.unpack(">I", blob[6:10])[0] == len(blob)
+      and struct.unpack(">HI", blob[10:16]) == (4, len(want) + 6)
+      and struct.unpack(">HI", blob[16:22]) == (1, len(want)) and blob[22:] == want,
+      "GET_STATEBLOB permall")
 os.unlink(out)
 r = ctrl(struct.pack(">IIII", 12, 1, 3, 0), 16)
 check(struct.unpack(">IIII", r[:16])[0] == 0x800, "missing savestate must be TPM_RETRY")

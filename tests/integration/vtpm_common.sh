@@ -23,20 +23,8 @@ fail() {
 }
 quick() { [ -n "${BS_TEST_QUICK:-}" ]; }
 
-# free_port_pair: prints a port N on 127.0.0.1 with N and N+1 both free.
-free_port_pair() {
-	python3 - <<'PY'
-import socket
-for _ in range(100):
-    a = socket.socket(); a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]
-    b = socket.socket()
-    try:
-        b.bind(("127.0.0.1", p + 1))
-    except OSError:
-        a.close(); b.close(); continue
-    a.close(); b.close(); print(p); break
-PY
-}
+# shellcheck source=ports.sh
+. "$(dirname "${BASH_SOURCE[0]}")/ports.sh"
 
 # vtpm_start ARGS...: starts the server (log in $tmp/vtpm.log, pid file
 # $tmp/vtpm.pid) and waits until it listens.

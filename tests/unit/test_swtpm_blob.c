@@ -595,6 +595,132 @@ static void test_passphrase_kdfs(void **state)
 	bs_swtpm_key_wipe(&k);
 }
 
+/* Blobs on the control channel, built by hand as swtpm sends them: a plain
+ * one (flags 0x04, record 4 around record 1), one under a migration key
+ * (flags 0x06 / 0x16, records 5, 3, 7 around record 1), and the forms
+ * CMD_SET_STATEBLOB also takes (bare, version 1, a state file). */
+static void test_wire_blobs(void **state)
+{
+	(void)state;
+	setup_sample();
+	struct buf w = {0}, inner = {0};
+	uint8_t *out = NULL;
+	size_t n = 0;
+	int kind = -1;
+	/* plain, hand-built */
+	tlv(&inner, 1, sample_data, sizeof sample_data);
+	hdr(&w, 2, 1, BS_SWTPM_FLAG_MIGRATION_DATA);
+	tlv(&w, 4, inner.p, inner.len);
+	fix_totlen(&w);
+	assert_int_equal(bs_swtpm_wire_decode(w.p, w.len, NULL, NULL, label, &out, &n, &kind), BS_OK);
+	assert_int_equal(kind, BS_SWTPM_WIRE_PLAIN);
+	assert_int_equal(n, sizeof sample_data);
+	assert_memory_equal(out, sample_data, n);
+	bs_swtpm_free(out, n);
+	/* the encoder writes exactly that */
+	assert_int_equal(bs_swtpm_wire_encode(sample_data, sizeof sample_data, NULL, &out, &n), BS_OK);
+	assert_int_equal(n, w.len);
+	assert_memory_equal(out, w.p, n);
+	bs_swtpm_free(out, n);
+	/* every truncation is an error, never a read past the end */
+	for (size_t cut = 1; cut < w.len; cut++) {
+		uint8_t *c = malloc(cut);
+		memcpy(c, w.p, cut);
+		out = NULL;
+		int rc = bs_swtpm_wire_decode(c, cut, NULL, NULL, label, &out, &n, &kind);
+		/* a cut blob no longer has a header covering it: taken as bare */
+		assert_true(rc == BS_OK && kind == BS_SWTPM_WIRE_BARE && n == cut);
+		bs_swtpm_free(out, n);
+		free(c);
+	}
+	/* a record running past the end, with a header that covers the blob */
+	uint8_t *c = malloc(w.len);
+	memcpy(c, w.p, w.len);
+	put32(c + 12, (uint32_t)w.len);
+	assert_int_equal(bs_swtpm_wire_decode(c, w.len, NULL, NULL, label, &out, &n, &kind), BS_ECORRUPT);
+	free(c);
+
+	for (size_t kl = 16; kl <= 32; kl += 16) {
+		struct bs_swtpm_key k = key_of(kl, 3), other = key_of(kl, 4), wrong = key_of(48 - kl, 3);
+		/* hand-built, IV as long as the key, HMAC over ciphertext || IV */
+		uint8_t iv[32], plain[400], ct[400], mac[32];
+		unsigned ml = 0;
+		for (size_t i = 0; i < sizeof iv; i++)
+			iv[i] = (uint8_t)(0x30 + i);
+		memcpy(plain, inner.p, inner.len);
+		size_t ctl = pad_to_key(plain, inner.len, kl);
+		cbc_encrypt(&k, iv, plain, ctl, ct);
+		uint8_t macin[432];
+		memcpy(macin, ct, ctl);
+		memcpy(macin + ctl, iv, kl);
+		assert_non_null(HMAC(EVP_sha256(), k.bytes, (int)kl, macin, ctl + kl, mac, &ml));
+		buf_reset(&w);
+		hdr(&w, 2, 1, 0x06 | (kl == 32 ? 0x10 : 0));
+		tlv(&w, 5, ct, ctl);
+		tlv(&w, 3, mac, ml);
+		tlv(&w, 7, iv, kl);
+		fix_totlen(&w);
+		assert_int_equal(bs_swtpm_wire_decode(w.p, w.len, &k, NULL, label, &out, &n, &kind), BS_OK);
+		assert_int_equal(kind, BS_SWTPM_WIRE_ENCRYPTED);
+		assert_int_equal(n, sizeof sample_data);
+		assert_memory_equal(out, sample_data, n);
+		bs_swtpm_free(out, n);
+		out = NULL;
+		assert_int_equal(bs_swtpm_wire_decode(w.p, w.len, NULL, NULL, label, &out, &n, &kind), BS_EKEY);
+		assert_int_equal(bs_swtpm_wire_decode(w.p, w.len, &other, NULL, label, &out, &n, &kind), BS_EKEY);
+		assert_int_equal(bs_swtpm_wire_decode(w.p, w.len, &wrong, NULL, label, &out, &n, &kind), BS_EKEY);
+		assert_null(out);
+		/* every flipped bit of the ciphertext, the HMAC or the IV is caught */
+		for (size_t i = 10; i < w.len; i += 7) {
+			w.p[i] ^= 0x10;
+			int rc = bs_swtpm_wire_decode(w.p, w.len, &k, NULL, label, &out, &n, &kind);
+			assert_int_not_equal(rc, BS_OK);
+			w.p[i] ^= 0x10;
+		}
+		/* the encoder's output (fresh IV) decodes, and is swtpm's layout */
+		assert_int_equal(bs_swtpm_wire_encode(sample_data, sizeof sample_data, &k, &out, &n), BS_OK);
+		assert_int_equal(out[5], 0x06 | (kl == 32 ? 0x10 : 0));
+		assert_int_equal(get32(out + 6), n);
+		uint8_t *back = NULL;
+		size_t bn = 0;
+		assert_int_equal(bs_swtpm_wire_decode(out, n, &k, NULL, label, &back, &bn, &kind), BS_OK);
+		assert_int_equal(bn, sizeof sample_data);
+		assert_memory_equal(back, sample_data, bn);
+		bs_swtpm_free(back, bn);
+		bs_swtpm_free(out, n);
+	}
+	/* bare libtpms blob, version-1 framing, a state file */
+	static const uint8_t bare[] = {0, 3, 0xab, 0x36, 0x47, 0x23, 1, 2, 3, 4, 5, 6};
+	assert_int_equal(bs_swtpm_wire_decode(bare, sizeof bare, NULL, NULL, label, &out, &n, &kind), BS_OK);
+	assert_int_equal(kind, BS_SWTPM_WIRE_BARE);
+	assert_memory_equal(out, bare, sizeof bare);
+	bs_swtpm_free(out, n);
+	buf_reset(&w);
+	hdr(&w, 1, 1, 0);
+	buf_put(&w, bare, sizeof bare);
+	fix_totlen(&w);
+	assert_int_equal(bs_swtpm_wire_decode(w.p, w.len, NULL, NULL, label, &out, &n, &kind), BS_OK);
+	assert_int_equal(kind, BS_SWTPM_WIRE_V1);
+	assert_int_equal(n, sizeof bare);
+	bs_swtpm_free(out, n);
+	assert_int_equal(bs_swtpm_blob_encode(bare, sizeof bare, NULL, &out, &n), BS_OK);
+	uint8_t *f = out;
+	size_t fn = n;
+	assert_int_equal(bs_swtpm_wire_decode(f, fn, NULL, NULL, label, &out, &n, &kind), BS_OK);
+	assert_int_equal(kind, BS_SWTPM_WIRE_FILE);
+	assert_memory_equal(out, bare, sizeof bare);
+	bs_swtpm_free(out, n);
+	free(f);
+	/* newer versions and unknown flags are refused */
+	buf_reset(&w);
+	hdr(&w, 3, 3, BS_SWTPM_FLAG_MIGRATION_DATA);
+	tlv(&w, 4, inner.p, inner.len);
+	fix_totlen(&w);
+	assert_int_equal(bs_swtpm_wire_decode(w.p, w.len, NULL, NULL, label, &out, &n, &kind), BS_EUNSUPPORTED);
+	buf_free(&w);
+	buf_free(&inner);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -607,6 +733,7 @@ int main(void)
 		cmocka_unit_test(test_header_and_record_errors),
 		cmocka_unit_test(test_key_files),
 		cmocka_unit_test(test_passphrase_kdfs),
+		cmocka_unit_test(test_wire_blobs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

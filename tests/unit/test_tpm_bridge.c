@@ -352,6 +352,98 @@ static void test_store_grows_with_headroom(void **state)
 	assert_int_equal(bs_image_check(f->img, 1, NULL, NULL), BS_OK);
 }
 
+/* Staged blobs (CMD_SET_STATEBLOB): libtpms starts on them without the
+ * image changing; only a commit stores them, and an abort (a refused blob)
+ * leaves the image byte for byte as it was, its old state startable. */
+static void test_staging_commits_only_what_started(void **state)
+{
+	struct fixture *f = *state;
+	/* TPM A: a defined NV index. */
+	assert_int_equal(tpm_init(f->img), TPM_SUCCESS);
+	assert_int_equal(tpm_rc(startup_clear, sizeof startup_clear), 0);
+	assert_int_equal(tpm_rc(nv_define, sizeof nv_define), 0);
+	TPMLIB_Terminate();
+	void *a;
+	size_t alen;
+	assert_int_equal(bs_tpm_load(f->img, 0, BS_TPM_PERMALL, &a, &alen), BS_OK);
+	/* TPM B, in another image: no index. */
+	char *p2 = t_tmppath("tpm-bridge-b.img");
+	unlink(p2);
+	bs_image *b;
+	assert_int_equal(bs_image_open(p2, BS_OPEN_CREATE, &b), BS_OK);
+	assert_int_equal(tpm_init(b), TPM_SUCCESS);
+	TPMLIB_Terminate();
+	size_t before_len, after_len;
+	uint8_t *before = file_bytes(p2, &before_len);
+
+	/* A corrupt staged permall: MainInit fails, abort, B unchanged. */
+	uint8_t *bad = malloc(alen);
+	assert_non_null(bad);
+	memcpy(bad, a, alen);
+	bad[alen / 2] ^= 0x5a;
+	bad[alen - 1] ^= 0xff;
+	assert_int_equal(bs_tpm_stage_put(BS_TPM_PERMALL, bad, alen), BS_EINVAL); /* not staging */
+	assert_int_equal(bs_tpm_stage_begin(), BS_OK);
+	assert_true(bs_tpm_staging());
+	assert_int_equal(bs_tpm_stage_put(BS_TPM_PERMALL, bad, alen), BS_OK);
+	assert_int_not_equal(tpm_init(b), TPM_SUCCESS);
+	TPMLIB_Terminate();
+	bs_tpm_stage_abort();
+	assert_false(bs_tpm_staging());
+	uint8_t *after = file_bytes(p2, &after_len);
+	assert_int_equal(before_len, after_len);
+	assert_memory_equal(before, after, before_len);
+	free(after);
+	/* B's own state still starts: no index. */
+	assert_int_equal(tpm_init(b), TPM_SUCCESS);
+	assert_int_equal(tpm_rc(startup_clear, sizeof startup_clear), 0);
+	assert_int_equal(tpm_rc(nv_readpublic, sizeof nv_readpublic), 0x18b);
+	TPMLIB_Terminate();
+
+	/* A's permall staged: B starts as A, the image still unchanged while
+	 * staging (libtpms' own stores are staged too), A after the commit. */
+	before = (free(before), file_bytes(p2, &before_len));
+	assert_int_equal(bs_tpm_stage_begin(), BS_OK);
+	assert_int_equal(bs_tpm_stage_put(BS_TPM_PERMALL, a, alen), BS_OK);
+	assert_int_equal(bs_tpm_stage_put(BS_TPM_VOLATILE, NULL, 0), BS_OK);
+	assert_int_equal(tpm_init(b), TPM_SUCCESS);
+	assert_int_equal(tpm_rc(startup_clear, sizeof startup_clear), 0);
+	assert_int_equal(tpm_rc(nv_readpublic, sizeof nv_readpublic), 0);
+	assert_int_equal(bs_tpm_store_volatile(), BS_OK);
+	after = file_bytes(p2, &after_len);
+	assert_int_equal(before_len, after_len);
+	assert_memory_equal(before, after, before_len);
+	free(after);
+	assert_int_equal(bs_tpm_stage_commit(b), BS_OK);
+	assert_false(bs_tpm_staging());
+	TPMLIB_Terminate();
+	void *v;
+	size_t vn;
+	assert_int_equal(bs_tpm_load(b, 0, BS_TPM_VOLATILE, &v, &vn), BS_OK);
+	free(v);
+	bs_image_close(b);
+	assert_int_equal(bs_image_open(p2, 0, &b), BS_OK);
+	assert_int_equal(bs_tpm_delete(b, 0, BS_TPM_VOLATILE, 0), BS_OK);
+	assert_int_equal(tpm_init(b), TPM_SUCCESS);
+	assert_int_equal(tpm_rc(startup_clear, sizeof startup_clear), 0);
+	assert_int_equal(tpm_rc(nv_readpublic, sizeof nv_readpublic), 0);
+	TPMLIB_Terminate();
+	/* forget: the image's blob shows through again. */
+	assert_int_equal(bs_tpm_stage_begin(), BS_OK);
+	assert_int_equal(bs_tpm_stage_put(BS_TPM_PERMALL, bad, alen), BS_OK);
+	assert_int_equal(bs_tpm_stage_forget(BS_TPM_PERMALL), BS_OK);
+	assert_int_equal(tpm_init(b), TPM_SUCCESS);
+	TPMLIB_Terminate();
+	bs_tpm_stage_abort();
+	bs_tpm_unregister();
+	bs_image_close(b);
+	unlink(p2);
+	free(p2);
+	free(before);
+	free(bad);
+	free(a);
+}
+
 static void test_callbacks_without_image_fail(void **state)
 {
 	(void)state;
@@ -375,6 +467,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_encrypted_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_grows_with_headroom, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_staging_commits_only_what_started, setup, teardown),
 		cmocka_unit_test(test_callbacks_without_image_fail),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
