@@ -4,8 +4,7 @@
 # it: one object per run ending in a newline, snake_case keys, every key of
 # a concept present (null when it has no value) and no other, the types of
 # the values, collections as arrays, the error object on standard error with
-# nothing on standard output.  The uefi command's output belongs to the UEFI
-# work and is not checked here.
+# nothing on standard output.  The uefi subcommands too.
 # shellcheck source=cli_common.sh
 . "$(dirname "$0")/cli_common.sh"
 
@@ -78,6 +77,27 @@ run err-output 8 bs get "$tmp/tpm.img" tpm2.libtpms --name permall -o "$tmp/got"
 run err-salvage 8 bs salvage "$tmp/cut.img" "$tmp/new.img"
 run err-swtpm 8 bs import-swtpm "$tmp/tpm.img" "$tmp/state"
 run err-refused 8 bs rm "$img" bs.key
+# UEFI variables: Debian's Secure Boot store, then each subcommand.
+vars=/usr/share/OVMF/OVMF_VARS_4M.ms.fd
+[ -f "$vars" ] || fail "no $vars (package ovmf)"
+uimg=$tmp/uefi.img
+run uefi-import 0 bs uefi import "$uimg" "$vars"
+run uefi-list 0 bs uefi list "$uimg"
+run uefi-get 0 bs uefi get "$uimg" PK
+run uefi-get-o 0 bs uefi get "$uimg" KEK -o "$tmp/kek"
+printf '\005\000' >"$tmp/timeout"
+run uefi-set 0 bs uefi set "$uimg" Timeout -i "$tmp/timeout"
+run uefi-rm 0 bs uefi rm "$uimg" Timeout
+run uefi-export 0 bs uefi export "$uimg" "$tmp/vars.json"
+run uefi-export-fd 0 bs --json uefi export "$uimg" "$tmp/vars.fd"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tmp/db.key" -out "$tmp/db.pem" -days 1 \
+	-subj /CN=json-test-db >/dev/null 2>&1 || fail "openssl cannot make a certificate"
+run uefi-enroll 0 bs uefi enroll "$uimg" --add-db 11111111-2222-3333-4444-555555555555 "$tmp/db.pem"
+run err-uefi-import 8 bs uefi import "$uimg" "$vars"
+run err-uefi-export 8 bs uefi export "$uimg" "$tmp/vars.json"
+run err-uefi-get 2 bs uefi get "$uimg" NoSuchVariable
+head -c 100 /dev/urandom >"$tmp/garbage"
+run err-uefi-set 3 bs uefi set "$uimg" db -i "$tmp/garbage"
 # --json before the command works the same.
 bs --json info "$img" >"$out/info-global.out"
 
@@ -311,11 +331,72 @@ if not load("salvage").get("lost"):
 if load("salvage-whole").get("lost"):
     err("salvage-whole", "an intact image lost something")
 
+VARIABLE = ["name", "guid", "attr", "attr_names", "size", "data", "decoded", "time",
+            "monotonic_count", "pubkey_index", "attributes"]
+def variable(where, v):
+    if not check_keys(where, v, VARIABLE):
+        return
+    typ(where, v, "name", "str")
+    if not (isinstance(v["guid"], str) and re.match(r'^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$', v["guid"])):
+        err(where, f"guid {v['guid']!r}")
+    for k in ("attr", "size", "monotonic_count", "pubkey_index"):
+        typ(where, v, k, "int")
+    if typ(where, v, "attr_names", "list") and not all(isinstance(x, str) for x in v["attr_names"]):
+        err(where, "attr_names are not strings")
+    if not (isinstance(v["data"], str) and HEX.match(v["data"]) and len(v["data"]) == 2 * v["size"]):
+        err(where, "data is not size octets in hexadecimal")
+    if typ(where, v, "decoded", "obj", "null") and v["decoded"] is not None:
+        typ(where, v["decoded"], "kind", "str")
+    typ(where, v, "time", "str", "null")
+    if typ(where, v, "attributes", "list"):
+        for i, a in enumerate(v["attributes"]):
+            attribute(f"{where}.attributes[{i}]", a)
+
+o = load("uefi-import")
+check_keys("uefi-import", o, ["image", "input", "format", "variable_count"])
+if o.get("format") != "varstore" or not is_int(o.get("variable_count")) or o["variable_count"] < 1:
+    err("uefi-import", f"format/variable_count {o}")
+o = load("uefi-list")
+check_keys("uefi-list", o, ["image", "variable_count", "variables"])
+if typ("uefi-list", o, "variables", "list"):
+    for i, v in enumerate(o["variables"]):
+        variable(f"uefi-list.variables[{i}]", v)
+    if o.get("variable_count") != len(o["variables"]):
+        err("uefi-list", "variable_count differs from the array")
+for n in ("uefi-get", "uefi-get-o"):
+    o = load(n)
+    check_keys(n, o, ["image", "output", "variable"])
+    variable(n + ".variable", o.get("variable"))
+    if (o.get("output") is None) != (n == "uefi-get"):
+        err(n, f"output {o.get('output')!r}")
+if load("uefi-get").get("variable", {}).get("decoded", {}).get("kind") != "signature_database":
+    err("uefi-get", "PK is not decoded as a signature database")
+for n in ("uefi-set", "uefi-rm"):
+    o = load(n)
+    check_keys(n, o, ["image", "variable"])
+    variable(n + ".variable", o.get("variable"))
+    if o.get("variable", {}).get("data") != "0500":
+        err(n, "the variable is not Timeout = 5")
+for n, f in (("uefi-export", "json"), ("uefi-export-fd", "varstore")):
+    o = load(n)
+    check_keys(n, o, ["image", "output", "format", "variable_count", "size"])
+    if o.get("format") != f:
+        err(n, f"format {o.get('format')!r}")
+o = load("uefi-enroll")
+check_keys("uefi-enroll", o, ["image", "changes"])
+if typ("uefi-enroll", o, "changes", "list"):
+    if not o["changes"]:
+        err("uefi-enroll", "no change reported")
+    for i, c in enumerate(o["changes"]):
+        if check_keys(f"uefi-enroll.changes[{i}]", c, ["variable", "change"]):
+            typ(f"uefi-enroll.changes[{i}]", c, "change", "str")
+
 # Errors: nothing on standard output, one object on standard error.
 ERROR = ["exit", "code", "message", "file", "entry", "offset", "errno", "hint"]
 want_exit = {"err-usage": 1, "err-usage-global": 1, "err-notfound": 2, "err-missing": 2,
              "err-corrupt": 3, "err-key": 7, "err-exists": 8, "err-output": 8,
-             "err-salvage": 8, "err-swtpm": 8, "err-refused": 8}
+             "err-salvage": 8, "err-swtpm": 8, "err-refused": 8, "err-uefi-import": 8,
+             "err-uefi-export": 8, "err-uefi-get": 2, "err-uefi-set": 3}
 for n, status in want_exit.items():
     if open(os.path.join(d, n + ".out")).read():
         err(n, "a failing command printed on standard output")

@@ -4,8 +4,8 @@
 # reverse; in each section the options (.TP items) are exactly those that
 # 'blobstore CMD --help' lists; the global options likewise; the exit
 # statuses 0 to 8 are in both; and the page formats without a warning.  The
-# uefi command's section belongs to the UEFI work and is only required to
-# exist.
+# uefi command's options are checked against its UEFI VARIABLES section:
+# the options of its usage lines are exactly that section's .TP items.
 # shellcheck source=cli_common.sh
 . "$(dirname "$0")/cli_common.sh"
 
@@ -107,6 +107,25 @@ for o in sorted(h - m):
     errors.append(f'global --{o} is in --help but not in blobstore.1')
 for o in sorted(m - h):
     errors.append(f'global --{o} is in blobstore.1 but not in --help')
+
+# uefi: its usage lines (the first lines of 'uefi --help', up to the first
+# empty one) against the .TP items of the section UEFI VARIABLES.
+if '.SH UEFI VARIABLES' not in man:
+    errors.append('blobstore.1 has no section UEFI VARIABLES')
+else:
+    a = man.index('.SH UEFI VARIABLES')
+    b = next((i for i in range(a + 1, len(man)) if man[i].startswith('.SH')), len(man))
+    m = {re.sub(r'\\f.*$', '', o) for o in man_options(man[a:b])}
+    usage = []
+    for l in open(os.path.join(tmp, 'help.uefi')).read().split('\n'):
+        if not l.strip():
+            break
+        usage.append(l)
+    h = set(re.findall(r'(?<![\w-])--([a-z0-9][a-z0-9-]*)', '\n'.join(usage)))
+    for o in sorted(h - m):
+        errors.append(f'uefi: --{o} is in --help but not in UEFI VARIABLES')
+    for o in sorted(m - h):
+        errors.append(f'uefi: --{o} is in UEFI VARIABLES but not in --help')
 
 # Exit statuses.
 text = '\n'.join(man)

@@ -123,7 +123,7 @@ $BS uefi get "$dir/ms.img" Boot0000 --json > "$dir/g.json"
 python3 - "$dir/g.json" <<'PY' || fail "get --json"
 import json, sys
 d = json.load(open(sys.argv[1]))
-assert set(d) == {"image", "variable"}
+assert set(d) == {"image", "output", "variable"} and d["output"] is None
 o = d["variable"]["decoded"]
 assert o["kind"] == "load_option" and o["description"] == "UiApp" and o["active"] is True
 assert o["device_path"] == "Fv(7CB8BDC9-F8EB-4F34-AAEA-3EE4AF6516A1)/FvFile(462CAA21-7614-4503-836E-8AB6F4662331)"

@@ -43,8 +43,8 @@ else
 	echo "   (another OVMF_VARS_4M.ms.fd than the fixture's: compared by variables only)"
 fi
 same_vars "$dir/ms.json" "$data/OVMF_VARS_4M.ms.json"
-$BS uefi export "$dir/ms.img" "$dir/ms2.fd" --json
-cmp "$dir/ms.json" "$dir/ms2.fd" || fail "--json and .json give other output"
+$BS uefi export "$dir/ms.img" "$dir/ms2.fd" --format json
+cmp "$dir/ms.json" "$dir/ms2.fd" || fail "--format json and .json give other output"
 
 echo "== import of virt-fw-vars' JSON, then a varstore file: the same variables"
 $BS uefi import "$dir/j.img" "$data/OVMF_VARS_4M.ms.json" --template $ovmf/OVMF_VARS_4M.fd
@@ -80,7 +80,7 @@ echo "== refusals: existing files and images, malformed JSON"
 set +e
 $BS uefi export "$dir/e.img" "$dir/e.json" 2> "$dir/err"; rc=$?
 set -e
-[ $rc -eq 8 ] && grep -q "exists: give --force" "$dir/err" || fail "export overwrote a file (exit $rc)"
+[ $rc -eq 8 ] && grep -q -- "--force replaces it" "$dir/err" || fail "export overwrote a file (exit $rc)"
 $BS uefi export "$dir/e.img" "$dir/e.json" --force
 set +e
 $BS uefi import "$dir/e.img" "$data/input-variants.json" 2> "$dir/err"; rc=$?

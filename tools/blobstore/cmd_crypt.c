@@ -212,7 +212,7 @@ static int run_encrypt_init(const struct cli_command *cmd, int argc, char **argv
 	bs_key *k;
 	if ((st = key_get(&current, "encrypt-init", &k)))
 		return st;
-	bs_image *img;
+	bs_image *img = NULL;
 	int rc = cli_open_flags(path, cli.open_flags, &img);
 	if (rc)
 		return cli_fail(rc);
@@ -303,7 +303,7 @@ static int run_rekey(const struct cli_command *cmd, int argc, char **argv)
 	bs_key *k;
 	if ((st = key_get(&nk, "new key", &k)))
 		return st;
-	bs_image *img;
+	bs_image *img = NULL;
 	int rc = cli_open(path, true, &img); /* loads the current key */
 	if (!rc)
 		rc = bs_image_rekey(img, k, &kp);

@@ -51,7 +51,7 @@ static int run_list(const struct cli_command *cmd, int argc, char **argv)
 	}
 	if (!path)
 		return cli_usage(cmd, "missing IMAGE");
-	bs_image *img;
+	bs_image *img = NULL;
 	int rc = cli_open(path, false, &img);
 	if (rc)
 		return cli_fail(rc);
@@ -496,7 +496,7 @@ static int run_get(const struct cli_command *cmd, int argc, char **argv)
 		return st;
 	if (a.npos < 2)
 		return cli_usage(cmd, "missing %s", a.npos ? "TYPE" : "IMAGE and TYPE");
-	bs_image *img;
+	bs_image *img = NULL;
 	bs_entry *e;
 	if ((st = open_entry(&a, false, &img, &e)))
 		return st;
@@ -592,7 +592,7 @@ static int run_rm(const struct cli_command *cmd, int argc, char **argv)
 		return st;
 	if (a.npos < 2)
 		return cli_usage(cmd, "missing %s", a.npos ? "TYPE" : "IMAGE and TYPE");
-	bs_image *img;
+	bs_image *img = NULL;
 	bs_entry *e;
 	if ((st = open_entry(&a, true, &img, &e)))
 		return st;
@@ -685,7 +685,7 @@ static int run_resize(const struct cli_command *cmd, int argc, char **argv)
 	uint64_t cap;
 	if (!cli_parse_size(a.pos[2], &cap) || cap > SIZE_MAX)
 		return cli_usage(cmd, "bad capacity '%s'", a.pos[2]);
-	bs_image *img;
+	bs_image *img = NULL;
 	bs_entry *e;
 	if ((st = open_entry(&a, true, &img, &e)))
 		return st;

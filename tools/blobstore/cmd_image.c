@@ -274,7 +274,7 @@ static int run_info(const struct cli_command *cmd, int argc, char **argv)
 		return st;
 	if (ia.name && n < 2)
 		return cli_usage(cmd, "--name belongs to an entry: give its TYPE too");
-	bs_image *img;
+	bs_image *img = NULL;
 	int rc = cli_open(args[0], false, &img);
 	if (rc)
 		return cli_fail(rc);
@@ -467,7 +467,7 @@ static int run_check(const struct cli_command *cmd, int argc, char **argv)
 	if ((st = take_args(&p, &path, 1, 1, &n, &ia)) >= 0)
 		return st;
 	struct check_ctx c = {.label = path, .json = ia.json};
-	bs_image *img;
+	bs_image *img = NULL;
 	int rc = cli_open(path, false, &img);
 	if (rc == BS_ECORRUPT && ia.json) {
 		/* The directory itself is broken: that is check's answer too. */
@@ -646,7 +646,7 @@ static int run_dump(const struct cli_command *cmd, int argc, char **argv)
 	cli_parser_init(&p, cmd, json_opts, argc, argv);
 	if ((st = take_args(&p, &path, 1, 1, &n, &ia)) >= 0)
 		return st;
-	bs_image *img;
+	bs_image *img = NULL;
 	int rc = cli_open(path, false, &img);
 	if (rc)
 		return cli_fail(rc);
@@ -685,7 +685,7 @@ static int run_compact(const struct cli_command *cmd, int argc, char **argv)
 	cli_parser_init(&p, cmd, json_opts, argc, argv);
 	if ((st = take_args(&p, &path, 1, 1, &n, &ia)) >= 0)
 		return st;
-	bs_image *img;
+	bs_image *img = NULL;
 	int rc = cli_open(path, true, &img);
 	if (rc)
 		return cli_fail(rc);
@@ -745,7 +745,7 @@ static int run_grow(const struct cli_command *cmd, int argc, char **argv)
 	uint64_t size;
 	if (!cli_parse_size(args[1], &size))
 		return cli_usage(cmd, "bad size '%s'", args[1]);
-	bs_image *img;
+	bs_image *img = NULL;
 	int rc = cli_open(args[0], true, &img);
 	if (rc)
 		return cli_fail(rc);

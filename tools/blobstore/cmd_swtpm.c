@@ -419,7 +419,7 @@ static int do_import(struct swtpm_args *a)
 	}
 	struct stat sb;
 	bool created = !strstr(path, "://") && lstat(path, &sb) && errno == ENOENT;
-	bs_image *img;
+	bs_image *img = NULL;
 	int rc = cli_open_flags(path, cli.open_flags | BS_OPEN_CREATE, &img);
 	if (rc) {
 		imported_free(im);
@@ -583,7 +583,7 @@ static int do_export(struct swtpm_args *a)
 	bool encrypt = a->have_key;
 	if (encrypt && (st = key_for(a, 0, &k)))
 		return cli_fail(st);
-	bs_image *img;
+	bs_image *img = NULL;
 	int rc = cli_open(path, false, &img);
 	if (rc) {
 		st = cli_fail(rc);

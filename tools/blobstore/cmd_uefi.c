@@ -18,7 +18,7 @@
 #include <blobstore/uefi.h>
 
 enum {
-	OPT_TEMPLATE = 1, OPT_JSON, OPT_OUTPUT, OPT_FORCE, OPT_INPUT, OPT_ATTRS, OPT_DECODE,
+	OPT_TEMPLATE = 1, OPT_JSON, OPT_FORMAT, OPT_OUTPUT, OPT_FORCE, OPT_INPUT, OPT_ATTRS, OPT_DECODE,
 	OPT_SET_PK, OPT_ADD_KEK, OPT_ADD_DB, OPT_ADD_DB_HASH, OPT_ADD_DBX, OPT_SET_DBX,
 	OPT_SECURE_BOOT,
 };
@@ -34,7 +34,7 @@ struct step {
 struct uefi_args {
 	const char *pos[3];
 	int npos;
-	const char *tmpl, *output, *input, *attrs;
+	const char *tmpl, *output, *input, *attrs, *format;
 	bool json, force, decode, secure_boot;
 	struct step steps[MAX_STEPS];
 	int nsteps;
@@ -46,6 +46,7 @@ static int parse(const struct cli_command *cmd, int argc, char **argv, int maxpo
 	static const struct cli_option opts[] = {
 		{"template", 't', true, OPT_TEMPLATE},
 		{"json", 0, false, OPT_JSON},
+		{"format", 0, true, OPT_FORMAT},
 		{"output", 'o', true, OPT_OUTPUT},
 		{"force", 'f', false, OPT_FORCE},
 		{"input", 'i', true, OPT_INPUT},
@@ -78,6 +79,7 @@ static int parse(const struct cli_command *cmd, int argc, char **argv, int maxpo
 			break;
 		case OPT_TEMPLATE: a->tmpl = p.arg; break;
 		case OPT_JSON: a->json = true; break;
+		case OPT_FORMAT: a->format = p.arg; break;
 		case OPT_OUTPUT: a->output = p.arg; break;
 		case OPT_FORCE: a->force = true; break;
 		case OPT_INPUT: a->input = p.arg; break;
@@ -104,67 +106,21 @@ static int parse(const struct cli_command *cmd, int argc, char **argv, int maxpo
 	}
 	if (a->npos < maxpos)
 		return cli_usage(cmd, "missing arguments");
+	a->json = a->json || cli.json; /* --json before the command, too */
+	if (a->format && strcmp(a->format, "json") && strcmp(a->format, "varstore"))
+		return cli_usage(cmd, "--format is json or varstore, not '%s'", a->format);
 	return 0;
 }
 
 /* ---- files --------------------------------------------------------------------------- */
 
-/* Writes BUF to PATH durably: a temporary file beside it, synced, then
- * linked to PATH (which must not exist) or, with FORCE, renamed over it;
- * the directory synced.  "-": standard output. */
+/* Writes BUF to PATH as every command writes files (cli_write_file: an
+ * existing file only with FORCE, durably); "-": standard output. */
 static int write_file(const char *path, const void *buf, size_t len, bool force)
 {
 	if (!strcmp(path, "-"))
 		return cli_write_output(NULL, buf, len);
-	struct stat st;
-	if (!force && lstat(path, &st) == 0)
-		return cli_error(CLI_EXIT_OTHER, "%s exists: give --force to replace it", path);
-	char *d = strdup(path), *tmp = malloc(strlen(path) + 16);
-	if (!d || !tmp) {
-		free(d);
-		free(tmp);
-		return cli_error(CLI_EXIT_OTHER, "out of memory");
-	}
-	const char *dir = dirname(d);
-	sprintf(tmp, "%s.tmp-XXXXXX", path);
-	int fd = mkstemp(tmp), status = 0;
-	if (fd < 0) {
-		status = cli_error(CLI_EXIT_IO, "%s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	const uint8_t *p = buf;
-	for (size_t done = 0; done < len && !status;) {
-		ssize_t k = write(fd, p + done, len - done);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			status = cli_error(CLI_EXIT_IO, "%s: %s", tmp, strerror(errno));
-		else
-			done += (size_t)k;
-	}
-	if (!status && (fchmod(fd, 0644) || fsync(fd)))
-		status = cli_error(CLI_EXIT_IO, "%s: %s", tmp, strerror(errno));
-	if (close(fd) && !status)
-		status = cli_error(CLI_EXIT_IO, "%s: %s", tmp, strerror(errno));
-	if (!status) {
-		int r = force ? rename(tmp, path) : link(tmp, path);
-		if (r)
-			status = errno == EEXIST ? cli_error(CLI_EXIT_OTHER, "%s exists: give --force "
-							     "to replace it", path)
-						 : cli_error(CLI_EXIT_IO, "%s: %s", path, strerror(errno));
-	}
-	unlink(tmp); /* after a link; after a rename it is gone already */
-	if (!status) {
-		int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dfd < 0 || fsync(dfd))
-			status = cli_error(CLI_EXIT_IO, "%s: %s", dir, strerror(errno));
-		if (dfd >= 0)
-			close(dfd);
-	}
-out:
-	free(d);
-	free(tmp);
-	return status;
+	return cli_write_file(path, force, false, buf, len);
 }
 
 static bool looks_json(const uint8_t *p, size_t len)
@@ -227,8 +183,8 @@ static int do_import(const struct cli_command *cmd, const struct uefi_args *a)
 		free(fd);
 		return st;
 	}
-	bs_image *img;
-	int rc = bs_image_open(a->pos[0], cli.open_flags | BS_OPEN_CREATE, &img);
+	bs_image *img = NULL;
+	int rc = cli_open_flags(a->pos[0], cli.open_flags | BS_OPEN_CREATE, &img);
 	if (!rc && !(rc = cli_load_key(img))) {
 		if (!a->force)
 			st = refuse_replace(img, a->pos[0]);
@@ -245,8 +201,16 @@ static int do_import(const struct cli_command *cmd, const struct uefi_args *a)
 	bs_image_close(img);
 	free(fd);
 	free(tmpl);
-	if (!st && !cli.quiet)
+	if (!st && a->json) {
+		fputs("{\"image\": ", stdout);
+		cli_json_str(stdout, a->pos[0]);
+		fputs(", \"input\": ", stdout);
+		cli_json_str(stdout, a->pos[1]);
+		printf(", \"format\": \"%s\", \"variable_count\": %zu}\n", json ? "json" : "varstore",
+		       n);
+	} else if (!st && !cli.quiet) {
 		printf("imported %zu variables from %s\n", n, a->pos[1]);
+	}
 	return st;
 }
 
@@ -254,11 +218,12 @@ static int do_export(const struct uefi_args *a)
 {
 	uint8_t *tmpl = NULL, *out = NULL;
 	size_t tlen = 0, olen = 0;
-	bool json = a->json || ends_with(a->pos[1], ".json");
+	bool json = a->format ? !strcmp(a->format, "json") : ends_with(a->pos[1], ".json");
+	size_t nvars = 0;
 	int st = 0;
 	if (a->tmpl && (st = cli_read_input(a->tmpl, &tmpl, &tlen)))
 		return st;
-	bs_image *img;
+	bs_image *img = NULL;
 	int rc = cli_open(a->pos[0], false, &img);
 	if (!rc) {
 		if (json) {
@@ -271,12 +236,18 @@ static int do_export(const struct uefi_args *a)
 							"%" PRIu64 " and PubKeyIndex %" PRIu32 " are not in "
 							"the JSON format\n", s->vars[i].name,
 							s->vars[i].monotonic_count, s->vars[i].pubkey_index);
+				nvars = s->nvars;
 				rc = bs_uefi_json_format(s->vars, s->nvars, &text, &olen);
 				out = rc ? NULL : (uint8_t *)text;
 				bs_uefi_store_free(s);
 			}
 		} else {
-			rc = bs_uefi_export(img, tmpl, tlen, &out, &olen);
+			struct bs_uefi_store *s;
+			if (!(rc = bs_uefi_load(img, &s))) {
+				nvars = s->nvars;
+				bs_uefi_store_free(s);
+				rc = bs_uefi_export(img, tmpl, tlen, &out, &olen);
+			}
 		}
 		if (rc)
 			st = cli_fail(rc);
@@ -286,6 +257,14 @@ static int do_export(const struct uefi_args *a)
 	}
 	if (!st)
 		st = write_file(a->pos[1], out, olen, a->force);
+	if (!st && a->json && strcmp(a->pos[1], "-")) {
+		fputs("{\"image\": ", stdout);
+		cli_json_str(stdout, a->pos[0]);
+		fputs(", \"output\": ", stdout);
+		cli_json_str(stdout, a->pos[1]);
+		printf(", \"format\": \"%s\", \"variable_count\": %zu, \"size\": %zu}\n",
+		       json ? "json" : "varstore", nvars, olen);
+	}
 	free(tmpl);
 	free(out);
 	return st;
@@ -544,7 +523,7 @@ static bs_entry *entry_of(bs_image *img, const struct bs_uefi_var *v)
 
 static int do_list(const struct uefi_args *a)
 {
-	bs_image *img;
+	bs_image *img = NULL;
 	int rc = cli_open(a->pos[0], false, &img);
 	if (rc)
 		return cli_fail(rc);
@@ -595,7 +574,7 @@ static const struct bs_uefi_var *find_var(const struct bs_uefi_store *st, const 
 
 static int do_get(const struct uefi_args *a)
 {
-	bs_image *img;
+	bs_image *img = NULL;
 	char *key = NULL;
 	int rc = cli_open(a->pos[0], false, &img);
 	if (rc)
@@ -609,25 +588,63 @@ static int do_get(const struct uefi_args *a)
 		s = cli_error(CLI_EXIT_NOTFOUND, "no UEFI variable %s", key);
 	if (!s) {
 		bool raw_ok = a->output || a->force || !isatty(1) || cli_is_text(v->data, v->data_len);
-		if (a->json) {
+		if (a->output && strcmp(a->output, "-"))
+			s = write_file(a->output, v->data, v->data_len, a->force);
+		if (s) {
+			/* reported */
+		} else if (a->json) {
 			fputs("{\"image\": ", stdout);
 			cli_json_str(stdout, a->pos[0]);
+			fputs(", \"output\": ", stdout);
+			cli_json_str(stdout, a->output);
 			fputs(", \"variable\": ", stdout);
 			json_var(stdout, v, entry_of(img, v), "");
 			fputs("}\n", stdout);
+		} else if (a->output && strcmp(a->output, "-")) {
+			/* written */
 		} else if (a->decode || !raw_ok) {
 			text_var(stdout, v, entry_of(img, v));
 			if (!a->decode)
 				fputs("(binary data not written to a terminal: -o FILE or --force)\n",
 				      stdout);
 		} else {
-			s = cli_write_output(a->output, v->data, v->data_len);
+			s = cli_write_output(NULL, v->data, v->data_len);
 		}
 	}
 	bs_uefi_store_free(st);
 	bs_image_close(img);
 	free(key);
 	return s;
+}
+
+/* {"image", "variable"} of KEY as IMG holds it now (VAR: that variable,
+ * or NULL to look it up), for set and rm under --json; written to a buffer
+ * so that it can be printed after the change. */
+static char *json_result(bs_image *img, const char *path, const char *key,
+			 const struct bs_uefi_var *var)
+{
+	struct bs_uefi_store *st = NULL;
+	if (!var) {
+		if (bs_uefi_load(img, &st))
+			return NULL;
+		var = find_var(st, key);
+	}
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = var ? open_memstream(&buf, &len) : NULL;
+	if (f) {
+		fputs("{\"image\": ", f);
+		cli_json_str(f, path);
+		fputs(", \"variable\": ", f);
+		json_var(f, var, entry_of(img, var), "");
+		fputs("}\n", f);
+		if (fclose(f)) {
+			free(buf);
+			buf = NULL;
+		}
+	}
+	bs_uefi_store_free(st);
+	return buf;
 }
 
 /* ---- changing variables --------------------------------------------------------------- */
@@ -679,7 +696,7 @@ static int do_set(const struct cli_command *cmd, const struct uefi_args *a)
 	int s = cli_read_input(a->input, &data, &len);
 	if (s)
 		return s;
-	bs_image *img;
+	bs_image *img = NULL;
 	char *key = NULL;
 	struct bs_uefi_store *st = NULL;
 	int rc = cli_open(a->pos[0], true, &img);
@@ -742,10 +759,17 @@ static int do_set(const struct cli_command *cmd, const struct uefi_args *a)
 	v.data_len = len - off;
 	rc = bs_uefi_write(img, &v, 1);
 	if (rc) {
-		if (rc == BS_EINVAL || rc == BS_ECORRUPT)
-			fprintf(stderr, "blobstore: %s: %s\n", a->input ? a->input : "standard input",
-				last_error());
-		s = rc == BS_EINVAL || rc == BS_ECORRUPT ? CLI_EXIT_CORRUPT : cli_fail(rc);
+		s = rc == BS_EINVAL || rc == BS_ECORRUPT
+			    ? cli_error_code(CLI_EXIT_CORRUPT, rc, a->input, "%s: %s",
+					     a->input ? a->input : "standard input", last_error())
+			    : cli_fail(rc);
+	} else if (a->json) {
+		char *j = json_result(img, a->pos[0], key, NULL);
+		if (!j)
+			s = cli_error(CLI_EXIT_OTHER, "%s: cannot read %s back", a->pos[0], key);
+		else
+			fputs(j, stdout);
+		free(j);
 	}
 out:
 	bs_uefi_store_free(st);
@@ -757,14 +781,18 @@ out:
 
 static int do_rm(const struct uefi_args *a)
 {
-	bs_image *img;
+	bs_image *img = NULL;
 	char *key = NULL;
 	int rc = cli_open(a->pos[0], true, &img);
 	if (rc)
 		return cli_fail(rc);
 	int s = resolve(img, a->pos[1], &key);
+	char *j = !s && a->json ? json_result(img, a->pos[0], key, NULL) : NULL;
 	if (!s && (rc = bs_uefi_remove(img, key)))
 		s = cli_fail(rc);
+	if (!s && j)
+		fputs(j, stdout); /* the variable as it was */
+	free(j);
 	bs_image_close(img);
 	free(key);
 	return s;
@@ -892,7 +920,7 @@ static int do_enroll(const struct uefi_args *a)
 						 "CustomMode"};
 	struct work w[NWORK];
 	int exists[NWORK];
-	bs_image *img;
+	bs_image *img = NULL;
 	struct bs_uefi_store *st = NULL;
 	int s = 0;
 	if (!a->nsteps && !a->secure_boot)
@@ -998,7 +1026,22 @@ static int do_enroll(const struct uefi_args *a)
 			vars[n++] = w[i].v;
 	if (!s && (rc = bs_uefi_write(img, vars, n)))
 		s = cli_fail(rc);
-	for (int i = 0; i < NWORK && !s && !cli.quiet; i++)
+	if (!s && a->json) {
+		fputs("{\"image\": ", stdout);
+		cli_json_str(stdout, a->pos[0]);
+		fputs(", \"changes\": [", stdout);
+		for (int i = 0, k = 0; i < NWORK; i++) {
+			if (!w[i].what[0])
+				continue;
+			fputs(k++ ? ",\n  {\"variable\": " : "\n  {\"variable\": ", stdout);
+			cli_json_str(stdout, w[i].name);
+			fputs(", \"change\": ", stdout);
+			cli_json_str(stdout, w[i].what);
+			fputs("}", stdout);
+		}
+		fputs("]}\n", stdout);
+	}
+	for (int i = 0; i < NWORK && !s && !cli.quiet && !a->json; i++)
 		if (w[i].what[0])
 			printf("%s: %s\n", w[i].name, w[i].what);
 out:
@@ -1051,15 +1094,16 @@ const struct cli_command cmd_uefi = {
 	.summary = "UEFI variables: import/export varstore files and JSON, list, get, set, rm, "
 		   "enroll Secure Boot keys",
 	.usage = "SUBCOMMAND IMAGE ...\n"
-		 "  uefi import IMAGE VARS.fd|VARS.json [--template VARS.fd] [--force]\n"
-		 "  uefi export IMAGE OUT.fd|OUT.json [--template VARS.fd] [--json] [--force]\n"
+		 "  uefi import IMAGE VARS.fd|VARS.json [--template VARS.fd] [--force] [--json]\n"
+		 "  uefi export IMAGE OUT.fd|OUT.json [--format json|varstore] [--template VARS.fd]\n"
+		 "       [--json] [--force]\n"
 		 "  uefi list IMAGE [--json]\n"
 		 "  uefi get IMAGE VARIABLE [-o FILE] [--decode] [--json] [--force]\n"
-		 "  uefi set IMAGE VARIABLE [-i FILE] [--attributes ATTRS]\n"
-		 "  uefi rm IMAGE VARIABLE\n"
+		 "  uefi set IMAGE VARIABLE [-i FILE] [--attributes ATTRS] [--json]\n"
+		 "  uefi rm IMAGE VARIABLE [--json]\n"
 		 "  uefi enroll IMAGE [--set-pk OWNER CERT] [--add-kek OWNER CERT]...\n"
 		 "       [--add-db OWNER CERT]... [--add-db-hash OWNER HASH]...\n"
-		 "       [--add-dbx OWNER HASH|CERT]... [--set-dbx FILE] [--secure-boot]",
+		 "       [--add-dbx OWNER HASH|CERT]... [--set-dbx FILE] [--secure-boot|--sb]",
 	.help = "Keeps a UEFI variable store in the image, one entry of type uefi.var\n"
 		"per variable, named GUID:NAME, with its attributes, timestamp, monotonic\n"
 		"count and public-key index as read-only attributes.\n\n"
@@ -1075,7 +1119,7 @@ const struct cli_command cmd_uefi = {
 		"         with --force.\n"
 		"export   writes a varstore file the firmware accepts (the saved layout, or\n"
 		"         --template's), or JSON for virt-fw-vars --set-json when OUT ends in\n"
-		"         .json or --json is given; an existing OUT only with --force.\n"
+		"         .json or --format json is given; an existing OUT only with --force.\n"
 		"list     one line per variable, then what its data means: load options\n"
 		"         with their device paths, boot orders, certificates (subject,\n"
 		"         issuer) and hashes of PK, KEK, db, dbx, strings, integers\n"
