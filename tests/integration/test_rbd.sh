@@ -9,7 +9,7 @@
 #     that does not answer, an image without the exclusive-lock feature, a
 #     read-only snapshot);
 #   - two processes standing for two hosts: a second writer refused (exit 4),
-#     --wait bounded by lock_wait, a waiting writer taking over when the
+#     --wait=SECONDS bounded, a waiting writer taking over when the
 #     holder closes, the vTPM state handed from one server to the next;
 #   - fencing: the holder's lock broken with 'rbd lock rm' stops its writes;
 #     a holder killed with -9 is taken over once its watch expires;
@@ -162,11 +162,11 @@ t=$(now)
 expect_exit 4 bs put "$vimg" x "$tmp/c"
 err_has "locked by another writer (held by client 127.0.0.1:"
 less "$(since "$t")" 3 || fail "refusing the second writer took $(since "$t") s"
-# --wait is bounded by lock_wait.
+# The tool's --wait=SECONDS bounds its wait on RBD as on files.
 t=$(now)
-expect_exit 4 bs --wait put "$(u vtpm "&lock_wait=1")" x "$tmp/c"
-err_has "after waiting 1 s (lock_wait=)"
-less 0.9 "$(since "$t")" || fail "--wait gave up before lock_wait"
+expect_exit 4 bs --wait=1 put "$vimg" x "$tmp/c"
+err_has "still locked after waiting 1 s"
+less 0.9 "$(since "$t")" || fail "--wait=1 gave up before 1 s"
 # A second server on the same image: refused, the first keeps running.
 port2=$(free_port_pair)
 timeout 20 "$VTPM" --image "$vimg" --port "$port2" --flags not-need-init >"$tmp/v2.out" 2>&1 &&
@@ -179,7 +179,7 @@ bs list "$vimg" >/dev/null
 tpm2_nvdefine -Q 0x1500020 -C o -s 16 -a "ownerread|ownerwrite"
 printf 'from the source!' >"$tmp/nv.want"
 tpm2_nvwrite -Q 0x1500020 -C o -i "$tmp/nv.want"
-bs --wait put "$(u vtpm "&lock_wait=30")" waiter "$tmp/c" >"$tmp/wait.out" 2>&1 &
+bs --wait=30 put "$vimg" waiter "$tmp/c" >"$tmp/wait.out" 2>&1 &
 waiter=$!
 sleep 0.5
 kill -0 "$waiter" 2>/dev/null || { cat "$tmp/wait.out"; fail "the waiting writer did not wait"; }
