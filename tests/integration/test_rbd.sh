@@ -10,7 +10,8 @@
 #     read-only snapshot);
 #   - two processes standing for two hosts: a second writer refused (exit 4),
 #     --wait=SECONDS bounded, a waiting writer taking over when the
-#     holder closes, the vTPM state handed from one server to the next;
+#     holder closes, the vTPM state handed from one server to the next (its own
+#     --image, and swtpm's --migration handover as QEMU drives it);
 #   - fencing: the holder's lock broken with 'rbd lock rm' stops its writes;
 #     a holder killed with -9 is taken over once its watch expires;
 #   - clients killed with -9 in the middle of a put: old or new, never torn;
@@ -197,7 +198,6 @@ grep -q 'resumed from the volatile state' "$tmp/vtpm.log" || fail "the destinati
 tpm2_nvread -Q 0x1500020 -C o -s 16 -o "$tmp/nv.out"
 cmp -s "$tmp/nv.want" "$tmp/nv.out" || fail "the NV index did not move with the image"
 expect_exit 4 bs put "$vimg" x "$tmp/c"
-
 section "fencing: 'rbd lock rm' blocklists the holder, which can write no more"
 locks() { rbdc lock ls --format json "rbd/$1"; }
 lock_field() { python3 -c 'import json,sys; l=json.load(sys.stdin); print(l[0][sys.argv[1]] if l else "")' "$1"; }
@@ -231,6 +231,55 @@ else
 	bs get "$vimg" after-kill | cmp -s - "$tmp/c" || fail "put after the takeover"
 fi
 
+section "swtpm's shared-storage handover (--migration) between two servers on one RBD image"
+# As QEMU drives it between two hosts: the destination starts with
+# 'incoming' (no lock yet), the source with 'release-lock-outgoing' lets go
+# after the last blob, the destination takes the lock at CMD_INIT.
+C="python3 $here/vtpm_ctrl.py"
+# swrun NAME ARGS...: blobstore-vtpm with swtpm's command line on free ports.
+swrun() {
+	local name=$1 p
+	shift
+	p=$(free_port_pair)
+	"$VTPM" socket --tpm2 --server type=tcp,port="$p" --ctrl type=tcp,port=$((p + 1)) \
+		--log file="$tmp/$name.log",level=2 "$@" 2>>"$tmp/$name.err" &
+	eval "${name}_port=$p ${name}_pid=$!"
+	for _ in $(seq 200); do
+		$C "tcp:$((p + 1))" caps >/dev/null 2>&1 && return 0
+		sleep 0.05
+	done
+	cat "$tmp/$name.err" >&2
+	fail "$name did not start"
+}
+swio() { local p=${1}_port; shift; swtpm_ioctl --tcp "127.0.0.1:$((${!p} + 1))" "$@"; }
+swctl() { local p=${1}_port; shift; $C "tcp:$((${!p} + 1))" "$@"; }
+swdown() { swio "$1" -s >/dev/null; local p=${1}_pid; wait "${!p}" || true; }
+swrun src --tpmstate backend-uri="$vimg" --flags not-need-init,startup-clear \
+	--migration release-lock-outgoing
+swrun dst --tpmstate backend-uri="$vimg" --migration incoming
+[ "$(swctl dst lock 5)" != 0x0 ] || fail "the destination took the lock the source holds"
+printf 'over the wire!!!' >"$tmp/nv.want2"
+tpm2_nvwrite -T "swtpm:port=$src_port" -Q 0x1500020 -C o -i "$tmp/nv.want2"
+swio src --save permanent "$tmp/p.blob" >/dev/null
+swio src --save volatile "$tmp/v.blob" >/dev/null
+swio src --save savestate "$tmp/s.blob" >/dev/null
+# The source lets go after it has answered: wait for its log line.
+for _ in $(seq 100); do
+	grep -q "migration: outgoing; storage lock released" "$tmp/src.log" && break
+	sleep 0.05
+done
+grep -q "migration: outgoing; storage lock released" "$tmp/src.log" ||
+	{ tail -n 5 "$tmp/src.log" "$tmp/src.err" >&2; fail "the source kept its lock"; }
+swio dst --load permanent "$tmp/p.blob" >/dev/null
+swio dst --load volatile "$tmp/v.blob" >/dev/null
+[ "$(swctl dst init 1)" = 0x0 ] || fail "CMD_INIT on the destination"
+tpm2_nvread -T "swtpm:port=$dst_port" -Q 0x1500020 -C o -s 16 -o "$tmp/nv.out"
+cmp -s "$tmp/nv.want2" "$tmp/nv.out" || fail "the NV index did not arrive"
+[ "$(swctl src lock 5)" != 0x0 ] || fail "the source took the lock back from the destination"
+swdown dst
+swdown src
+cp "$tmp/nv.want2" "$tmp/nv.want"
+
 # ---------------------------------------------------------------------------
 section "clients killed with -9 in the middle of a put: old or new, never torn"
 kimg=$(u killed "&size=4M")
@@ -262,8 +311,11 @@ for r in $(seq "$rounds"); do
 	# Fencing the dead client (what an orchestrator does before it trusts a
 	# crashed host's image) settles it: once the OSDs know of the blocklist
 	# they refuse its requests.  It also frees the lock for the next round.
-	id=$(locks killed | lock_field id)
-	[ -z "$id" ] || rbdc lock rm rbd/killed "$id" "$(locks killed | lock_field locker)"
+	# One listing for both fields: the lock may expire between two.
+	locks killed >"$tmp/locks.json"
+	id=$(lock_field id <"$tmp/locks.json")
+	[ -z "$id" ] || rbdc lock rm rbd/killed "$id" "$(lock_field locker <"$tmp/locks.json")" ||
+		[ -z "$(locks killed | lock_field id)" ] || fail "round $r: could not fence the dead client"
 	bs get "$kimg" state >"$tmp/got" || fail "round $r: get after fencing"
 	if cmp -s "$tmp/got" "$tmp/v$r"; then
 		cp "$tmp/v$r" "$tmp/cur"

@@ -174,6 +174,11 @@ want2=$(pcr16 src)
 ioctl src --save permanent "$tmp/p.blob" >/dev/null
 ioctl src --save volatile "$tmp/v.blob" >/dev/null
 ioctl src --save savestate "$tmp/s.blob" >/dev/null # the last blob: the source lets go
+# The source lets go after it has answered: wait for its log line.
+for _ in $(seq 100); do
+	grep -q 'migration: outgoing; storage lock released' "$tmp/vtpm.log" && break
+	sleep 0.05
+done
 grep -q 'migration: outgoing; storage lock released' "$tmp/vtpm.log" || fail "no release"
 ioctl dst --load permanent "$tmp/p.blob" >/dev/null
 ioctl dst --load volatile "$tmp/v.blob" >/dev/null
