@@ -26,10 +26,18 @@ static int check_slots(bs_image *img, bs_entry *e, bs_check_cb cb, void *ctx)
 		/* A torn last write, or damage to the newest value: the two look
 		 * alike, so the reader returns the previous value; say so. */
 		char msg[200];
-		snprintf(msg, sizeof msg,
-			 "slot %d claims generation %llu but fails its check; the entry "
-			 "reads as generation %llu (an interrupted write, or damage)",
-			 rep.bad_slot, (unsigned long long)rep.bad_gen, (unsigned long long)rep.gen);
+		if (rep.bad_gen > rep.gen)
+			snprintf(msg, sizeof msg,
+				 "slot %d claims generation %llu but fails its check; the entry "
+				 "reads as generation %llu (an interrupted write, or damage)",
+				 rep.bad_slot, (unsigned long long)rep.bad_gen,
+				 (unsigned long long)rep.gen);
+		else
+			snprintf(msg, sizeof msg,
+				 "slot %d holds generation %llu with a damaged generation field; "
+				 "the entry reads as generation %llu",
+				 rep.bad_slot, (unsigned long long)rep.gen + 1,
+				 (unsigned long long)rep.gen);
 		cb(ctx, e, rep.bad_off, BS_OK, msg);
 	}
 	return BS_OK;

@@ -152,6 +152,24 @@ const char *bs_entry_status_message(const bs_entry *e)
 		return "";
 	return e->status_msg ? e->status_msg : (e->status ? bs_error_string(e->status) : "ok");
 }
+int bs_entry_check(bs_entry *e, int *state)
+{
+	if (!e || !state)
+		return bs__err(e ? e->img : NULL, e, BS_NO_OFFSET, BS_EINVAL,
+			       "no entry or no state to fill");
+	if (e->status)
+		return bs__refused(e->img, e);
+	if (!e->slotted) {
+		*state = BS_STATE_CURRENT;
+		return BS_OK;
+	}
+	struct bs__slot_report rep;
+	int rc = bs__data_check(e->img, e, &rep);
+	if (rc)
+		return rc;
+	*state = rep.newer_bad ? BS_STATE_PREVIOUS : BS_STATE_CURRENT;
+	return BS_OK;
+}
 int bs_entry_is_slotted(const bs_entry *e)
 {
 	return e && e->slotted;

@@ -351,20 +351,51 @@ int bs__slot_check(struct bs__io *io, const struct bs__where *w, struct bs__slot
 			free(plain);
 		}
 	}
-	free(tmp);
-	if (rc)
+	if (rc) {
+		free(tmp);
 		return rc;
+	}
 	rep->gen = gen;
 	/* The other slot claims a newer generation but fails its check: a torn
 	 * last write, or damage to the newest value.  The two look alike, so
-	 * the reader returns the previous value; the caller says so. */
+	 * the reader returns the previous value; the caller says so.  The
+	 * check covers the generation, which tells a damaged generation field
+	 * apart: the other slot is the newest when it passes as generation
+	 * GEN + 1 whatever it claims, and the older one when it passes as
+	 * GEN - 1.  A slot whose length and check are all zero was never
+	 * written whole (a fresh entry's second slot, or a write cut short in
+	 * its header): it holds no newer value. */
 	uint8_t hdr[2][MAX_HDR];
-	if (read_headers(io, w, s, hdr) == BS_OK && bs_get_be64(hdr[1 - which]) > gen) {
-		rep->newer_bad = true;
-		rep->bad_slot = 1 - which;
-		rep->bad_gen = bs_get_be64(hdr[1 - which]);
-		rep->bad_off = slot_off(s, 1 - which);
+	int other = 1 - which;
+	if (read_headers(io, w, s, hdr) == BS_OK &&
+	    load_slot(io, w, s, other, hdr[other], tmp) == 0) {
+		uint64_t claimed = bs_get_be64(hdr[other]);
+		size_t h = bs__slot_hdr_len(s->alg);
+		bool blank = true;
+		for (size_t i = 8; i < h; i++)
+			blank = blank && hdr[other][i] == 0;
+		uint8_t fixed[MAX_HDR];
+		memcpy(fixed, hdr[other], sizeof fixed);
+		bool newer = false;
+		if (gen < UINT64_MAX) {
+			bs_put_be64(fixed, gen + 1);
+			newer = load_slot(io, w, s, other, fixed, tmp) == 1;
+		}
+		if (!newer && claimed > gen && !blank) {
+			newer = true;
+			if (gen > 0) {
+				bs_put_be64(fixed, gen - 1);
+				newer = load_slot(io, w, s, other, fixed, tmp) != 1;
+			}
+		}
+		if (newer) {
+			rep->newer_bad = true;
+			rep->bad_slot = other;
+			rep->bad_gen = claimed;
+			rep->bad_off = slot_off(s, other);
+		}
 	}
+	free(tmp);
 	return BS_OK;
 }
 

@@ -254,6 +254,35 @@ static int write_all(int fd, const void *p, size_t len)
 
 /* ---- the state's storage ---------------------------------------------------- */
 
+/* An entry of the TPM's state whose newest value is damaged reads its
+ * previous value: for a TPM a rollback of counters and policies.  Says so
+ * on standard error and in the log, once per start (the next store of the
+ * entry replaces the damaged slot). */
+static void warn_previous(void)
+{
+	static bool done;
+	if (done || !srv.img)
+		return;
+	done = true;
+	for (bs_entry *e = bs_entry_next(srv.img, NULL, BS_ITER_LIBRARY); e;
+	     e = bs_entry_next(srv.img, e, BS_ITER_LIBRARY)) {
+		int st;
+		if (strcmp(bs_entry_type(e), BS_TPM_TYPE) || bs_entry_check(e, &st) ||
+		    st != BS_STATE_PREVIOUS)
+			continue;
+		const char *nm = bs_entry_name(e);
+		char msg[1024];
+		snprintf(msg, sizeof msg,
+			 "warning: %s: entry %s/%s at offset %llu reads its previous value: its "
+			 "newest value is damaged, so the TPM starts from older state (counters and "
+			 "policies roll back); 'blobstore check %s' tells more",
+			 state.image, BS_TPM_TYPE, nm ? nm : "-",
+			 (unsigned long long)bs_entry_offset(e), state.image);
+		fprintf(stderr, "blobstore-vtpm: %s\n", msg);
+		vtpm_log(VTPM_LOG_INFO, "%s", msg);
+	}
+}
+
 /* Makes sure the image is open, read-write (the storage's lock held) unless
  * RDONLY_OK; waits up to RETRIES x 10 ms for a lock another process holds
  * (an outgoing migration's source releasing it).  Staged blobs are
@@ -286,6 +315,7 @@ static int ensure_state(bool rdonly_ok, unsigned retries)
 		vtpm_log(VTPM_LOG_INFO, "error: %s", last_error());
 		return -1;
 	}
+	warn_previous();
 	if (srv.released) {
 		vtpm_log(VTPM_LOG_INFO, "migration: storage lock taken again");
 		srv.released = false;

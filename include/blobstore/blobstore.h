@@ -375,6 +375,20 @@ int bs_entry_is_encrypted(const bs_entry *e);
 int bs_entry_status(const bs_entry *e);
 const char *bs_entry_status_message(const bs_entry *e);
 
+/* What a read of E returns, as found on storage now. */
+#define BS_STATE_CURRENT 0  /* its newest value (always, for a raw entry) */
+#define BS_STATE_PREVIOUS 1 /* its previous value: the newest slot fails its
+			       check (an interrupted write, or damage); the
+			       next write replaces the damaged slot */
+/* Checks E's slots (and, with the image's key, authenticates an encrypted
+ * entry) and sets *STATE to BS_STATE_CURRENT or BS_STATE_PREVIOUS.  A
+ * device that must not roll back (a TPM's counters) asks this after it
+ * reads.  *STATE is untouched on failure.
+ * Errors: BS_EINVAL (a NULL argument), E's refusal (see bs_entry_status()),
+ * BS_ECORRUPT (no slot passes its check, or authentication fails), BS_EIO,
+ * BS_ENOMEM. */
+int bs_entry_check(bs_entry *e, int *state);
+
 /* Declares that the caller (an upper layer such as the device API in
  * blobstore/nvram.h) understands the mandatory attributes NAMES[0..N)
  * (NAMES may be NULL when N is 0).  When E is refused only because of

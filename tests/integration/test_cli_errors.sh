@@ -117,6 +117,33 @@ off2=$(python3 -c 'import sys; print(open(sys.argv[1],"rb").read().find(b"second
 flip "$tmp/flip2.img" "$off2"
 expect_exit 3 bs check "$tmp/flip2.img"
 [ "$(grep -c 'no valid data slot' "$tmp/out")" -eq 2 ] || { cat "$tmp/out"; fail "check stops at the first problem"; }
+# Damage to the newest value of an entry written twice: reads return the
+# previous value, and that is never silent (for a TPM it is a rollback).
+cp "$tmp/good.img" "$tmp/prev.img"
+printf 'BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB' | bs put "$tmp/prev.img" vtpm --name permall
+offb=$(python3 -c 'import sys; print(open(sys.argv[1],"rb").read().find(b"B"*32))' "$tmp/prev.img")
+flip "$tmp/prev.img" $((offb + 7))
+bs get "$tmp/prev.img" vtpm --name permall >"$tmp/out" 2>"$tmp/err" || fail "get of an entry with a damaged newest value"
+[ "$(cat "$tmp/out")" = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" ] || fail "get does not return the previous value"
+err_has "blobstore: warning: $tmp/prev.img: entry 'vtpm'/'permall' at offset "
+err_has "this is its previous value"
+expect_exit 3 bs check "$tmp/prev.img"
+grep -q "^$tmp/prev.img: entry 'vtpm'/'permall' at offset [0-9]*: reads its previous value: slot [01] claims generation 2" "$tmp/out" ||
+	{ cat "$tmp/out"; fail "check does not say the entry reads its previous value"; }
+grep -q "3 entries checked: 1 problem$" "$tmp/out" || { cat "$tmp/out"; fail "check summary of a previous value"; }
+grep -q "a put of the entry replaces the damaged slot" "$tmp/out" || { cat "$tmp/out"; fail "check gives no hint for a previous value"; }
+grep -q "blobstore salvage" "$tmp/out" && { cat "$tmp/out"; fail "check points to salvage for a previous value"; }
+expect_exit 3 bs check --json "$tmp/prev.img"
+json "$tmp/out"
+[ "$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); p=d["problems"][0]; print(d["ok"], d["problem_count"], p["code"], p["severity"], p["entry"]["name"], p["message"].startswith("reads its previous value"))' "$tmp/out")" = "False 1 BS_ECORRUPT error permall True" ] ||
+	{ cat "$tmp/out"; fail "check --json of a previous value"; }
+bs list "$tmp/prev.img" >"$tmp/out" || fail "list of an image with a previous value"
+grep -q " previous  *vtpm *permall$" "$tmp/out" || { cat "$tmp/out"; fail "list does not show the previous value"; }
+printf 'CCCC' | bs put "$tmp/prev.img" vtpm --name permall || fail "put over a damaged newest slot"
+bs get "$tmp/prev.img" vtpm --name permall >"$tmp/out" 2>"$tmp/err" || fail "get after the repair"
+[ "$(cat "$tmp/out")" = CCCC ] || fail "the repair is not read"
+[ -s "$tmp/err" ] && { cat "$tmp/err"; fail "get warns after the repair"; }
+checked "$tmp/prev.img"
 # Damage inside one entry's encoding refuses that entry only; a type that
 # is no longer text still gives valid JSON and escaped text.
 cp "$tmp/good.img" "$tmp/type.img"

@@ -203,5 +203,31 @@ start
 grep -q 'resumed from the volatile state' "$tmp/vtpm.log" || fail "short session not resumed"
 tpm2_nvread -Q 0x1500018 -C o -s 16 -o "$tmp/short.out" || fail "nvread after the resume"
 cmp "$tmp/short.in" "$tmp/short.out" || fail "NV data lost across the short session's restart"
+vtpm_stop KILL
+
+echo "== a damaged newest permall: the server says it starts from older state"
+# The newest slot of permall (the dump marks it current): one flipped bit
+# in its data makes reads return the previous value, a rollback for a TPM.
+cur=$($BLOBSTORE dump "$img" | awk '/Entry .tpm2.libtpms.\/.permall./ {p = 1} p && /slot [01]: .*\(current\)/ {print $1; exit}')
+[ -n "$cur" ] || fail "no current permall slot in the dump"
+python3 -c 'import sys
+p, off = sys.argv[1], int(sys.argv[2])
+with open(p, "r+b") as f:
+    f.seek(off); b = f.read(1)[0]; f.seek(off); f.write(bytes([b ^ 0x04]))' "$img" $((cur + 16 + 8))
+rc=0
+$BLOBSTORE check "$img" >"$tmp/check.out" || rc=$?
+[ "$rc" -eq 3 ] || { cat "$tmp/check.out"; fail "check exited $rc on a damaged newest permall, expected 3"; }
+grep -q "entry 'tpm2.libtpms'/'permall' at offset [0-9]*: reads its previous value" "$tmp/check.out" ||
+	{ cat "$tmp/check.out"; fail "check does not name the rolled-back permall"; }
+: >"$tmp/vtpm.log"
+: >"$tmp/vtpm.err"
+start
+grep -q "warning: $img: entry tpm2.libtpms/permall at offset [0-9]* reads its previous value" "$tmp/vtpm.err" ||
+	{ cat "$tmp/vtpm.err"; fail "no warning on stderr for a rolled-back permall"; }
+grep -q "warning: $img: entry tpm2.libtpms/permall .* reads its previous value" "$tmp/vtpm.log" ||
+	{ cat "$tmp/vtpm.log"; fail "no warning in the log for a rolled-back permall"; }
+[ "$(grep -c 'reads its previous value' "$tmp/vtpm.err")" -eq 1 ] || fail "the warning is not given once"
+tpm2_startup -c
+tpm2_getrandom 8 >/dev/null || fail "the TPM does not answer from its previous state"
 vtpm_stop TERM
 echo OK

@@ -1206,6 +1206,90 @@ static void test_slot_hostility(void **state)
 	}
 }
 
+/* Finds the only copy of NEEDLE/N in HAY/LEN. */
+static size_t find_once(const uint8_t *hay, size_t len, const void *needle, size_t n)
+{
+	size_t at = SIZE_MAX;
+	for (size_t i = 0; i + n <= len; i++) {
+		if (!memcmp(hay + i, needle, n)) {
+			assert_true(at == SIZE_MAX);
+			at = i;
+		}
+	}
+	assert_true(at != SIZE_MAX);
+	return at;
+}
+
+static void test_entry_check_states(void **state)
+{
+	(void)state;
+	struct bs_backend *be;
+	bs_image *im;
+	assert_int_equal(t_open_mem(NULL, 0, BS_OPEN_CREATE, &im, &be), BS_OK);
+	bs_entry *s, *r;
+	struct bs_entry_opts so = {.version = BS_ENTRY_OPTS_VERSION, .capacity = 16};
+	struct bs_entry_opts ro = {.version = BS_ENTRY_OPTS_VERSION, .flags = BS_ENTRY_RAW};
+	assert_int_equal(bs_entry_create(im, "s", NULL, &so, "old-value", 9, &s), BS_OK);
+	assert_int_equal(bs_entry_create(im, "r", NULL, &ro, "raw", 3, &r), BS_OK);
+	int st = 42;
+	assert_int_equal(bs_entry_check(NULL, &st), BS_EINVAL);
+	assert_int_equal(bs_entry_check(s, NULL), BS_EINVAL);
+	assert_int_equal(st, 42);
+	assert_int_equal(bs_entry_check(s, &st), BS_OK);
+	assert_int_equal(st, BS_STATE_CURRENT);
+	assert_int_equal(bs_entry_check(r, &st), BS_OK);
+	assert_int_equal(st, BS_STATE_CURRENT);
+	assert_int_equal(bs_entry_write(s, "new-value", 9), BS_OK);
+	assert_int_equal(bs_entry_check(s, &st), BS_OK);
+	assert_int_equal(st, BS_STATE_CURRENT);
+	size_t len;
+	uint8_t *img = t_mem_copy(be, &len);
+	bs_image_close(im);
+
+	/* Damage to the newest value: reads return the previous one, and
+	 * bs_entry_check() says so; the next write clears it. */
+	size_t at = find_once(img, len, "new-value", 9);
+	img[at + 3] ^= 0x10;
+	assert_int_equal(t_open_mem(img, len, 0, &im, NULL), BS_OK);
+	assert_int_equal(bs_entry_find(im, "s", NULL, &s), BS_OK);
+	t_assert_data(im, "s", NULL, "old-value", 9);
+	assert_int_equal(bs_entry_check(s, &st), BS_OK);
+	assert_int_equal(st, BS_STATE_PREVIOUS);
+	assert_int_equal(bs_entry_write(s, "fixed", 5), BS_OK);
+	assert_int_equal(bs_entry_check(s, &st), BS_OK);
+	assert_int_equal(st, BS_STATE_CURRENT);
+	bs_image_close(im);
+
+	/* Both values damaged: an error, and *STATE is untouched. */
+	img[find_once(img, len, "old-value", 9)] ^= 0x01;
+	assert_int_equal(t_open_mem(img, len, 0, &im, NULL), BS_OK);
+	assert_int_equal(bs_entry_find(im, "s", NULL, &s), BS_OK);
+	st = 42;
+	assert_int_equal(bs_entry_check(s, &st), BS_ECORRUPT);
+	assert_int_equal(st, 42);
+	assert_msg_has(last_error(), "mem.img");
+	bs_image_close(im);
+	free(img);
+
+	/* A refused entry gives its refusal. */
+	struct buf mand = {0}, e = {0}, im2 = {0};
+	uint8_t v[8];
+	t_attr_val(&mand, "zz.future", v, t_der_int(7, v, sizeof v));
+	struct t_entry te = {.type = "dev", .mand = mand.p, .mand_len = mand.len,
+			     .data = (const uint8_t *)"x", .data_len = 1};
+	t_build_entry(&e, &te);
+	image_with(&im2, &e);
+	assert_int_equal(t_open_mem(im2.p, im2.len, 0, &im, NULL), BS_OK);
+	assert_int_equal(bs_entry_find(im, "dev", NULL, &s), BS_OK);
+	assert_int_equal(bs_entry_check(s, &st), BS_EUNSUPPORTED);
+	assert_int_equal(st, 42);
+	assert_msg_has(last_error(), "zz.future");
+	bs_image_close(im);
+	buf_free(&mand);
+	buf_free(&e);
+	buf_free(&im2);
+}
+
 /* ---- exhaustive damage -------------------------------------------------- */
 
 struct known {
@@ -1249,6 +1333,10 @@ static bool value_is(const struct known *k, const void *p, size_t l, bool allow_
 	return allow_prev && k->prev && l == k->prev_len && !memcmp(p, k->prev, l);
 }
 
+/* Reads of the previous value that bs_entry_check() did not report (a
+ * silent rollback), and reads of the newest value it reported as previous. */
+static size_t silent_previous, false_previous;
+
 /* Opens the damaged image; whatever opens must either refuse or read one
  * of the stored values.  Returns 1 when the image opened. */
 static int probe(const uint8_t *img, size_t len, const struct known *k, size_t nk,
@@ -1279,6 +1367,12 @@ static int probe(const uint8_t *img, size_t len, const struct known *k, size_t n
 		bool ok = false;
 		if (match) {
 			ok = value_is(match, p, l, true);
+			int st = -1;
+			if (ok && bs_entry_check(e, &st) == BS_OK) {
+				bool prev = !value_is(match, p, l, false);
+				silent_previous += prev && st != BS_STATE_PREVIOUS;
+				false_previous += !prev && st == BS_STATE_PREVIOUS;
+			}
 		} else if (allow_rename) {
 			/* A flipped bit in a type or a name is not covered by
 			 * any check: the data must still be a stored value. */
@@ -1332,14 +1426,21 @@ static void test_bit_flips(void **state)
 	uint8_t *c = malloc(len);
 	assert_non_null(c);
 	size_t opened = 0, bits = 0, step = t_quick() ? 3 : 1;
+	silent_previous = false_previous = 0;
 	for (size_t bit = 0; bit < len * 8; bit += step) {
 		memcpy(c, img, len);
 		c[bit / 8] ^= (uint8_t)(1u << (bit % 8));
 		opened += (size_t)probe(c, len, k, nk, true);
 		bits++;
 	}
-	print_message("bit flips: %zu images, %zu opened\n", bits, opened);
+	print_message("bit flips: %zu images, %zu opened, %zu silent and %zu false "
+		      "previous-value reports\n",
+		      bits, opened, silent_previous, false_previous);
 	assert_true(opened > 0);
+	/* Every flip that makes a read return the previous value is reported
+	 * (bs_entry_check), and no read of the newest value is. */
+	assert_int_equal(silent_previous, 0);
+	assert_int_equal(false_previous, 0);
 	free(c);
 	free(img);
 }
@@ -1392,6 +1493,7 @@ int main(void)
 		cmocka_unit_test(test_duplicate_entries_refused),
 		cmocka_unit_test(test_hostile_supersedes),
 		cmocka_unit_test(test_slot_hostility),
+		cmocka_unit_test(test_entry_check_states),
 		cmocka_unit_test(test_truncation_at_every_octet),
 		cmocka_unit_test(test_bit_flips),
 		cmocka_unit_test(test_random_damage),

@@ -510,6 +510,18 @@ static int run_get(const struct cli_command *cmd, int argc, char **argv)
 		bs_image_close(img);
 		return st;
 	}
+	/* The newest value is damaged: the data is the previous one.  Say so
+	 * (for a TPM's state it is a rollback); the JSON entry's status says
+	 * it under --json. */
+	int state;
+	if (bs_entry_check(e, &state) == BS_OK && state == BS_STATE_PREVIOUS) {
+		const char *nm = bs_entry_name(e);
+		cli_warn("%s: entry '%s'%s%s%s at offset %llu: its newest value is damaged; this is "
+			 "its previous value ('blobstore check' tells more; a put replaces the "
+			 "damaged slot)",
+			 a.pos[0], bs_entry_type(e), nm ? "/'" : "", nm ? nm : "", nm ? "'" : "",
+			 (unsigned long long)bs_entry_offset(e));
+	}
 	bool secret = bs_entry_is_encrypted(e);
 	if (output)
 		st = cli_write_file(output, force, secret, data, len);

@@ -325,6 +325,7 @@ struct problem {
 	int code;
 	char *type, *name, *msg;
 	bool has_entry;
+	const bs_entry *e; /* while the image is open; NULL: none */
 };
 
 struct check_ctx {
@@ -385,6 +386,7 @@ static bool add_problem(struct check_ctx *c, const char *type, const char *name,
 	pr->type = dup_or_null(type);
 	pr->name = dup_or_null(name);
 	pr->msg = strdup(msg ? msg : bs_error_string(code));
+	pr->e = NULL;
 	if (!pr->msg || (type && !pr->type) || (name && !pr->name)) {
 		free(pr->type);
 		free(pr->name);
@@ -393,16 +395,51 @@ static bool add_problem(struct check_ctx *c, const char *type, const char *name,
 		return false;
 	}
 	c->n++;
-	if (!c->json)
-		print_problem(c, pr);
 	return true;
 }
 
 static void on_problem(void *ctx, const bs_entry *e, uint64_t offset, int code, const char *msg)
 {
-	add_problem(ctx, e ? bs_entry_type(e) : NULL, e ? bs_entry_name(e) : NULL, e != NULL,
-		    offset, code, msg);
+	struct check_ctx *c = ctx;
+	if (add_problem(c, e ? bs_entry_type(e) : NULL, e ? bs_entry_name(e) : NULL, e != NULL,
+			offset, code, msg))
+		c->list[c->n - 1].e = e;
 }
+
+static const char prefix_previous[] = "reads its previous value: ";
+
+/* An entry whose read returns its previous value (the newest slot is
+ * damaged, or its last write was cut short) is a problem, not a note: for
+ * a TPM it is a silent rollback of counters and policies.  Turns each such
+ * entry's note into an error that says so; returns how many. */
+static size_t mark_previous(struct check_ctx *c)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < c->n; i++) {
+		struct problem *pr = &c->list[i];
+		int state;
+		if (pr->code || !pr->e || bs_entry_check((bs_entry *)pr->e, &state) ||
+		    state != BS_STATE_PREVIOUS)
+			continue;
+		size_t len = sizeof prefix_previous + strlen(pr->msg);
+		char *m = malloc(len);
+		if (!m) {
+			c->alloc_failed = 1;
+			continue;
+		}
+		snprintf(m, len, "%s%s", prefix_previous, pr->msg);
+		free(pr->msg);
+		pr->msg = m;
+		pr->code = BS_ECORRUPT;
+		n++;
+	}
+	return n;
+}
+
+static const char previous_hint[] =
+	"an entry that reads its previous value lost its newest write: a put of the entry "
+	"replaces the damaged slot; where a rollback matters (a TPM's counters), restore the "
+	"newest value from a backup first";
 
 static void print_check_json(const struct check_ctx *c, const char *path, bool ok, bool schema,
 			     size_t user, size_t lib, size_t unauth, size_t problems,
@@ -485,6 +522,9 @@ static int run_check(const struct cli_command *cmd, int argc, char **argv)
 	cli_progress_begin("checking", 0);
 	rc = bs_image_check(img, ia.schema ? BS_CHECK_SCHEMA : 0, on_problem, &c);
 	cli_progress_end();
+	size_t previous = mark_previous(&c);
+	for (size_t i = 0; i < c.n; i++)
+		c.list[i].e = NULL; /* the image closes below */
 	size_t user = bs_image_count(img, 0), all = bs_image_count(img, BS_ITER_LIBRARY);
 	/* Without the key only the slot checks of encrypted entries can be
 	 * verified: tampering under a valid check goes unseen.  Say so. */
@@ -508,10 +548,15 @@ static int run_check(const struct cli_command *cmd, int argc, char **argv)
 		worst = rc; /* a failure the callback could not report */
 	if (c.alloc_failed && !worst)
 		worst = BS_ENOMEM;
+	/* Entries reading their previous value are repaired by a put, not by
+	 * salvage, unless something else is damaged too. */
+	const char *hint = corrupt > previous ? cli_salvage_hint : previous ? previous_hint : NULL;
 	if (ia.json) {
 		print_check_json(&c, path, !problems && !worst, ia.schema, user, all - user, unauth,
-				 problems, corrupt ? cli_salvage_hint : NULL);
+				 problems, hint);
 	} else {
+		for (size_t i = 0; i < c.n; i++)
+			print_problem(&c, &c.list[i]);
 		if (unauth)
 			printf("note: %zu encrypted entr%s checked without the key: only %s slot "
 			       "checks were verified; the key is needed to authenticate %s\n",
@@ -525,8 +570,8 @@ static int run_check(const struct cli_command *cmd, int argc, char **argv)
 			printf("%zu problem%s%s\n", problems, problems == 1 ? "" : "s",
 			       unsupported ? ", entries refused for unknown mandatory attributes "
 					     "were not verified" : "");
-		if (corrupt)
-			printf("(%s)\n", cli_salvage_hint);
+		if (hint)
+			printf("(%s)\n", hint);
 	}
 	free_problems(&c);
 	if (worst)
@@ -542,9 +587,12 @@ const struct cli_command cmd_check = {
 		"slot's check (and, with the key, authenticates encrypted entries), and\n"
 		"prints each problem on its own line (image, entry, offset, what is\n"
 		"wrong), how many encrypted entries could not be authenticated for want of\n"
-		"the key, then a summary line.  Exit status 0 when there is no problem, 3\n"
-		"when something is corrupt (then 'blobstore salvage' recovers what is\n"
-		"intact), 6 when the only problems are entries refused for a mandatory\n"
+		"the key, then a summary line.  An entry whose newest value is damaged, so\n"
+		"that it reads its previous value, is a problem (for a TPM, a rollback):\n"
+		"check names it and says so.  Exit status 0 when there is no problem, 3\n"
+		"when something is corrupt or an entry reads its previous value (then a\n"
+		"put of the entry replaces the damaged slot; 'blobstore salvage' recovers\n"
+		"what is intact of a damaged image), 6 when the only problems are entries refused for a mandatory\n"
 		"attribute this version does not know (not corrupt, but not verifiable).\n\n"
 		"Options:\n"
 		"  --schema  also decode each entry with libtasn1 against the ASN.1 module\n"
