@@ -245,7 +245,13 @@ static int try_entry(struct bs__io *io, uint64_t off, struct attempt *a, const u
 		return ENTRY_LOST;
 	}
 	a->f.gen = v[current].gen;
-	a->f.newer_bad = !v[1 - current].valid && v[1 - current].gen > v[current].gen;
+	/* The slot layer's rule, as reads and check apply it (a damaged
+	 * generation field included). */
+	struct bs__slot_report rep;
+	rc = bs__slot_check(io, &w, &s, NULL, &rep);
+	if (rc == BS_ENOMEM)
+		return rc;
+	a->f.newer_bad = !rc && rep.newer_bad;
 	return ENTRY_OK;
 }
 
