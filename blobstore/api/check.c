@@ -81,6 +81,16 @@ int bs_image_check(bs_image *img, unsigned flags, bs_check_cb cb, void *ctx)
 		if (rc && !first)
 			first = rc;
 	}
+	size_t orphans = bs__key_orphans(img);
+	if (orphans) {
+		char msg[400];
+		snprintf(msg, sizeof msg, "%zu encrypted entr%s: %s", orphans,
+			 orphans == 1 ? "y" : "ies", bs__key_lost_msg);
+		if (cb)
+			cb(ctx, NULL, BS_NO_OFFSET, BS_ECORRUPT, msg);
+		if (!first)
+			first = BS_ECORRUPT;
+	}
 	if (img->io.be->ops->resize && img->io.size > img->dir_end && cb) {
 		char msg[160];
 		snprintf(msg, sizeof msg,

@@ -536,6 +536,10 @@ int bs_image_init_encryption(bs_image *img, const bs_key *k, const struct bs_kdf
 	bs_entry *old = bs__key_entry(img);
 	if (old)
 		return bs__err(img, old, old->off, BS_EEXIST, "the image is already set up for encryption");
+	size_t orphans = bs__key_orphans(img);
+	if (orphans)
+		return bs__err(img, NULL, BS_NO_OFFSET, BS_ECORRUPT, "%zu encrypted entr%s: %s", orphans,
+			       orphans == 1 ? "y" : "ies", bs__key_lost_msg);
 	uint8_t dek[KEY_LEN];
 	struct key_record rec;
 	int rc = bs__random(dek, sizeof dek)
@@ -589,6 +593,8 @@ int bs_image_set_key(bs_image *img, const bs_key *k)
 	if (!img || !k)
 		return bs__err(img, NULL, BS_NO_OFFSET, BS_EINVAL, "invalid argument");
 	bs_entry *e = bs__key_entry(img);
+	if (!e && bs__key_orphans(img))
+		return bs__err(img, NULL, BS_NO_OFFSET, BS_ECORRUPT, "%s", bs__key_lost_msg);
 	if (!e)
 		return bs__err(img, NULL, BS_NO_OFFSET, BS_EKEY,
 			       "no key entry: the image is not set up for encryption");

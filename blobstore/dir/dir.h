@@ -182,6 +182,10 @@ int bs__dir_delete(bs_image *img, bs_entry *e);
 size_t bs__data_capacity(const bs_entry *e);
 /* BS_OK when IMG has a data key loaded, else BS_EKEY naming E. */
 int bs__key_ready(bs_image *img, const bs_entry *e);
+/* How many entries are encrypted while the image has no key entry (it was
+ * lost or damaged: nothing can open them), and what to say about it. */
+size_t bs__key_orphans(const bs_image *img);
+extern const char bs__key_lost_msg[];
 /* The image's own key entry (unnamed, type bs.key), or NULL. */
 bs_entry *bs__key_entry(const bs_image *img);
 /* E's current data (see bs__slot_read for BUF, ALLOC and BS_ERANGE). */

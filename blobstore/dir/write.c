@@ -40,10 +40,27 @@ bs_entry *bs__key_entry(const bs_image *img)
 	return NULL;
 }
 
+size_t bs__key_orphans(const bs_image *img)
+{
+	if (bs__key_entry(img))
+		return 0;
+	size_t n = 0;
+	for (size_t i = 0; i < img->count; i++)
+		n += img->list[i]->aead;
+	return n;
+}
+
+const char bs__key_lost_msg[] =
+	"the image's key entry (bs.key) is missing or damaged, so no key can open its "
+	"encrypted entries; encrypt-init would install a new key that cannot open them either: "
+	"restore the image from a backup ('blobstore salvage' copies the plaintext entries)";
+
 int bs__key_ready(bs_image *img, const bs_entry *e)
 {
 	if (img->key)
 		return BS_OK;
+	if (!bs__key_entry(img) && ((e && e->aead) || bs__key_orphans(img)))
+		return bs__err(img, e, BS_NO_OFFSET, BS_ECORRUPT, "%s", bs__key_lost_msg);
 	if (!bs__key_entry(img))
 		return bs__err(img, e, BS_NO_OFFSET, BS_EKEY,
 			       "no key: the image is not set up for encryption (blobstore encrypt-init)");

@@ -437,6 +437,10 @@ static int apply_key(struct vtpm_state *st, bs_image **imgp, bool rdonly, char *
 	}
 	if (!st->key)
 		return 0;
+	/* Encrypted entries, and the key entry lost or damaged: the library
+	 * explains (BS_ECORRUPT); never a new key over them. */
+	if (bs_image_set_key(img, st->key) == BS_ECORRUPT)
+		return fail(err, errlen, "%s", last_error());
 	if (rdonly)
 		return fail(err, errlen, "%s: a key is given but the state is not encrypted", label);
 	bool fresh = st->created && !has_tpm_entries(img);

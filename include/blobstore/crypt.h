@@ -85,7 +85,8 @@ int bs_image_has_key(const bs_image *img);
  * bs_image_clear_key() or bs_image_close().
  * Errors: BS_EINVAL, BS_EKEY (wrong key or passphrase; no bs.key entry; a
  * key file given for a passphrase image or the reverse), BS_ECORRUPT
- * (malformed bs.key), BS_EUNSUPPORTED (unknown KDF or wrap), BS_ELIMIT (KDF
+ * (malformed bs.key; encrypted entries and no bs.key entry: it was lost or
+ * damaged, and no key can open them), BS_EUNSUPPORTED (unknown KDF or wrap), BS_ELIMIT (KDF
  * cost above the limits in docs/CRYPTO.md), BS_EIO, BS_ENOMEM. */
 int bs_image_set_key(bs_image *img, const bs_key *k);
 /* Shorthands: bs_key_from_file() or bs_key_from_passphrase(), then
@@ -98,8 +99,9 @@ void bs_image_clear_key(bs_image *img);
 /* Sets IMG up for encryption: a fresh random data key, wrapped under K
  * (with PARAMS, may be NULL for the defaults, when K is a passphrase),
  * stored in a new bs.key entry; the data key is then loaded.  Durable on
- * return.  Errors: BS_EINVAL, BS_EEXIST (already set up), BS_ERDONLY,
- * BS_ESTALE, BS_ELIMIT (KDF cost above the limits), BS_ENOSPC, BS_EIO,
+ * return.  Errors: BS_EINVAL, BS_EEXIST (already set up), BS_ECORRUPT (the
+ * image holds encrypted entries but no bs.key entry: a new key could not
+ * open them), BS_ERDONLY, BS_ESTALE, BS_ELIMIT (KDF cost above the limits), BS_ENOSPC, BS_EIO,
  * BS_ENOMEM. */
 int bs_image_init_encryption(bs_image *img, const bs_key *k,
 			     const struct bs_kdf_params *params);

@@ -120,12 +120,13 @@ int cli_load_key(bs_image *img)
 	/* A key means "this image is encrypted": given for one that is not,
 	 * it would protect nothing, and saying nothing would let the user
 	 * believe otherwise. */
-	if (!bs_image_is_encrypted(img))
+	if (!bs_image_is_encrypted(img) && !cli_count_encrypted(img))
 		return bs_error_set(bs_image_label(img), NULL, NULL, BS_NO_OFFSET, BS_EKEY, 0,
 				    "a key is given, but the image is not set up for encryption: "
 				    "'blobstore encrypt-init IMAGE --key-file FILE' (or "
 				    "--passphrase-file FILE, --passphrase-fd N) sets it up; "
 				    "leave the key out to use the image as it is");
+	/* Encrypted entries without a key entry: the library explains. */
 	bs_key *k;
 	int rc = key_load(&current, "key", &k);
 	return rc ? rc : bs_image_set_key(img, k);

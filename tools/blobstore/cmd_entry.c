@@ -271,6 +271,13 @@ static int put_new(bs_image *img, const char *path, const char *type, const char
 	/* On an image set up for encryption every new entry is encrypted,
 	 * unless asked for in plaintext by name. */
 	bool encrypt = po->encrypt || (enc_img && !po->plain);
+	/* Encryption was set up, and its key entry is lost: adding entries
+	 * (in plaintext) would hide that the image is damaged. */
+	if (!enc_img && cli_count_encrypted(img))
+		return cli_error_code(CLI_EXIT_CORRUPT, BS_ECORRUPT, bs_image_label(img),
+				      "%s holds encrypted entries, but its key entry (bs.key) is "
+				      "missing or damaged ('blobstore check' says more); nothing is "
+				      "written", path);
 	if (encrypt && !enc_img)
 		return not_set_up(path);
 	if (encrypt && !bs_image_has_key(img))
