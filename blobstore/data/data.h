@@ -115,8 +115,10 @@ int bs__slot_read(struct bs__io *io, const struct bs__where *w, struct bs__slots
 		  const struct bs__sealctx *sc, bool reader, void **out, size_t *len,
 		  uint8_t *buf, size_t bufsize, bool alloc);
 /* Replaces the value with DATA/LEN (at most the capacity less the AEAD
- * overhead when SC): writes the other slot, then syncs.  A failure after
- * the write began sets IO->broken. */
+ * overhead when SC): writes the other slot, then syncs.  When the write or
+ * the sync fails, the slot is withdrawn (its length set to ffffffff, then
+ * synced) so that no later reader takes it for current and the last
+ * durable value stays current; when that fails too, IO->broken is set. */
 int bs__slot_write(struct bs__io *io, const struct bs__where *w, struct bs__slots *s,
 		   const struct bs__sealctx *sc, const void *data, size_t len);
 /* The generation a copy-on-write copy of the area starts at: above every

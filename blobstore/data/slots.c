@@ -316,10 +316,22 @@ int bs__slot_write(struct bs__io *io, const struct bs__where *w, struct bs__slot
 	if (!rc)
 		rc = bs__io_sync(io);
 	if (rc) {
-		s->active = -1; /* the target slot's state is unknown now */
-		/* Reading it back from a cache proves nothing about storage: a
-		 * next write could overwrite the last durable slot. */
-		io->broken = true;
+		/* The target slot's state is unknown now: a failed sync may have
+		 * dropped the write (Linux marks such pages clean) while caches
+		 * still return it, valid, to the next reader, whose next write
+		 * would then go over the last durable value.  Withdraw the slot
+		 * (its length becomes ffffffff, which no slot passes) and sync;
+		 * the other slot, durable, stays current.  If even that fails,
+		 * storage is unknown: stop writing through this handle. */
+		static const uint8_t withdrawn[4] = {0xff, 0xff, 0xff, 0xff};
+		if (bs__io_write(io, w, withdrawn, sizeof withdrawn, slot_off(s, target) + 8) ||
+		    bs__io_sync(io)) {
+			s->active = -1;
+			io->broken = true;
+			return rc;
+		}
+		/* The next write goes above the withdrawn generation. */
+		s->gen++;
 		return rc;
 	}
 	s->active = target;
@@ -364,7 +376,8 @@ int bs__slot_check(struct bs__io *io, const struct bs__where *w, struct bs__slot
 	 * GEN + 1 whatever it claims, and the older one when it passes as
 	 * GEN - 1.  A slot whose length and check are all zero was never
 	 * written whole (a fresh entry's second slot, or a write cut short in
-	 * its header): it holds no newer value. */
+	 * its header), and a withdrawn one was never committed: neither holds
+	 * a newer value. */
 	uint8_t hdr[2][MAX_HDR];
 	int other = 1 - which;
 	if (read_headers(io, w, s, hdr) == BS_OK &&
@@ -374,6 +387,9 @@ int bs__slot_check(struct bs__io *io, const struct bs__where *w, struct bs__slot
 		bool blank = true;
 		for (size_t i = 8; i < h; i++)
 			blank = blank && hdr[other][i] == 0;
+		/* A slot withdrawn after a failed write or sync (length
+		 * ffffffff) never held a committed value either. */
+		blank = blank || bs_get_be32(hdr[other] + 8) == UINT32_MAX;
 		uint8_t fixed[MAX_HDR];
 		memcpy(fixed, hdr[other], sizeof fixed);
 		bool newer = false;

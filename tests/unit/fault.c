@@ -68,21 +68,31 @@ static void journal_add(struct mem_be *m, int kind, uint64_t off, const void *da
 	m->npend++;
 }
 
-/* A sync completed: everything issued so far is durable. */
+static int replay(const struct mem_be *m, const size_t *order, const struct fault_fate *fates,
+		  uint8_t **out, size_t *out_len);
+
+/* A sync completed: everything pending is durable (what a lossy failed
+ * sync dropped is not: the durable content is rebuilt from the changes,
+ * not copied from what reads return). */
 static void journal_synced(struct mem_be *m)
 {
 	if (!m->plan.journal || m->st.journal_lost)
 		return;
-	uint8_t *d = malloc(m->len ? m->len : 1);
-	if (!d) {
+	struct fault_fate *all = malloc((m->npend ? m->npend : 1) * sizeof *all);
+	uint8_t *d = NULL;
+	size_t dl = 0;
+	if (all)
+		for (size_t i = 0; i < m->npend; i++)
+			all[i] = (struct fault_fate){FATE_WHOLE, 0};
+	if (!all || replay(m, NULL, all, &d, &dl)) {
+		free(all);
 		m->st.journal_lost = 1;
 		return;
 	}
-	if (m->len)
-		memcpy(d, m->buf, m->len);
+	free(all);
 	free(m->dur);
 	m->dur = d;
-	m->dur_len = m->len;
+	m->dur_len = dl;
 	journal_clear(m);
 }
 
@@ -163,10 +173,13 @@ static int m_sync(void *ctx)
 		if (m->st.crashed)
 			return bs_error_set("(memory)", NULL, NULL, BS_NO_OFFSET, BS_EIO, 0, "power lost (simulated)");
 		m->ops++;
-		if (m->plan.fail_at && m->ops == m->plan.fail_at)
+		if (m->plan.fail_at && m->ops == m->plan.fail_at) {
+			if (m->plan.lossy_sync && m->plan.journal)
+				journal_clear(m); /* never durable now */
 			return bs_error_set("(memory)", NULL, NULL, BS_NO_OFFSET,
 					    m->plan.fail_code ? m->plan.fail_code : BS_EIO, 0,
 					   "injected failure of sync");
+		}
 		m->st.syncs++;
 		journal_synced(m);
 	}
@@ -354,6 +367,13 @@ int fault_backend_powerloss(const struct bs_backend *be, const size_t *order,
 	if (!m->fault || !m->plan.journal || m->st.journal_lost)
 		return bs_error_set("(memory)", NULL, NULL, BS_NO_OFFSET, BS_EINVAL, 0,
 				   "power-loss replay needs a fault backend with a complete journal");
+	return replay(m, order, fates, out, out_len);
+}
+
+/* The durable content with the pending changes applied as FATES say. */
+static int replay(const struct mem_be *m, const size_t *order, const struct fault_fate *fates,
+		  uint8_t **out, size_t *out_len)
+{
 	size_t len = m->dur_len, cap = len ? len : 1;
 	uint8_t *d = malloc(cap);
 	if (!d)

@@ -25,6 +25,11 @@ struct fault_plan {
 	uint64_t fail_at;
 	int fail_code;
 	int journal; /* non-zero: keep the power-loss journal (below) */
+	/* Non-zero: a sync that FAIL_AT fails loses the writes pending at it,
+	 * as Linux may after a failed fsync (it marks the pages clean): reads
+	 * still return them, but no later sync makes them durable, and a
+	 * power loss loses them. */
+	int lossy_sync;
 };
 int fault_backend_new(const void *init, size_t len, const struct fault_plan *plan,
 		     struct bs_backend **out);

@@ -1153,6 +1153,154 @@ static void test_io_errors(void **state)
 	assert_int_equal(fig.violations, v0);
 }
 
+/* ---- a failed sync ----------------------------------------------------------- */
+
+/* Where the only copy of PAT (32 octets of C) is in IMG, or SIZE_MAX. */
+static size_t find32(const uint8_t *img, size_t len, int c)
+{
+	uint8_t pat[32];
+	memset(pat, c, sizeof pat);
+	size_t at = SIZE_MAX;
+	for (size_t i = 0; i + sizeof pat <= len; i++)
+		if (!memcmp(img + i, pat, sizeof pat)) {
+			assert_true(at == SIZE_MAX);
+			at = i;
+		}
+	return at;
+}
+
+/* Opens IMG/LEN from memory and reads dev/x into OUT (32 octets). */
+static void read_x(const uint8_t *img, size_t len, uint8_t out[32], int *st)
+{
+	bs_image *im;
+	assert_int_equal(t_open_mem(img, len, 0, &im, NULL), BS_OK);
+	bs_entry *e = find(im, "dev", "x");
+	size_t l;
+	assert_int_equal(bs_entry_read(e, out, 32, &l), BS_OK);
+	assert_int_equal(l, 32);
+	assert_int_equal(bs_entry_check(e, st), BS_OK);
+	bs_image_close(im);
+}
+
+/* A write whose write or sync fails, where a failed sync loses the write
+ * (Linux may mark such pages clean) while reads still return it: no later
+ * reader may take the lost value for current, a power loss after it keeps
+ * the last durable value, and the next write (by the same handle or by the
+ * next process, which sees what reads return) never goes over the slot
+ * holding the last durable value. */
+static void failed_sync(bool fixed)
+{
+	uint8_t va[32], vb[32], vc[32], vd[32], got[32];
+	memset(va, 'A', 32);
+	memset(vb, 'B', 32);
+	memset(vc, 'C', 32);
+	memset(vd, 'D', 32);
+	struct bs_backend *mb;
+	bs_image *im;
+	assert_int_equal(t_open_mem(NULL, 0, BS_OPEN_CREATE, &im, &mb), BS_OK);
+	struct bs_entry_opts o = {.version = BS_ENTRY_OPTS_VERSION, .capacity = 32};
+	bs_entry *e;
+	assert_int_equal(bs_entry_create(im, "dev", "x", &o, va, 32, &e), BS_OK);
+	assert_int_equal(bs_entry_write(e, vb, 32), BS_OK); /* slots: A (gen 1), B (gen 2) */
+	size_t l0;
+	uint8_t *base0 = t_mem_copy(mb, &l0);
+	bs_image_close(im);
+	size_t blen;
+	uint8_t *base = pad(base0, l0, fixed, &blen);
+	free(base0);
+	unsigned failures = 0;
+	for (uint64_t at = 1; at < 40; at++) {
+		struct fault_plan p = {.tear_at = SIZE_MAX, .journal = 1, .lossy_sync = 1,
+				       .fail_at = at, .fail_code = BS_EIO};
+		struct bs_backend *fb;
+		struct bs_backend *be = storage(base, blen, fixed, &p, &fb);
+		if (bs_image_open_backend(be, "fault.img", 0, &im)) {
+			bs_backend_free(fb);
+			continue; /* the open itself failed (its own writes); it freed BE */
+		}
+		e = find(im, "dev", "x");
+		int rc = bs_entry_write(e, vc, 32);
+		if (rc == BS_OK) {
+			bs_image_close(im);
+			bs_backend_free(fb);
+			break; /* past the write's writes and syncs */
+		}
+		failures++;
+		assert_int_equal(rc, BS_EIO);
+		assert_non_null(strstr(last_error(), "fault.img"));
+		/* What the next process reads: the durable value B, and no
+		 * report of a rollback (the failed write was never committed). */
+		size_t sl;
+		const uint8_t *seen = fault_backend_data(fb, &sl);
+		uint8_t *now = malloc(sl);
+		assert_non_null(now);
+		memcpy(now, seen, sl);
+		int st = -1;
+		read_x(now, sl, got, &st);
+		if (memcmp(got, vb, 32))
+			fail_msg("%s storage, failure at op %llu: the next reader reads '%c', not the "
+				 "durable value",
+				 fixed ? "fixed" : "growable", (unsigned long long)at, got[0]);
+		assert_int_equal(st, BS_STATE_CURRENT);
+		/* Power lost now: whatever the pending writes become, B. */
+		size_t npend = fault_backend_pending(fb, NULL, 0);
+		struct fault_fate *all = calloc(npend ? npend : 1, sizeof *all);
+		assert_non_null(all);
+		for (int fate = FATE_LOST; fate <= FATE_WHOLE; fate++) {
+			for (size_t k = 0; k < npend; k++)
+				all[k] = (struct fault_fate){fate, 0};
+			uint8_t *d;
+			size_t dl;
+			assert_int_equal(fault_backend_powerloss(fb, NULL, all, &d, &dl), BS_OK);
+			read_x(d, dl, got, &st);
+			assert_memory_equal(got, vb, 32);
+			free(d);
+		}
+		free(all);
+		/* The durable slot of B; the next write must not go over it. */
+		uint8_t *dur;
+		size_t durl;
+		assert_int_equal(fault_backend_powerloss(fb, NULL, NULL, &dur, &durl), BS_OK);
+		size_t b_at = find32(dur, durl, 'B');
+		assert_true(b_at != SIZE_MAX);
+		/* The same handle writes on, if it can... */
+		if (bs_entry_write(e, vd, 32) == BS_OK) {
+			size_t nl;
+			const uint8_t *n = fault_backend_data(fb, &nl);
+			assert_true(b_at + 32 <= nl);
+			assert_memory_equal(n + b_at, vb, 32);
+			read_x(n, nl, got, &st);
+			assert_memory_equal(got, vd, 32);
+		}
+		bs_image_close(im);
+		bs_backend_free(fb);
+		/* ...and so does the next process, on what reads return. */
+		bs_image *im2;
+		struct bs_backend *mb2;
+		assert_int_equal(t_open_mem(now, sl, 0, &im2, &mb2), BS_OK);
+		assert_int_equal(bs_entry_write(find(im2, "dev", "x"), vd, 32), BS_OK);
+		size_t nl;
+		const uint8_t *n = t_mem_data(mb2, &nl);
+		assert_true(b_at + 32 <= nl);
+		if (memcmp(n + b_at, vb, 32))
+			fail_msg("%s storage, failure at op %llu: the next write went over the "
+				 "last durable value",
+				 fixed ? "fixed" : "growable", (unsigned long long)at);
+		bs_image_close(im2);
+		free(now);
+		free(dur);
+	}
+	assert_true(failures >= 2); /* the slot's write and its sync */
+	free(base);
+}
+
+static void test_failed_sync(void **state)
+{
+	(void)state;
+	failed_sync(false);
+	failed_sync(true);
+}
+
 /* ---- the model itself ------------------------------------------------------ */
 
 /* The replay does what the header promises, on a hand-made history. */
@@ -1228,6 +1376,7 @@ int main(void)
 		cmocka_unit_test(test_powerloss_fixed),
 		cmocka_unit_test(test_powerloss_vtpm),
 		cmocka_unit_test(test_io_errors),
+		cmocka_unit_test(test_failed_sync),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
