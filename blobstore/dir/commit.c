@@ -73,15 +73,25 @@ int bs__dir_delete_at(bs_image *img, bs_entry *e)
 	size_t hl = e->size < sizeof hdr ? (size_t)e->size : sizeof hdr;
 	if (bs__io_read(&img->io, &w, hdr, hl, e->off) || bs__der_header_prefix(hdr, hl, &t))
 		return BS_OK;
-	static const uint8_t zeros[65536];
+	/* Filled with ff, not zeros: one flipped bit in the free element's
+	 * length then lands on ff octets, which no element starts with, and
+	 * the open fails loudly; zeros would read as an end-of-contents and
+	 * silently hide every later entry. */
 	uint64_t pos = e->off + t.hdr, end = e->off + e->size;
+	size_t chunk = end - pos > 65536 ? 65536 : (size_t)(end - pos);
+	uint8_t *fill = malloc(chunk ? chunk : 1);
+	if (!fill)
+		return BS_OK; /* committed; the old octets stay */
+	memset(fill, 0xff, chunk);
 	while (pos < end) {
-		size_t k = end - pos > sizeof zeros ? sizeof zeros : (size_t)(end - pos);
-		if (bs__io_write(&img->io, &w, zeros, k, pos))
-			return BS_OK;
+		size_t k = end - pos > chunk ? chunk : (size_t)(end - pos);
+		if (bs__io_write(&img->io, &w, fill, k, pos))
+			break;
 		pos += k;
 	}
-	bs__io_sync(&img->io);
+	free(fill);
+	if (pos >= end)
+		bs__io_sync(&img->io);
 	return BS_OK;
 }
 
