@@ -22,7 +22,8 @@ trap 'for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; vtpm_cle
 expect() {
 	local want=$1 rc=0
 	shift
-	"$@" >"$tmp/out" 2>"$tmp/err" </dev/null || rc=$?
+	# Bounded: a server that starts when it should fail must not hang the suite.
+	timeout 60 "$@" >"$tmp/out" 2>"$tmp/err" </dev/null || rc=$?
 	[ "$rc" = "$want" ] || { cat "$tmp/out" "$tmp/err"; fail "'$*' exited $rc, expected $want"; }
 }
 err_has() { grep -qF -- "$1" "$tmp/err" || { cat "$tmp/err"; fail "stderr lacks '$1'"; }; }
@@ -125,11 +126,25 @@ expect 0 "$VTPM" socket --tpm2 --print-states --tpmstate backend-uri=dir://"$tmp
 grep -q '{"name": "permall", "size": [0-9]*}' "$tmp/out" || fail "print-states: $(cat "$tmp/out")"
 
 echo "== a start that fails leaves nothing behind"
-port=$(free_port_pair)
-python3 -c 'import socket,sys,time; s=socket.socket(); s.bind(("127.0.0.1",int(sys.argv[1]))); s.listen(); time.sleep(30)' "$port" &
-busy=$!
+# The port is held by another listener for sure (another test may take a
+# free port between the choice and the bind: then choose again).
+busy=
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+	port=$(free_port_pair)
+	rm -f "$tmp/busy.ok"
+	python3 -c 'import socket,sys,time; s=socket.socket(); s.bind(("127.0.0.1",int(sys.argv[1]))); s.listen(); open(sys.argv[2],"w").close(); time.sleep(30)' "$port" "$tmp/busy.ok" 2>/dev/null &
+	busy=$!
+	for _ in $(seq 1 50); do
+		[ -e "$tmp/busy.ok" ] && break
+		kill -0 "$busy" 2>/dev/null || break
+		sleep 0.05
+	done
+	[ -e "$tmp/busy.ok" ] && break
+	kill "$busy" 2>/dev/null || true
+	busy=
+done
+[ -n "$busy" ] || fail "no port could be held for the busy-port test"
 pids+=("$busy")
-sleep 0.3
 mkdir "$tmp/f1"
 expect 1 "$VTPM" socket --tpm2 --tpmstate dir="$tmp/f1" --server type=tcp,port="$port" \
 	--ctrl type=tcp,port=$((port + 1)) --flags not-need-init --pid file="$tmp/f1.pid"
