@@ -27,11 +27,12 @@
 #define MAX_SALT_LEN 64u
 #define MAX_PASSPHRASE 65536u
 #define WRAPPED_LEN (KEY_LEN + BS_AEAD_TAG_LEN)
-/* Costs a hostile image may ask for before the KDF refuses: 1 GiB of
- * scrypt memory, 10^8 PBKDF2 iterations. */
-#define MAX_SCRYPT_MEM (1ull << 30)
-#define MAX_SCRYPT_P 16u
-#define MAX_PBKDF2_ITER 100000000u
+/* Hard limits on the costs an image may ask for (crypt.h): 1 GiB of
+ * scrypt memory, p <= 16, 10^8 PBKDF2 iterations.  Below them, each key
+ * carries the ceilings its caller accepts (struct bs_kdf_limits). */
+#define MAX_SCRYPT_MEM BS_KDF_MEM_LIMIT
+#define MAX_SCRYPT_P BS_KDF_SCRYPT_P_LIMIT
+#define MAX_PBKDF2_ITER BS_KDF_ITER_LIMIT
 
 #define ATTR_KDF "bs.kdf"
 #define ATTR_WRAP "bs.wrap"
@@ -44,6 +45,7 @@ struct bs_key {
 	enum key_kind kind;
 	size_t len;
 	uint8_t *p;
+	uint64_t max_iter, max_mem, max_work; /* the KDF ceilings (never 0) */
 };
 
 /* ---- user keys ----------------------------------------------------------- */
@@ -61,7 +63,38 @@ static int key_new(enum key_kind kind, const void *p, size_t len, bs_key **out)
 	k->kind = kind;
 	k->len = len;
 	k->p = b;
+	k->max_iter = BS_KDF_MAX_ITER_DEFAULT;
+	k->max_mem = BS_KDF_MAX_MEM_DEFAULT;
+	k->max_work = BS_KDF_MAX_WORK_DEFAULT;
 	*out = k;
+	return BS_OK;
+}
+
+int bs_key_set_kdf_limits(bs_key *k, const struct bs_kdf_limits *lim)
+{
+	if (!k)
+		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL, "no key");
+	if (lim && lim->version != BS_KDF_LIMITS_VERSION)
+		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_EINVAL,
+			       "KDF limits of an unknown version (BS_KDF_LIMITS_INIT)");
+	uint64_t it = lim && lim->pbkdf2_iter_max ? lim->pbkdf2_iter_max : BS_KDF_MAX_ITER_DEFAULT;
+	uint64_t mem = lim && lim->scrypt_mem_max ? lim->scrypt_mem_max : BS_KDF_MAX_MEM_DEFAULT;
+	uint64_t work = lim && lim->scrypt_work_max ? lim->scrypt_work_max : BS_KDF_MAX_WORK_DEFAULT;
+	if (it > BS_KDF_ITER_LIMIT)
+		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_ELIMIT,
+			       "PBKDF2 iteration ceiling %llu above the hard limit %u",
+			       (unsigned long long)it, BS_KDF_ITER_LIMIT);
+	if (mem > BS_KDF_MEM_LIMIT)
+		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_ELIMIT,
+			       "scrypt memory ceiling %llu above the hard limit %llu (1 GiB)",
+			       (unsigned long long)mem, (unsigned long long)BS_KDF_MEM_LIMIT);
+	if (work > BS_KDF_WORK_LIMIT)
+		return bs__err(NULL, NULL, BS_NO_OFFSET, BS_ELIMIT,
+			       "scrypt work ceiling %llu above the hard limit %llu (2^27)",
+			       (unsigned long long)work, (unsigned long long)BS_KDF_WORK_LIMIT);
+	k->max_iter = it;
+	k->max_mem = mem;
+	k->max_work = work;
 	return BS_OK;
 }
 
@@ -377,6 +410,47 @@ static int kdf_limits(bs_image *img, const bs_entry *e, const struct kdf_desc *d
 	return BS_OK;
 }
 
+/* Refuses costs above K's ceilings, before anything is derived: the costs
+ * are authenticated only by the wrap the derived key opens, so a hostile
+ * image could otherwise make every open burn what it asks.  WRITING: the
+ * costs are the caller's own (init, rekey). */
+static int kdf_ceilings(bs_image *img, const bs_entry *e, const struct kdf_desc *d,
+			const bs_key *k, bool writing)
+{
+	if (k->kind != KEY_PASSPHRASE)
+		return BS_OK; /* nothing is stretched */
+	const char *how = writing ? "writing them needs the ceiling raised to at least"
+				  : "if the image is trusted, raise the ceiling to at least";
+	if (d->kind == KDF_PBKDF2 && d->iter > k->max_iter)
+		return bs__err(img, e, BS_NO_OFFSET, BS_ELIMIT,
+			       "KDF cost refused before deriving: PBKDF2-SHA256 with %llu "
+			       "iterations, above the ceiling of %llu; %s %llu (--kdf-max-iter; "
+			       "bs_kdf_limits.pbkdf2_iter_max)",
+			       (unsigned long long)d->iter, (unsigned long long)k->max_iter, how,
+			       (unsigned long long)d->iter);
+	if (d->kind == KDF_SCRYPT) {
+		uint64_t mem = 128 * d->n * d->r, work = d->n * d->r * d->p;
+		if (mem > k->max_mem)
+			return bs__err(img, e, BS_NO_OFFSET, BS_ELIMIT,
+				       "KDF cost refused before deriving: scrypt N=%llu r=%llu p=%llu "
+				       "needs %llu MiB of memory, above the ceiling of %llu MiB; %s "
+				       "%lluM (--kdf-max-mem; bs_kdf_limits.scrypt_mem_max)",
+				       (unsigned long long)d->n, (unsigned long long)d->r,
+				       (unsigned long long)d->p, (unsigned long long)(mem >> 20),
+				       (unsigned long long)(k->max_mem >> 20), how,
+				       (unsigned long long)(mem >> 20));
+		if (work > k->max_work)
+			return bs__err(img, e, BS_NO_OFFSET, BS_ELIMIT,
+				       "KDF cost refused before deriving: scrypt N=%llu r=%llu p=%llu "
+				       "is work N*r*p = %llu, above the ceiling of %llu; %s %llu "
+				       "(--kdf-max-work; bs_kdf_limits.scrypt_work_max)",
+				       (unsigned long long)d->n, (unsigned long long)d->r,
+				       (unsigned long long)d->p, (unsigned long long)work,
+				       (unsigned long long)k->max_work, how, (unsigned long long)work);
+	}
+	return BS_OK;
+}
+
 static int derive_kek(bs_image *img, const struct kdf_desc *d, const bs_key *k,
 		      uint8_t kek[KEY_LEN])
 {
@@ -480,6 +554,8 @@ static int make_record(bs_image *img, const bs_key *k, const struct bs_kdf_param
 			       (int)params->kdf);
 	}
 	int rc = kdf_limits(img, NULL, &d);
+	if (!rc)
+		rc = kdf_ceilings(img, NULL, &d, k, true);
 	if (rc)
 		return rc;
 	d.salt_len = SALT_LEN;
@@ -611,6 +687,9 @@ int bs_image_set_key(bs_image *img, const bs_key *k)
 		rc = kdf_decode(img, e, kv, kvl, &d);
 	if (!rc)
 		rc = kdf_limits(img, e, &d);
+	/* A key file's key for a passphrase image: derive_kek() says so. */
+	if (!rc && !(d.kind != KDF_HKDF && k->kind == KEY_RAW))
+		rc = kdf_ceilings(img, e, &d, k, false);
 	if (rc)
 		return rc;
 	/* bs.wrap: SEQUENCE { IA5String "aes-256-gcm", OCTET STRING nonce (12) }. */

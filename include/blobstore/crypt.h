@@ -75,6 +75,40 @@ struct bs_kdf_params {
 #define BS_SCRYPT_P_DEFAULT 1u
 #define BS_PBKDF2_ITER_DEFAULT 600000u
 
+/* What loading a key may cost: ceilings on the KDF costs an image's bs.key
+ * asks for.  The costs cannot be authenticated before the derivation runs
+ * (they are bound to the wrapped key, which the derived key opens), so an
+ * image whose bs.key asks for more than the key's ceilings is refused
+ * BEFORE anything is derived, with BS_ELIMIT (never "wrong key").  Zero
+ * fields take the defaults, four times the costs the library writes by
+ * default (docs/CRYPTO.md).  The hard limits below stay absolute maxima. */
+struct bs_kdf_limits {
+	uint32_t version;         /* BS_KDF_LIMITS_VERSION */
+	uint64_t pbkdf2_iter_max; /* PBKDF2 iterations; default 2400000 */
+	uint64_t scrypt_mem_max;  /* octets of scrypt memory, 128*N*r; default 128 MiB */
+	uint64_t scrypt_work_max; /* scrypt work N*r*p; default 2^20 */
+};
+#define BS_KDF_LIMITS_VERSION 1u
+#define BS_KDF_LIMITS_INIT {.version = BS_KDF_LIMITS_VERSION}
+#define BS_KDF_MAX_ITER_DEFAULT 2400000u           /* 4 x BS_PBKDF2_ITER_DEFAULT */
+#define BS_KDF_MAX_MEM_DEFAULT (128ull << 20)      /* 4 x the default 32 MiB */
+#define BS_KDF_MAX_WORK_DEFAULT (1ull << 20)       /* 4 x 2^15 * 8 * 1 */
+/* Hard limits: no ceiling goes above them, and no image may ask for more. */
+#define BS_KDF_ITER_LIMIT 100000000u               /* 10^8 PBKDF2 iterations */
+#define BS_KDF_MEM_LIMIT (1ull << 30)              /* 1 GiB of scrypt memory */
+#define BS_KDF_SCRYPT_P_LIMIT 16u                  /* scrypt p */
+#define BS_KDF_WORK_LIMIT (1ull << 27)             /* N*r*p: 1 GiB / 128 * 16 */
+
+/* Sets the ceilings K accepts when it opens an image (bs_image_set_key())
+ * and, so that K can open what it writes, the costs it may write with
+ * (bs_image_init_encryption(), bs_image_rekey(): BS_ELIMIT above them).
+ * LIM (may be NULL: the defaults) is copied; zero fields take the
+ * defaults.  A key from bs_key_from_*() starts with the defaults; a key
+ * file's key derives with HKDF and has no cost.
+ * Errors: BS_EINVAL (NULL K, unknown version), BS_ELIMIT (a ceiling above
+ * its hard limit). */
+int bs_key_set_kdf_limits(bs_key *k, const struct bs_kdf_limits *lim);
+
 /* Non-zero when IMG holds a bs.key entry (it was set up for encryption). */
 int bs_image_is_encrypted(const bs_image *img);
 /* Non-zero when a data key is loaded in this handle. */
@@ -87,10 +121,11 @@ int bs_image_has_key(const bs_image *img);
  * key file given for a passphrase image or the reverse), BS_ECORRUPT
  * (malformed bs.key; encrypted entries and no bs.key entry: it was lost or
  * damaged, and no key can open them), BS_EUNSUPPORTED (unknown KDF or wrap), BS_ELIMIT (KDF
- * cost above the limits in docs/CRYPTO.md), BS_EIO, BS_ENOMEM. */
+ * cost above K's ceilings, bs_key_set_kdf_limits(), or above the hard
+ * limits: refused before anything is derived), BS_EIO, BS_ENOMEM. */
 int bs_image_set_key(bs_image *img, const bs_key *k);
 /* Shorthands: bs_key_from_file() or bs_key_from_passphrase(), then
- * bs_image_set_key().  Errors: those of both. */
+ * bs_image_set_key() (with the default ceilings).  Errors: those of both. */
 int bs_image_set_key_file(bs_image *img, const char *path);
 int bs_image_set_passphrase(bs_image *img, const void *pw, size_t len);
 /* Wipes the loaded data key from the handle. */
@@ -101,7 +136,8 @@ void bs_image_clear_key(bs_image *img);
  * stored in a new bs.key entry; the data key is then loaded.  Durable on
  * return.  Errors: BS_EINVAL, BS_EEXIST (already set up), BS_ECORRUPT (the
  * image holds encrypted entries but no bs.key entry: a new key could not
- * open them), BS_ERDONLY, BS_ESTALE, BS_ELIMIT (KDF cost above the limits), BS_ENOSPC, BS_EIO,
+ * open them), BS_ERDONLY, BS_ESTALE, BS_ELIMIT (KDF cost above K's ceilings,
+ * bs_key_set_kdf_limits(), or the hard limits), BS_ENOSPC, BS_EIO,
  * BS_ENOMEM. */
 int bs_image_init_encryption(bs_image *img, const bs_key *k,
 			     const struct bs_kdf_params *params);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -805,6 +806,60 @@ static void test_rekey_crash_safe(void **state)
 	free(base);
 }
 
+/* A bs.key whose PBKDF2 cost was raised (3-octet DER INTEGER 32768 patched
+ * to 8388607, 3.5 x the default ceiling) is refused with BS_ELIMIT before
+ * anything is derived; a raised ceiling lets the correct passphrase in. */
+static void test_kdf_ceiling_refuses_before_deriving(void **state)
+{
+	(void)state;
+	struct bs_backend *be;
+	bs_image *img = kat_image(&be);
+	bs_key *pw;
+	struct bs_kdf_params p = {.version = BS_KDF_PARAMS_VERSION, .kdf = BS_KDF_PBKDF2_SHA256,
+				  .pbkdf2_iter = 32768};
+	assert_int_equal(bs_key_from_passphrase("pw", 2, &pw), BS_OK);
+	assert_int_equal(bs_image_init_encryption(img, pw, &p), BS_OK);
+	size_t len;
+	uint8_t *copy = t_mem_copy(be, &len);
+	bs_image_close(img);
+	static const uint8_t cost[] = {0x30, 0x05, 0x02, 0x03, 0x00, 0x80, 0x00};
+	int hits = 0;
+	for (size_t i = 0; i + sizeof cost <= len; i++)
+		if (!memcmp(copy + i, cost, sizeof cost)) {
+			copy[i + 4] = 0x7f;
+			copy[i + 5] = 0xff;
+			copy[i + 6] = 0xff;
+			hits++;
+		}
+	assert_int_equal(hits, 1);
+	assert_int_equal(t_open_mem(copy, len, BS_OPEN_RDONLY, &img, NULL), BS_OK);
+	clock_t t0 = clock();
+	assert_int_equal(bs_image_set_key(img, pw), BS_ELIMIT);
+	assert_true((double)(clock() - t0) / CLOCKS_PER_SEC < 0.1); /* nothing derived */
+	const char *m = last_error();
+	assert_non_null(strstr(m, "8388607"));
+	assert_non_null(strstr(m, "2400000"));
+	assert_non_null(strstr(m, "--kdf-max-iter"));
+	assert_null(strstr(m, "wrong key"));
+	assert_false(bs_image_has_key(img));
+	struct bs_kdf_limits lim = BS_KDF_LIMITS_INIT;
+	lim.pbkdf2_iter_max = BS_KDF_ITER_LIMIT + 1ull;
+	assert_int_equal(bs_key_set_kdf_limits(pw, &lim), BS_ELIMIT);
+	lim.pbkdf2_iter_max = 8388607;
+	assert_int_equal(bs_key_set_kdf_limits(pw, &lim), BS_OK);
+	/* Now it derives (with the cost the attacker set, so the wrap fails). */
+	assert_int_equal(bs_image_set_key(img, pw), BS_EKEY);
+	bs_image_close(img);
+	/* A writer needs the ceiling raised to write a cost above it. */
+	img = kat_image(&be);
+	assert_int_equal(bs_key_set_kdf_limits(pw, NULL), BS_OK);
+	p.pbkdf2_iter = BS_KDF_MAX_ITER_DEFAULT + 1;
+	assert_int_equal(bs_image_init_encryption(img, pw, &p), BS_ELIMIT);
+	bs_image_close(img);
+	bs_key_free(pw);
+	free(copy);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -822,6 +877,7 @@ int main(void)
 		cmocka_unit_test(test_no_plaintext_in_image),
 		cmocka_unit_test(test_unknown_cipher_refused),
 		cmocka_unit_test(test_rekey_crash_safe),
+		cmocka_unit_test(test_kdf_ceiling_refuses_before_deriving),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
