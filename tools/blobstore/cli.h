@@ -51,6 +51,9 @@ extern const struct cli_command cmd_salvage; /* cmd_salvage.c */
 int cli_opt_key_file(const char *arg);
 int cli_opt_passphrase_file(const char *arg);
 int cli_opt_passphrase_fd(const char *arg);
+int cli_opt_kdf_max_iter(const char *arg);
+int cli_opt_kdf_max_mem(const char *arg);
+int cli_opt_kdf_max_work(const char *arg);
 bool cli_key_given(void);
 int cli_load_key(bs_image *img);
 void cli_key_release(void);

@@ -22,6 +22,36 @@ struct key_arg {
 
 static struct key_arg current;
 
+/* --kdf-max-iter, --kdf-max-mem, --kdf-max-work: the ceilings an open
+ * accepts (zero fields: the library's defaults). */
+static struct bs_kdf_limits ceilings = BS_KDF_LIMITS_INIT;
+
+static int opt_ceiling(const char *arg, const char *name, bool size, uint64_t *out)
+{
+	uint64_t v;
+	char *end;
+	if ((size ? !cli_parse_size(arg, &v) : (v = strtoull(arg, &end, 10), !*arg || *end)) || !v)
+		return cli_usage(NULL, "%s takes a positive %s, not '%s'", name,
+				 size ? "size" : "number", arg);
+	*out = v;
+	return 0;
+}
+
+int cli_opt_kdf_max_iter(const char *arg)
+{
+	return opt_ceiling(arg, "--kdf-max-iter", false, &ceilings.pbkdf2_iter_max);
+}
+
+int cli_opt_kdf_max_mem(const char *arg)
+{
+	return opt_ceiling(arg, "--kdf-max-mem", true, &ceilings.scrypt_mem_max);
+}
+
+int cli_opt_kdf_max_work(const char *arg)
+{
+	return opt_ceiling(arg, "--kdf-max-work", false, &ceilings.scrypt_work_max);
+}
+
 static int set_source(struct key_arg *k, enum key_source src, const char *arg)
 {
 	if (k->src != SRC_NONE)
@@ -83,6 +113,8 @@ static int key_load(struct key_arg *k, const char *what, bs_key **out)
 					    "%s: give --key-file, --passphrase-file or --passphrase-fd",
 					    what);
 		}
+		if (!rc && (k->src == SRC_PASS_FILE || k->src == SRC_PASS_FD))
+			rc = bs_key_set_kdf_limits(k->key, &ceilings);
 		if (rc)
 			return rc;
 	}

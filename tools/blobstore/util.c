@@ -72,6 +72,12 @@ const struct cli_global_option cli_global_options[] = {
 	 cli_opt_passphrase_file, false, "FILE"},
 	{"--passphrase-fd", NULL, true, "passphrase of an encrypted image, read from descriptor N",
 	 cli_opt_passphrase_fd, false, "N"},
+	{"--kdf-max-iter", NULL, true, "open passphrase images asking for at most N PBKDF2 "
+				       "iterations (default 2400000)", cli_opt_kdf_max_iter, false, "N"},
+	{"--kdf-max-mem", NULL, true, "... at most SIZE of scrypt memory (default 128M)",
+	 cli_opt_kdf_max_mem, false, "SIZE"},
+	{"--kdf-max-work", NULL, true, "... at most N scrypt work N*r*p (default 1048576)",
+	 cli_opt_kdf_max_work, false, "N"},
 	{"--json", NULL, false, "output and errors as JSON (docs/JSON.md), for every command",
 	 opt_json, false},
 	{NULL, NULL, false, NULL, NULL, false},
