@@ -32,13 +32,13 @@ static int wiped(bs_image *img, const bs_entry *e, uint64_t old_off, uint64_t ol
 		return rc;
 	if (bs__der_header_prefix(hdr, hl, &t) || hdr[0] != DER_OCTET_STRING)
 		return BS_ECORRUPT;
-	static const uint8_t zeros[4096];
-	uint8_t buf[4096];
+	uint8_t fill[4096], buf[4096];
+	memset(fill, 0xff, sizeof fill); /* what a delete fills free space with */
 	for (uint64_t pos = old_off + t.hdr, end = old_off + old_size; pos < end;) {
 		size_t k = end - pos > sizeof buf ? sizeof buf : (size_t)(end - pos);
 		if ((rc = bs__io_read(&img->io, &w, buf, k, pos)))
 			return rc;
-		if (memcmp(buf, zeros, k))
+		if (memcmp(buf, fill, k))
 			return BS_ECORRUPT;
 		pos += k;
 	}
@@ -84,7 +84,7 @@ int bs_entry_encrypt(bs_entry *e, enum bs_cipher cipher)
 	}
 	/* The copy holds the sealed value in its first slot and zeros in the
 	 * other; once it is committed the plaintext copy's data area is
-	 * overwritten with zeros and synced, then the copy is deleted. */
+	 * overwritten with ff octets and synced, then the copy is deleted. */
 	struct bs_attr set = BS_ATTR(BS_ATTR_AEAD, BS_ATTR_MANDATORY, v, vl);
 	struct bs__rewrite rw = {.set = &set, .nset = 1, .aead = want, .wipe_old = true};
 	uint64_t old_off = e->off, old_size = e->size;
