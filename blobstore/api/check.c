@@ -18,7 +18,8 @@ static int check_slots(bs_image *img, bs_entry *e, bs_check_cb cb, void *ctx)
 	struct bs__slot_report rep;
 	int rc = bs__data_check(img, e, &rep);
 	if (rc) {
-		if (cb)
+		/* Not damage: another process moved the entry (reopen). */
+		if (cb && rc != BS_ESTALE)
 			cb(ctx, e, e->data_off, rc, last_message());
 		return rc;
 	}
@@ -58,6 +59,8 @@ int bs_image_check(bs_image *img, unsigned flags, bs_check_cb cb, void *ctx)
 				cb(ctx, e, e->off, rc, bs_entry_status_message(e));
 		} else if (e->slotted) {
 			rc = check_slots(img, e, cb, ctx);
+			if (rc == BS_ESTALE)
+				return rc;
 		}
 		if (!e->status && schema) {
 			uint8_t *b = malloc((size_t)e->size);

@@ -50,6 +50,10 @@ struct bs_entry {
 	size_t index;         /* position in the image's list */
 	struct bs_entry *hnext;
 	uint64_t khash;       /* hash of type and name, set when inserted */
+	/* Read-only handles: the octets from off to data_off as the scan read
+	 * them (length and CRC-32C), checked after every read through the
+	 * offsets (another process may have moved the entry: write.c). */
+	uint32_t head_len, head_crc;
 };
 
 /* One slot of the lookup table: a key's hash beside its entry. */
@@ -57,6 +61,9 @@ struct bs__hslot {
 	uint64_t h;
 	bs_entry *e; /* NULL: empty */
 };
+
+/* Octets of the recovery area a reader watches: both record copies. */
+#define BS__RECOVERY_WATCH 2112u
 
 struct bs_image {
 	struct bs__io io;     /* the storage, and the room the image has in it */
@@ -75,6 +82,12 @@ struct bs_image {
 	struct bs__sealkey *key;     /* the loaded data key, or NULL */
 	struct bs_pool *pool;        /* entries and open's metas */
 	bs_entry *free_entries;      /* freed ones, chained by hnext */
+	/* Read-only handles of fixed-size storage: the recovery area's two
+	 * records as the open read them, at RECOV_AT.  A compaction in place
+	 * changes them before it moves any entry (recovery.c). */
+	bool recov_watch;
+	uint64_t recov_at;
+	uint8_t recov_seen[BS__RECOVERY_WATCH];
 };
 
 /* ---- messages and entry objects (entries.c) ----------------------------------- */
@@ -211,6 +224,10 @@ int bs__dir_compact(bs_image *img);
 int bs__recovery_open(bs_image *img);
 /* Zeroes the recovery area (format). */
 int bs__recovery_clear(bs_image *img);
+/* Read-only handles of fixed-size storage: *CHANGED when the recovery area
+ * no longer holds what the open read (a compaction began or ended since:
+ * the entries may have moved). */
+int bs__recovery_changed(bs_image *img, bool *changed);
 /* Grows fixed-size storage whose backend can enlarge it (its reserve
  * operation: RBD) so that the image has room for TOTAL octets, and moves the
  * recovery area to the new end.  Fixed storage without reserve: BS_ENOSPC. */

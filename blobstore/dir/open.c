@@ -104,6 +104,7 @@ int bs__dir_open(struct bs_backend *be, const char *label, unsigned flags, bs_im
 	}
 	/* Fixed-size storage keeps a recovery area at its end, and may hold an
 	 * interrupted compaction to finish (or, read-only, to read around). */
+	uint64_t whole = img->io.size;
 	if (!be->ops->resize && (rc = bs__recovery_open(img)))
 		goto fail;
 	uint8_t start[16] = {0};
@@ -138,13 +139,30 @@ int bs__dir_open(struct bs_backend *be, const char *label, unsigned flags, bs_im
 	for (int tries = 0;; tries++) {
 		rc = bs__scan(img, NULL, true);
 		uint64_t now;
-		if (!rc || !(flags & BS_OPEN_RDONLY) || tries == 8 ||
-		    be->ops->size(be->ctx, &now) || now == img->io.size)
+		bool moved = false;
+		/* On fixed-size storage a compaction in place may have moved the
+		 * entries while this reader scanned: its record changed. */
+		if ((flags & BS_OPEN_RDONLY) && img->io.fixed && tries < 8) {
+			int r2 = bs__recovery_changed(img, &moved);
+			if (r2) {
+				rc = r2;
+				break;
+			}
+		}
+		if (!moved && (!rc || !(flags & BS_OPEN_RDONLY) || tries == 8 || img->io.fixed ||
+			       be->ops->size(be->ctx, &now) || now == img->io.size))
 			break;
 		for (size_t i = 0; i < img->count; i++)
 			bs__entry_free(img, img->list[i]);
 		img->count = 0;
-		img->io.size = now;
+		if (moved) {
+			img->io.size = whole;
+			img->io.base = 0;
+			if ((rc = bs__recovery_open(img)))
+				break;
+		} else {
+			img->io.size = now;
+		}
 	}
 	if (rc)
 		goto fail;

@@ -72,7 +72,10 @@ static bool decode(const uint8_t *p, uint64_t room, struct record *r)
 	       r->len <= SIZE_MAX / 2;
 }
 
-/* The record in force: *HAVE false when neither copy is valid. */
+_Static_assert(BS__RECOVERY_WATCH == REC_COPY2 + REC_LEN, "a reader watches both copies");
+
+/* The record in force: *HAVE false when neither copy is valid.  A reader
+ * keeps the octets it read (bs__recovery_changed). */
 static int read_record(bs_image *img, struct record *out, bool *have)
 {
 	uint8_t area[REC_COPY2 + REC_LEN];
@@ -80,6 +83,11 @@ static int read_record(bs_image *img, struct record *out, bool *have)
 	int rc = bs__io_read_beyond(&img->io, area, sizeof area, at);
 	if (rc)
 		return fail(img, at, rc, "cannot read the recovery area");
+	if (img->flags & BS_OPEN_RDONLY) {
+		memcpy(img->recov_seen, area, sizeof area);
+		img->recov_at = at;
+		img->recov_watch = true;
+	}
 	struct record r[2];
 	bool ok[2] = {decode(area, img->io.size, &r[0]), decode(area + REC_COPY2, img->io.size, &r[1])};
 	*have = ok[0] || ok[1];
@@ -104,6 +112,22 @@ static int write_record(bs_image *img, const struct record *rec)
 			return fail(img, at[i], rc, "recovery record write failed");
 	}
 	return bs__io_sync(&img->io);
+}
+
+int bs__recovery_changed(bs_image *img, bool *changed)
+{
+	uint8_t area[REC_COPY2 + REC_LEN];
+	*changed = false;
+	if (!img->recov_watch)
+		return BS_OK;
+	int rc = bs__io_read_beyond(&img->io, area, sizeof area, img->recov_at);
+	if (rc)
+		return fail(img, img->recov_at, rc, "cannot read the recovery area");
+	/* Any change counts, a torn record write included: every compaction
+	 * writes its "pending" record before it moves anything, and its "done"
+	 * record before any later write can reuse the space it copied from. */
+	*changed = memcmp(area, img->recov_seen, sizeof area) != 0;
+	return BS_OK;
 }
 
 int bs__recovery_clear(bs_image *img)

@@ -117,6 +117,12 @@ static int scan_entry(struct reader *r, uint64_t off, bs_entry **out)
 	rc = reader_get(r, off, lay.head_need, &p);
 	if (rc)
 		return rc;
+	if (img->flags & BS_OPEN_RDONLY) {
+		/* Through the data header: type, name, attributes, data length. */
+		size_t hl = lay.data_rel < lay.head_need ? (size_t)lay.data_rel : lay.head_need;
+		e->head_len = (uint32_t)hl;
+		e->head_crc = bs__crc32c(0, p, hl);
+	}
 	uint64_t bad_rel = 0;
 	struct bs__decoded d;
 	rc = bs__entry_parse(p, tail, &lay, &d, &why, &bad_rel, r->memo);

@@ -110,8 +110,54 @@ static int sealctx_of(bs_image *img, const bs_entry *e, struct bs__sealctx *sc,
 	return BS_OK;
 }
 
-int bs__data_read(bs_image *img, bs_entry *e, void **out, size_t *len, uint8_t *buf,
-		  size_t bufsize, bool alloc)
+/* A read-only handle holds no lock: since its scan another process may
+ * have rewritten or deleted E (a new copy elsewhere, the old one wiped) or
+ * compacted the image (entries moved: on fixed-size storage in place, on a
+ * file by renaming a new file over it).  E's offsets then point at other
+ * octets: a wiped slot that fails its check, or another entry's valid
+ * slot.  Checked after every read through them, so that the read happened
+ * while E was still there: RC stands when E's head octets are still those
+ * the scan read, no compaction began since and the file is still the
+ * image; else BS_ESTALE.  A rewrite or delete changes the head's first
+ * octet before it wipes anything, and a compaction its record before it
+ * moves anything. */
+static int reader_view(bs_image *img, bs_entry *e, int rc)
+{
+	if (!(img->flags & BS_OPEN_RDONLY) || rc == BS_ENOMEM || rc == BS_EINVAL)
+		return rc;
+	const char *why = NULL;
+	bool moved = false;
+	if (bs__file_replaced(img->io.be)) {
+		why = "another process replaced the image (a compaction)";
+	} else {
+		int r2 = bs__recovery_changed(img, &moved);
+		if (r2)
+			return r2;
+		if (moved)
+			why = "another process compacted the image in place";
+	}
+	if (!why && e->head_len) {
+		uint8_t small[512], *h = e->head_len <= sizeof small ? small : malloc(e->head_len);
+		if (!h)
+			return bs__err(img, e, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+		int r2 = bs__io_read(&img->io, NULL, h, e->head_len, e->off);
+		bool same = !r2 && bs__crc32c(0, h, e->head_len) == e->head_crc;
+		if (h != small)
+			free(h);
+		/* Storage that shrank under the entry (a compacted file) reads
+		 * past its end: that too is a moved entry. */
+		if (r2 && r2 != BS_ECORRUPT)
+			return r2;
+		if (!same)
+			why = "another process rewrote, deleted or moved the entry";
+	}
+	if (!why)
+		return rc;
+	return bs__err(img, e, e->off, BS_ESTALE, "%s since this handle read the directory: reopen the image", why);
+}
+
+static int data_read(bs_image *img, bs_entry *e, void **out, size_t *len, uint8_t *buf,
+		     size_t bufsize, bool alloc)
 {
 	struct bs__where w;
 	bs__where_of(img, e, &w);
@@ -148,6 +194,25 @@ int bs__data_read(bs_image *img, bs_entry *e, void **out, size_t *len, uint8_t *
 	return rc;
 }
 
+int bs__data_read(bs_image *img, bs_entry *e, void **out, size_t *len, uint8_t *buf,
+		  size_t bufsize, bool alloc)
+{
+	void *o = NULL;
+	size_t l = 0;
+	int rc = data_read(img, e, &o, &l, buf, bufsize, alloc);
+	int v = reader_view(img, e, rc);
+	if (v != rc) {
+		if (!rc && alloc)
+			free(o);
+		return v;
+	}
+	if (!rc && alloc)
+		*out = o;
+	if (!rc || rc == BS_ERANGE)
+		*len = l;
+	return rc;
+}
+
 int bs__data_check(bs_image *img, bs_entry *e, struct bs__slot_report *rep)
 {
 	struct bs__where w;
@@ -162,7 +227,7 @@ int bs__data_check(bs_image *img, bs_entry *e, struct bs__slot_report *rep)
 	struct bs__slots s = slots_of(e);
 	rc = bs__slot_check(&img->io, &w, &s, authenticate ? &sc : NULL, rep);
 	bs__attrs_free(&l);
-	return rc;
+	return reader_view(img, e, rc);
 }
 
 int bs__data_inspect(bs_image *img, bs_entry *e, struct bs__slot_view v[2], int *current)
@@ -170,7 +235,7 @@ int bs__data_inspect(bs_image *img, bs_entry *e, struct bs__slot_view v[2], int 
 	struct bs__where w;
 	bs__where_of(img, e, &w);
 	struct bs__slots s = slots_of(e);
-	return bs__slot_inspect(&img->io, &w, &s, v, current);
+	return reader_view(img, e, bs__slot_inspect(&img->io, &w, &s, v, current));
 }
 
 /* ---- building entries --------------------------------------------------------------- */

@@ -272,6 +272,15 @@ static const struct bs_backend_ops file_ops = {
 	.writev_at = f_writev,
 };
 
+bool bs__file_replaced(const struct bs_backend *be)
+{
+	struct file_be *f = bs_backend_ctx(be, &file_ops);
+	struct stat st;
+	/* A compaction renamed a new file over the image: the one this handle
+	 * has open has no name any more. */
+	return f && fstat(f->fd, &st) == 0 && st.st_nlink == 0;
+}
+
 int bs_backend_file(const char *path, unsigned flags, struct bs_backend **out)
 {
 	if (!path || !out)

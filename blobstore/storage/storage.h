@@ -59,6 +59,10 @@ int bs__io_sync(struct bs__io *io);
 int bs__io_read_beyond(struct bs__io *io, void *buf, size_t len, uint64_t off);
 int bs__io_write_beyond(struct bs__io *io, const void *buf, size_t len, uint64_t off);
 
+/* True when BE is a file that another process replaced (a compaction
+ * renamed a new file over it): its octets are a frozen old image. */
+bool bs__file_replaced(const struct bs_backend *be);
+
 /* ---- block-aligned I/O (blockio.c) -------------------------------------------- */
 
 /* Storage that reads and writes only whole, aligned blocks of BSZ octets:

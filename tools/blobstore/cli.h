@@ -145,6 +145,9 @@ void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Opens PATH for reading (no lock) or writing, with the global flags,
  * waiting for another writer as --wait says; loads the key. */
 int cli_open(const char *path, bool write, bs_image **img);
+/* How often a read-only command opens the image again when a read says
+ * another process moved what it read (BS_ESTALE) before it gives up. */
+#define CLI_STALE_TRIES 10
 /* bs_image_open() with FLAGS, waiting as --wait says (no key loaded). */
 int cli_open_flags(const char *path, unsigned flags, bs_image **img);
 

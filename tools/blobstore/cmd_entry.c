@@ -505,13 +505,22 @@ static int run_get(const struct cli_command *cmd, int argc, char **argv)
 		return cli_usage(cmd, "missing %s", a.npos ? "TYPE" : "IMAGE and TYPE");
 	bs_image *img = NULL;
 	bs_entry *e;
-	if ((st = open_entry(&a, false, &img, &e)))
-		return st;
 	void *data;
 	size_t len;
-	cli_progress_begin("reading entry", 0);
-	int rc = bs_entry_read_alloc(e, &data, &len);
-	cli_progress_end();
+	int rc;
+	for (int tries = 0;; tries++) {
+		if ((st = open_entry(&a, false, &img, &e)))
+			return st;
+		cli_progress_begin("reading entry", 0);
+		rc = bs_entry_read_alloc(e, &data, &len);
+		cli_progress_end();
+		/* Another process rewrote or moved the entry after the open
+		 * read the directory (BS_ESTALE): read it through a new one. */
+		if (rc != BS_ESTALE || tries == CLI_STALE_TRIES)
+			break;
+		bs_image_close(img);
+		img = NULL;
+	}
 	if (rc) {
 		st = cli_fail(rc);
 		bs_image_close(img);

@@ -505,6 +505,8 @@ static int run_check(const struct cli_command *cmd, int argc, char **argv)
 		return st;
 	struct check_ctx c = {.label = path, .json = ia.json};
 	bs_image *img = NULL;
+	int tries = 0;
+again:;
 	int rc = cli_open(path, false, &img);
 	if (rc == BS_ECORRUPT && ia.json) {
 		/* The directory itself is broken: that is check's answer too. */
@@ -522,6 +524,17 @@ static int run_check(const struct cli_command *cmd, int argc, char **argv)
 	cli_progress_begin("checking", 0);
 	rc = bs_image_check(img, ia.schema ? BS_CHECK_SCHEMA : 0, on_problem, &c);
 	cli_progress_end();
+	if (rc == BS_ESTALE && tries++ < CLI_STALE_TRIES) {
+		/* Another process moved entries while this one read them: not
+		 * damage; check the image as it is now. */
+		for (size_t i = 0; i < c.n; i++)
+			c.list[i].e = NULL;
+		free_problems(&c);
+		c = (struct check_ctx){.label = path, .json = ia.json};
+		bs_image_close(img);
+		img = NULL;
+		goto again;
+	}
 	size_t previous = mark_previous(&c);
 	for (size_t i = 0; i < c.n; i++)
 		c.list[i].e = NULL; /* the image closes below */
