@@ -224,7 +224,9 @@ int bs_image_compact(bs_image *img);
 /* Verifies every entry: structure, strict DER, slot checksums (and, with
  * the key loaded, authentication).  Reports each problem through CB (may
  * be NULL) with the entry (NULL for the image), the offset, the code (BS_OK
- * for a note) and a message; returns BS_OK or the first error code. */
+ * for a note) and a message; returns BS_OK or the first error code.  On a
+ * read-only handle whose entries another process moved meanwhile it stops
+ * with BS_ESTALE, which is not reported through CB: reopen and check again. */
 typedef void (*bs_check_cb)(void *ctx, const bs_entry *e, uint64_t offset, int code,
 			    const char *msg);
 int bs_image_check(bs_image *img, unsigned flags, bs_check_cb cb, void *ctx);
@@ -386,7 +388,7 @@ const char *bs_entry_status_message(const bs_entry *e);
  * reads.  *STATE is untouched on failure.
  * Errors: BS_EINVAL (a NULL argument), E's refusal (see bs_entry_status()),
  * BS_ECORRUPT (no slot passes its check, or authentication fails), BS_EIO,
- * BS_ENOMEM. */
+ * BS_ENOMEM, BS_ESTALE (read-only handles, as for bs_entry_read()). */
 int bs_entry_check(bs_entry *e, int *state);
 
 /* Declares that the caller (an upper layer such as the device API in
@@ -403,8 +405,13 @@ int bs_entry_accept(bs_entry *e, const char *const *names, size_t n);
 /* Reads the entry's current data into BUF (may be NULL when BUFSIZE is 0).
  * *LEN receives the data length; when BUFSIZE is too small nothing is
  * copied and BS_ERANGE is returned with *LEN set to the size needed.  Data
- * failing its check is never copied.
- * Errors: BS_EINVAL, BS_ECORRUPT, BS_EUNSUPPORTED, BS_EKEY, BS_EIO, BS_ERANGE. */
+ * failing its check is never copied.  A read-only handle holds no lock:
+ * when another process rewrote, deleted or moved the entry (a compaction)
+ * after the open read the directory, the read fails with BS_ESTALE (close
+ * and reopen the image: the new handle sees the entry where it is now)
+ * rather than return data from where the entry used to be.
+ * Errors: BS_EINVAL, BS_ECORRUPT, BS_EUNSUPPORTED, BS_EKEY, BS_EIO, BS_ERANGE,
+ * BS_ESTALE. */
 int bs_entry_read(bs_entry *e, void *buf, size_t bufsize, size_t *len);
 
 /* Like bs_entry_read() into a buffer allocated with malloc(); the caller
