@@ -75,6 +75,14 @@ int bs_image_check(bs_image *img, unsigned flags, bs_check_cb cb, void *ctx)
 				if (cb)
 					cb(ctx, e, e->off, rc, last_message());
 			} else if (bs__schema_check_entry(b, (size_t)e->size, why, sizeof why)) {
+				bool same = true;
+				if ((img->flags & BS_OPEN_RDONLY) && !bs__head_same(img, e, &same) &&
+				    !same) {
+					free(b);
+					return bs__err(img, e, e->off, BS_ESTALE,
+						       "another process rewrote, deleted or moved "
+						       "the entry during the check: reopen the image");
+				}
 				rc = rc ? rc : BS_ECORRUPT;
 				if (cb)
 					cb(ctx, e, e->off, BS_ECORRUPT, why);

@@ -85,6 +85,7 @@ struct bs_image {
 	/* Read-only handles of fixed-size storage: the recovery area's two
 	 * records as the open read them, at RECOV_AT.  A compaction in place
 	 * changes them before it moves any entry (recovery.c). */
+	bool torn;            /* a reader's scan met a writer mid-change: scan again */
 	bool recov_watch;
 	uint64_t recov_at;
 	uint8_t recov_seen[BS__RECOVERY_WATCH];
@@ -133,6 +134,10 @@ void bs__table_remove(bs_image *img, bs_entry *e);
  * rewrites resolved, duplicates refused, the lookup table filled.  Without
  * it (a compaction's copy) metas are malloc'ed and nothing is indexed. */
 int bs__scan(bs_image *img, const uint8_t *mem, bool index);
+/* Read-only handles: *SAME false when E's head octets on storage are no
+ * longer those the scan read (another process rewrote, deleted or moved
+ * it).  Errors: the storage's (reading past its end counts as moved). */
+int bs__head_same(bs_image *img, const bs_entry *e, bool *same);
 
 /* ---- images (open.c) -------------------------------------------------------------- */
 

@@ -1,6 +1,7 @@
 /* open.c - formatting, opening and closing an image. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/random.h>
 
 #include "dir.h"
@@ -76,6 +77,34 @@ static bool all_zero(const uint8_t *p, size_t n)
 	return true;
 }
 
+/* How often a reader scans again when a writer changed the directory
+ * under its scan, pausing 1, 2, 4 .. 16 ms in between (about 0.4 s in
+ * all: a writer that compacts many times a second). */
+#define READER_TRIES 32
+
+static void reader_pause(int tries)
+{
+	struct timespec ts = {0, 1000000L << (tries < 4 ? tries : 4)};
+	nanosleep(&ts, NULL);
+}
+
+/* bs__recovery_open(); a reader whose open met a compaction that finished
+ * and began again (the copy it was pointed at is being overwritten: its
+ * checksum fails) reads the record again while it keeps changing. */
+static int recovery_open(bs_image *img, uint64_t whole, int *tries)
+{
+	for (;; ++*tries) {
+		int rc = bs__recovery_open(img);
+		bool moved = false;
+		if (!rc || !(img->flags & BS_OPEN_RDONLY) || *tries >= READER_TRIES ||
+		    bs__recovery_changed(img, &moved) || !moved)
+			return rc;
+		img->io.size = whole;
+		img->io.base = 0;
+		reader_pause(*tries);
+	}
+}
+
 int bs__dir_open(struct bs_backend *be, const char *label, unsigned flags, bs_image **out)
 {
 	bs_image *img = calloc(1, sizeof *img);
@@ -105,7 +134,8 @@ int bs__dir_open(struct bs_backend *be, const char *label, unsigned flags, bs_im
 	/* Fixed-size storage keeps a recovery area at its end, and may hold an
 	 * interrupted compaction to finish (or, read-only, to read around). */
 	uint64_t whole = img->io.size;
-	if (!be->ops->resize && (rc = bs__recovery_open(img)))
+	int tries = 0;
+	if (!be->ops->resize && (rc = recovery_open(img, whole, &tries)))
 		goto fail;
 	uint8_t start[16] = {0};
 	size_t sl = img->io.size < sizeof start ? (size_t)img->io.size : sizeof start;
@@ -136,34 +166,53 @@ int bs__dir_open(struct bs_backend *be, const char *label, unsigned flags, bs_im
 	/* A reader holds no lock: a writer may append while it scans, and the
 	 * new entry then looks like one running past the end.  When the storage
 	 * grew meanwhile, scan again. */
-	for (int tries = 0;; tries++) {
+	char *failed = NULL; /* a reader's last failed scan's message */
+	for (;; tries++) {
 		rc = bs__scan(img, NULL, true);
 		uint64_t now;
 		bool moved = false;
+		bool more = (flags & BS_OPEN_RDONLY) && tries < READER_TRIES;
 		/* On fixed-size storage a compaction in place may have moved the
 		 * entries while this reader scanned: its record changed. */
-		if ((flags & BS_OPEN_RDONLY) && img->io.fixed && tries < 8) {
+		if (more && img->io.fixed) {
 			int r2 = bs__recovery_changed(img, &moved);
 			if (r2) {
 				rc = r2;
 				break;
 			}
 		}
-		if (!moved && (!rc || !(flags & BS_OPEN_RDONLY) || tries == 8 || img->io.fixed ||
-			       be->ops->size(be->ctx, &now) || now == img->io.size))
+		bool torn = !rc && img->torn && more;
+		if (rc == BS_ECORRUPT && more && !moved) {
+			/* The scan may have read an element before and after a
+			 * writer changed it (a delete between two reads of its
+			 * head).  Damage stays put, a writer moves on: scan again
+			 * until two scans fail alike. */
+			const char *m = NULL;
+			bs_error_last(&m, NULL);
+			torn = !failed || !m || strcmp(failed, m);
+			free(failed);
+			failed = m ? strdup(m) : NULL;
+		}
+		if (!moved && !torn &&
+		    (!rc || !more || img->io.fixed || be->ops->size(be->ctx, &now) ||
+		     now == img->io.size))
 			break;
 		for (size_t i = 0; i < img->count; i++)
 			bs__entry_free(img, img->list[i]);
 		img->count = 0;
+		img->torn = false;
+		if (torn || moved)
+			reader_pause(tries);
 		if (moved) {
 			img->io.size = whole;
 			img->io.base = 0;
-			if ((rc = bs__recovery_open(img)))
+			if ((rc = recovery_open(img, whole, &tries)))
 				break;
-		} else {
+		} else if (!torn) {
 			img->io.size = now;
 		}
 	}
+	free(failed);
 	if (rc)
 		goto fail;
 	img->image_entry = img->list[0];

@@ -137,6 +137,23 @@ static int scan_entry(struct reader *r, uint64_t off, bs_entry **out)
 	return BS_OK;
 }
 
+int bs__head_same(bs_image *img, const bs_entry *e, bool *same)
+{
+	*same = true;
+	if (!e->head_len)
+		return BS_OK;
+	uint8_t small[512], *h = e->head_len <= sizeof small ? small : malloc(e->head_len);
+	if (!h)
+		return bs__err(img, e, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+	int rc = bs__io_read(&img->io, NULL, h, e->head_len, e->off);
+	*same = !rc && bs__crc32c(0, h, e->head_len) == e->head_crc;
+	if (h != small)
+		free(h);
+	/* Storage that shrank under the entry (a file cut by a compaction)
+	 * reads past its end: the entry moved, too. */
+	return rc == BS_ECORRUPT ? BS_OK : rc;
+}
+
 /* What a scan hands to the index: every keyed entry with its hash, in
  * directory order, so that building the table touches no entry. */
 struct keylist {
@@ -226,6 +243,13 @@ static int index_entries(bs_image *img, const struct keylist *keys)
 		if (nhidden && e->superseded)
 			continue;
 		bs_entry *d = bs__table_find_like(img, keys->v[i].h, e);
+		bool same = true;
+		if (d && (img->flags & BS_OPEN_RDONLY) && !bs__head_same(img, d, &same) && !same) {
+			/* Not a duplicate: a writer deleted D after this reader's
+			 * scan passed it, and created the entry again at the end
+			 * before the scan got there.  The open scans again. */
+			img->torn = true;
+		}
 		if (d) {
 			char msg[160];
 			snprintf(msg, sizeof msg, "duplicate entry (also at offset %llu)",

@@ -136,17 +136,10 @@ static int reader_view(bs_image *img, bs_entry *e, int rc)
 		if (moved)
 			why = "another process compacted the image in place";
 	}
-	if (!why && e->head_len) {
-		uint8_t small[512], *h = e->head_len <= sizeof small ? small : malloc(e->head_len);
-		if (!h)
-			return bs__err(img, e, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
-		int r2 = bs__io_read(&img->io, NULL, h, e->head_len, e->off);
-		bool same = !r2 && bs__crc32c(0, h, e->head_len) == e->head_crc;
-		if (h != small)
-			free(h);
-		/* Storage that shrank under the entry (a compacted file) reads
-		 * past its end: that too is a moved entry. */
-		if (r2 && r2 != BS_ECORRUPT)
+	if (!why) {
+		bool same;
+		int r2 = bs__head_same(img, e, &same);
+		if (r2)
 			return r2;
 		if (!same)
 			why = "another process rewrote, deleted or moved the entry";

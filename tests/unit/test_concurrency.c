@@ -398,6 +398,8 @@ static void mreader(const char *label, double stop_at, int fd, int id)
 		if (rc) {
 			if (t.errors++ < 5)
 				fprintf(stderr, "reader %d: read: %d %s\n", id, rc, last_error());
+			bs_image_close(im);
+			im = NULL;
 			continue;
 		}
 		int64_t c = check_id_value(buf, len, 'v');
