@@ -6,6 +6,7 @@
  * token. */
 #include <errno.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -48,6 +49,38 @@ static bool parse_uint(const char *s, int base, unsigned long max, unsigned long
 	if (errno || *end || v > max)
 		return false;
 	*out = v;
+	return true;
+}
+
+/* A positive size: decimal digits, optionally followed by K, M or G (and
+ * "B" or "iB"): powers of 1024, as the blobstore tool reads sizes. */
+static bool parse_size(const char *s, uint64_t *out)
+{
+	uint64_t v = 0;
+	const char *p = s;
+	if (*p < '0' || *p > '9')
+		return false;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+			return false;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	unsigned shift = 0;
+	switch (*p) {
+	case 'k': case 'K': shift = 10; break;
+	case 'm': case 'M': shift = 20; break;
+	case 'g': case 'G': shift = 30; break;
+	case 0: break;
+	default: return false;
+	}
+	if (shift) {
+		p++;
+		if (!strcmp(p, "iB") || !strcmp(p, "B"))
+			p += strlen(p);
+	}
+	if (*p || !v || (shift && v > (UINT64_MAX >> shift)))
+		return false;
+	*out = v << shift;
 	return true;
 }
 
@@ -490,7 +523,7 @@ enum {
 	O_PRINT_STATES, O_VERSION, O_HELP, O_PORT, O_FD, O_CHROOT, O_UNSUPPORTED,
 	/* the own command line */
 	O_IMAGE, O_CREATE, O_KEYFILE, O_PWFILE, O_PWFD, O_CTRLPORT, O_SUNIX, O_CUNIX, O_PIDFILE,
-	O_NOSYNC,
+	O_NOSYNC, O_KDF_ITER, O_KDF_MEM, O_KDF_WORK,
 };
 
 struct opt {
@@ -545,6 +578,9 @@ static const struct opt own_opts[] = {
 	{"pid-file", 0, true, O_PIDFILE},
 	{"log", 0, true, O_LOG},
 	{"no-sync", 0, false, O_NOSYNC},
+	{"kdf-max-iter", 0, true, O_KDF_ITER},
+	{"kdf-max-mem", 0, true, O_KDF_MEM},
+	{"kdf-max-work", 0, true, O_KDF_WORK},
 	{"version", 0, false, O_VERSION},
 	{"help", 'h', false, O_HELP},
 	{NULL, 0, false, 0},
@@ -854,6 +890,21 @@ int vtpm_parse_own(int argc, char **argv, struct vtpm_config *c, char *err, size
 		case O_PIDFILE: c->pid_path = w.arg; break;
 		case O_LOG: c->log_path = w.arg; break;
 		case O_NOSYNC: c->nosync = true; break;
+		case O_KDF_ITER:
+		case O_KDF_WORK:
+		case O_KDF_MEM: {
+			uint64_t *to = id == O_KDF_ITER ? &c->kdf_max_iter
+				       : id == O_KDF_WORK ? &c->kdf_max_work : &c->kdf_max_mem;
+			unsigned long n;
+			if (id == O_KDF_MEM ? !parse_size(w.arg, to)
+					    : !parse_uint(w.arg, 10, ULONG_MAX, &n) || !n)
+				return fail(err, errlen, "--kdf-max-%s takes a positive %s, not '%s'",
+					    id == O_KDF_ITER ? "iter" : id == O_KDF_WORK ? "work" : "mem",
+					    id == O_KDF_MEM ? "size" : "number", w.arg);
+			if (id != O_KDF_MEM)
+				*to = n;
+			break;
+		}
 		case O_VERSION: c->version = true; break;
 		case O_HELP: c->help = true; break;
 		}
@@ -910,6 +961,10 @@ void vtpm_usage_own(FILE *f)
 	      "  --pid-file PATH         write the process id once the TPM is ready\n"
 	      "  --log PATH              log commands and state writes ('-': stderr)\n"
 	      "  --no-sync               do not fsync (fast, NOT durable: measurements only)\n"
+	      "  --kdf-max-iter N        open passphrase images asking for at most N PBKDF2\n"
+	      "                          iterations (default 2400000)\n"
+	      "  --kdf-max-mem SIZE      ... at most SIZE of scrypt memory (default 128M)\n"
+	      "  --kdf-max-work N        ... at most N scrypt work N*r*p (default 1048576)\n"
 	      "  --version, --help\n"
 	      "A key with --create on a new image sets encryption up; a key for an existing\n"
 	      "image without encryption is refused (set it up with 'blobstore encrypt-init').\n"

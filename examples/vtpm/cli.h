@@ -93,6 +93,9 @@ struct vtpm_config {
 	bool daemon;
 	const char *runas;
 	struct vtpm_keyopt key, migkey;
+	/* own: --kdf-max-iter, --kdf-max-mem, --kdf-max-work, the ceilings on
+	 * the KDF costs the image's bs.key may ask for (0: the library's) */
+	uint64_t kdf_max_iter, kdf_max_mem, kdf_max_work;
 	bool reject_locality4, allow_set_locality;
 	bool mig_incoming, mig_release_lock;
 	bool print_caps, print_states, version, help;

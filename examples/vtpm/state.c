@@ -177,6 +177,14 @@ int vtpm_state_prepare(struct vtpm_state *st, const struct vtpm_config *cfg, cha
 		if (rc)
 			return fail(err, errlen, "%s", last_error());
 	}
+	/* --kdf-max-*: what the image's bs.key may ask the passphrase KDF to
+	 * cost (an image asking for more is refused before deriving). */
+	struct bs_kdf_limits lim = {.version = BS_KDF_LIMITS_VERSION,
+				    .pbkdf2_iter_max = cfg->kdf_max_iter,
+				    .scrypt_mem_max = cfg->kdf_max_mem,
+				    .scrypt_work_max = cfg->kdf_max_work};
+	if (st->key && bs_key_set_kdf_limits(st->key, &lim))
+		return fail(err, errlen, "%s", last_error());
 	if (cfg->migkey.src != VTPM_KEY_NONE) {
 		if (swtpm_key(&cfg->migkey, "--migration-key", &st->migkey, NULL, err, errlen))
 			return 1;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common.h"
+#include <blobstore/sys/backend.h>
 #include <blobstore/nvram.h>
 #include <blobstore/uefi.h>
 
@@ -395,6 +396,423 @@ static void test_every_bit_flipped(void **state)
 	free(img);
 }
 
+/* ---- single-bit flips over every layout ------------------------------------ */
+
+/* Fixed-size storage in memory, as blk:// and NBD present it: no resize, no
+ * replace (compaction goes in place through the recovery area at the end),
+ * writes past the end refused.  KEEP: close leaves the octets to the test. */
+struct fixed_mem {
+	uint8_t *p;
+	size_t size;
+	bool keep;
+};
+
+static int fm_read(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	struct fixed_mem *f = ctx;
+	if (off > f->size || len > f->size - off)
+		return bs_error_set("fixed.img", NULL, NULL, off, BS_ECORRUPT, 0,
+				    "read past the end of the storage");
+	memcpy(buf, f->p + off, len);
+	return BS_OK;
+}
+
+static int fm_write(void *ctx, const void *buf, size_t len, uint64_t off)
+{
+	struct fixed_mem *f = ctx;
+	if (off > f->size || len > f->size - off)
+		return bs_error_set("fixed.img", NULL, NULL, off, BS_ENOSPC, 0,
+				    "write past the end of the storage");
+	memcpy(f->p + off, buf, len);
+	return BS_OK;
+}
+
+static int fm_sync(void *ctx)
+{
+	(void)ctx;
+	return BS_OK;
+}
+
+static int fm_size(void *ctx, uint64_t *out)
+{
+	*out = ((struct fixed_mem *)ctx)->size;
+	return BS_OK;
+}
+
+static void fm_close(void *ctx)
+{
+	struct fixed_mem *f = ctx;
+	if (!f->keep) {
+		free(f->p);
+		free(f);
+	}
+}
+
+static const struct bs_backend_ops fixed_mem_ops = {
+	.version = BS_BACKEND_OPS_VERSION,
+	.read_at = fm_read, .write_at = fm_write, .sync = fm_sync, .size = fm_size,
+	.close = fm_close,
+};
+
+/* 8192 octets: the least fixed-size storage takes (an image area of 4096
+ * and the 4096-octet recovery area). */
+#define FIXED_STORAGE 8192u
+
+/* Opens a copy of IMG/LEN on fixed-size (FIXED) or growable memory. */
+static int open_layout(const uint8_t *img, size_t len, bool fixed, unsigned flags, bs_image **im,
+		       struct fixed_mem **keep)
+{
+	if (!fixed)
+		return t_open_mem(img, len, flags, im, NULL);
+	struct fixed_mem *f = calloc(1, sizeof *f);
+	assert_non_null(f);
+	f->p = malloc(len);
+	assert_non_null(f->p);
+	memcpy(f->p, img, len);
+	f->size = len;
+	f->keep = keep != NULL;
+	if (keep)
+		*keep = f;
+	struct bs_backend *be;
+	assert_int_equal(bs_backend_new(&fixed_mem_ops, f, 512, &be), BS_OK);
+	return bs_image_open_backend(be, "fixed.img", flags, im);
+}
+
+static const uint8_t sweep_key[32] = "0123456789abcdef0123456789abcdef";
+
+/* What each entry of a sweep image holds: its newest and previous values. */
+struct committed {
+	const char *type, *name;
+	const char *cur, *prev; /* PREV: NULL when no slot holds an older value */
+	bool raw;               /* no checksum: a flipped data bit is not detected */
+};
+
+static const struct committed sweep_entries[] = {
+	{"vtpm", "permall", "second permall state, longer", "first permall", false},
+	{"raw", "blob", "raw-octets", NULL, true},
+	{"nvram", "Boot0000", "boot entry zero", NULL, false},
+	{"vtpm", "secret", "encrypted value two", "encrypted value one", false},
+	{"nvram", "late", "appended after the compaction", NULL, false},
+};
+#define NSWEEP (sizeof sweep_entries / sizeof *sweep_entries)
+
+static size_t count_elements(const uint8_t *p, size_t len, size_t *frees, size_t *pads,
+			     uint8_t *framing);
+
+/* The sweep image of a layout: entries written twice (two valid slots), a
+ * raw entry, the key entry and an encrypted entry, a compaction (on
+ * fixed-size storage through the recovery area, which then holds a "done"
+ * record), then appends (each leaves a pad) and deletions (free elements,
+ * filled with ff) before and after the last entry. */
+static size_t sweep_image(bool fixed, uint8_t **out)
+{
+	struct fixed_mem *f = NULL;
+	struct bs_backend *be = NULL;
+	bs_image *im;
+	uint8_t *zero = calloc(1, FIXED_STORAGE);
+	assert_non_null(zero);
+	if (fixed)
+		assert_int_equal(open_layout(zero, FIXED_STORAGE, true, BS_OPEN_CREATE, &im, &f), BS_OK);
+	else
+		assert_int_equal(t_open_mem(NULL, 0, BS_OPEN_CREATE, &im, &be), BS_OK);
+	free(zero);
+	const struct committed *c = sweep_entries;
+	struct bs_entry_opts o = {.version = BS_ENTRY_OPTS_VERSION, .capacity = 40};
+	struct bs_entry_opts raw = {.version = BS_ENTRY_OPTS_VERSION, .flags = BS_ENTRY_RAW};
+	struct bs_entry_opts enc = {.version = BS_ENTRY_OPTS_VERSION, .capacity = 40,
+				    .flags = BS_ENTRY_ENCRYPT};
+	bs_entry *e, *g;
+	bs_key *k;
+	assert_int_equal(bs_key_from_bytes(sweep_key, sizeof sweep_key, &k), BS_OK);
+	assert_int_equal(bs_entry_create(im, c[0].type, c[0].name, &o, c[0].prev, strlen(c[0].prev), &e), 0);
+	assert_int_equal(bs_entry_write(e, c[0].cur, strlen(c[0].cur)), BS_OK);
+	assert_int_equal(bs_entry_create(im, "tmp", "early", &o, "deleted before compaction", 25, &g), 0);
+	assert_int_equal(bs_entry_delete(g), BS_OK);
+	assert_int_equal(bs_entry_create(im, c[1].type, c[1].name, &raw, c[1].cur, strlen(c[1].cur), NULL), 0);
+	assert_int_equal(bs_image_init_encryption(im, k, NULL), BS_OK);
+	assert_int_equal(bs_entry_create(im, c[3].type, c[3].name, &enc, c[3].prev, strlen(c[3].prev), &e), 0);
+	assert_int_equal(bs_entry_write(e, c[3].cur, strlen(c[3].cur)), BS_OK);
+	assert_int_equal(bs_image_compact(im), BS_OK);
+	assert_int_equal(bs_entry_create(im, "tmp", "gone", &o, "deleted: free space", 19, &g), 0);
+	assert_int_equal(bs_entry_create(im, c[2].type, c[2].name, &o, c[2].cur, strlen(c[2].cur), NULL), 0);
+	assert_int_equal(bs_entry_delete(g), BS_OK);
+	assert_int_equal(bs_entry_create(im, c[4].type, c[4].name, &o, c[4].cur, strlen(c[4].cur), NULL), 0);
+	assert_int_equal(bs_entry_create(im, "tmp", "last", &o, "deleted last", 12, &g), 0);
+	assert_int_equal(bs_entry_delete(g), BS_OK);
+	size_t len;
+	if (fixed) {
+		len = f->size;
+		*out = f->p;
+		bs_image_close(im);
+		free(f);
+	} else {
+		*out = t_mem_copy(be, &len);
+		bs_image_close(im);
+	}
+	bs_key_free(k);
+	size_t frees, pads;
+	count_elements(*out, len, &frees, &pads, NULL);
+	assert_true(frees >= 2 && pads >= 3);
+	return len;
+}
+
+/* Walks the directory of an undamaged image: entries, free elements (whose
+ * contents must be ff) and pads.  Returns the number of entries; FRAMING
+ * (LEN octets, may be NULL) gets 1 at the header octets of every element,
+ * the image's own and the end-of-contents. */
+static size_t count_elements(const uint8_t *p, size_t len, size_t *frees, size_t *pads,
+			     uint8_t *framing)
+{
+	if (framing) {
+		memset(framing, 0, len);
+		framing[0] = framing[1] = 1;
+	}
+	size_t off = 2, n = 0;
+	*frees = *pads = 0;
+	while (off + 2 <= len && !(p[off] == 0 && p[off + 1] == 0)) {
+		size_t l = p[off + 1], h = 2;
+		if (l & 0x80) {
+			size_t nl = l & 0x7f;
+			l = 0;
+			for (size_t i = 0; i < nl; i++)
+				l = l << 8 | p[off + 2 + i];
+			h += nl;
+		}
+		assert_true(off + h + l <= len);
+		if (framing)
+			memset(framing + off, 1, h);
+		if (p[off] == 0x30) {
+			n++;
+		} else if (p[off] == 0x04) {
+			(*frees)++;
+			for (size_t i = 0; i < l; i++)
+				assert_int_equal(p[off + h + i], 0xff);
+		} else {
+			assert_int_equal(p[off], 0x05);
+			(*pads)++;
+		}
+		off += h + l;
+	}
+	if (framing && off + 2 <= len)
+		framing[off] = framing[off + 1] = 1;
+	return n;
+}
+
+/* The outcomes of one flipped bit, worst last. */
+enum flip_outcome {
+	FLIP_REFUSED,     /* the open fails: BS_ECORRUPT */
+	FLIP_INTACT,      /* every entry reads its committed value; check passes */
+	FLIP_PREVIOUS,    /* an entry reads its previous value, and says so */
+	FLIP_REPORTED,    /* an entry is missing, refused or unreadable, and check
+			     (image or entry) or the key reports the damage */
+	FLIP_RENAMED,     /* a type or name changed, the data intact under the new
+			     one: not detected (no checksum covers them) */
+	FLIP_RAW_CHANGED, /* the raw entry's data changed: not detected (no slots) */
+	FLIP_SILENT,      /* opens, check passes, an entry missing or wrong */
+	FLIP_OUTCOMES
+};
+
+static const char *const flip_names[FLIP_OUTCOMES] = {
+	"refused at open", "every entry intact", "previous value reported",
+	"damage reported", "renamed (type/name)", "raw data changed", "SILENT LOSS",
+};
+
+/* One damaged image: what a reader holding the key gets.  Entries that are
+ * checksummed never return data that was not committed (fails the test). */
+static enum flip_outcome flip_probe(const uint8_t *img, size_t len, bool fixed, const bs_key *k,
+				    size_t bit)
+{
+	bs_image *im;
+	int rc = open_layout(img, len, fixed, BS_OPEN_RDONLY, &im, NULL);
+	if (rc) {
+		if (rc != BS_ECORRUPT)
+			fail_msg("%s bit %zu (octet %zu): open gave %d \"%s\"", fixed ? "fixed" : "growable",
+				 bit, bit / 8, rc, last_error());
+		return FLIP_REFUSED;
+	}
+	bool reported = false, missing = false, previous = false, raw_changed = false;
+	if (bs_image_set_key(im, k))
+		reported = true; /* the key entry is refused: nothing encrypted reads */
+	if (bs_image_check(im, 0, NULL, NULL) != BS_OK)
+		reported = true;
+	for (size_t i = 0; i < NSWEEP; i++) {
+		const struct committed *c = &sweep_entries[i];
+		bs_entry *e;
+		void *p;
+		size_t l;
+		int st = -1;
+		if (bs_entry_find(im, c->type, c->name, &e)) {
+			missing = true;
+			continue;
+		}
+		if (bs_entry_status(e) || bs_entry_read_alloc(e, &p, &l)) {
+			missing = true;
+			reported = true; /* refused or unreadable: an error, not a silent loss */
+			continue;
+		}
+		bool cur = l == strlen(c->cur) && !memcmp(p, c->cur, l);
+		bool prev = c->prev && l == strlen(c->prev) && !memcmp(p, c->prev, l);
+		free(p);
+		if (c->raw) {
+			raw_changed |= !cur;
+			continue;
+		}
+		if (bs_entry_check(e, &st) != BS_OK) {
+			reported = true;
+			st = -1;
+		}
+		if (!cur && !(prev && st == BS_STATE_PREVIOUS))
+			fail_msg("%s bit %zu (octet %zu): %s/%s read %zu octets that are not its "
+				 "committed value%s", fixed ? "fixed" : "growable", bit, bit / 8, c->type,
+				 c->name, l, prev ? " (the previous one, unreported)" : "");
+		if (cur && st == BS_STATE_PREVIOUS)
+			fail_msg("%s bit %zu: %s/%s reads its newest value reported as previous",
+				 fixed ? "fixed" : "growable", bit, c->type, c->name);
+		previous |= prev;
+	}
+	/* A missing entry whose data turns up under another type or name. */
+	bool renamed = false;
+	if (missing && !reported) {
+		size_t found = 0;
+		for (bs_entry *e = NULL; (e = bs_entry_next(im, e, 0));) {
+			void *p;
+			size_t l;
+			if (bs_entry_read_alloc(e, &p, &l))
+				continue;
+			for (size_t i = 0; i < NSWEEP; i++) {
+				const char *v = sweep_entries[i].cur;
+				found += l == strlen(v) && !memcmp(p, v, l);
+			}
+			free(p);
+		}
+		renamed = found == NSWEEP;
+	}
+	bs_image_close(im);
+	if (missing && !reported)
+		return renamed ? FLIP_RENAMED : FLIP_SILENT;
+	if (raw_changed && !reported)
+		return FLIP_RAW_CHANGED;
+	if (missing || reported)
+		return FLIP_REPORTED;
+	return previous ? FLIP_PREVIOUS : FLIP_INTACT;
+}
+
+/* A writer on the damaged image IMG: opens it (a writer's open may recover
+ * or repair), loads the key and appends an entry.  Returns the storage
+ * afterwards in *OUT (malloc'ed), or NULL when the open refused. */
+static size_t flip_appended; /* appends that succeeded */
+
+static uint8_t *flip_write(const uint8_t *img, size_t len, bool fixed, const bs_key *k,
+			   size_t *out_len)
+{
+	bs_image *im;
+	struct bs_backend *be = NULL;
+	struct fixed_mem *f = NULL;
+	int rc = fixed ? open_layout(img, len, true, 0, &im, &f) : t_open_mem(img, len, 0, &im, &be);
+	if (rc) {
+		if (f) {
+			free(f->p);
+			free(f);
+		}
+		return NULL;
+	}
+	struct bs_entry_opts o = {.version = BS_ENTRY_OPTS_VERSION, .capacity = 16};
+	if (bs_image_set_key(im, k) == BS_OK &&
+	    bs_entry_create(im, "new", "after-damage", &o, "written after", 13, NULL) == BS_OK)
+		flip_appended++;
+	uint8_t *after;
+	if (fixed) {
+		bs_image_close(im);
+		after = f->p;
+		*out_len = f->size;
+		free(f);
+	} else {
+		after = t_mem_copy(be, out_len);
+		bs_image_close(im);
+	}
+	return after;
+}
+
+/* Every single-bit flip (sampled under BS_TEST_QUICK) over the whole
+ * storage of each layout's sweep image: free elements, pads, the key entry,
+ * an encrypted entry, a raw one and, on fixed-size storage, the unused
+ * octets and the recovery area.  Nothing crashes; a reader gets a refusal,
+ * a report, or every committed value: no silent loss. */
+static void test_bit_flips_every_layout(void **state)
+{
+	(void)state;
+	bs_key *k;
+	assert_int_equal(bs_key_from_bytes(sweep_key, sizeof sweep_key, &k), BS_OK);
+	size_t step = t_quick() ? 7 : 1, silent = 0;
+	for (int fixed = 0; fixed < 2; fixed++) {
+		uint8_t *img;
+		size_t len = sweep_image(fixed, &img), frees, pads;
+		uint8_t *framing = malloc(len);
+		assert_non_null(framing);
+		size_t dir_entries = count_elements(img, len, &frees, &pads, framing);
+		/* Under BS_TEST_QUICK every bit of the directory's framing (the
+		 * tag and length octets of its elements and the end-of-contents,
+		 * where one flip can hide entries: 3 flips of free elements'
+		 * lengths did before they were ff-filled) and of both recovery
+		 * records is still flipped, and every STEP-th bit elsewhere. */
+		size_t rec = fixed ? len - 4096 : len;
+		assert_int_equal(flip_probe(img, len, fixed, k, 0), FLIP_INTACT);
+		uint8_t *c = malloc(len);
+		assert_non_null(c);
+		size_t n[FLIP_OUTCOMES] = {0}, nw[FLIP_OUTCOMES] = {0}, flips = 0;
+		flip_appended = 0;
+		for (size_t bit = 0; bit < len * 8; bit++) {
+			size_t at = bit / 8;
+			bool must = framing[at] || (at >= rec && at < rec + 64) ||
+				    (at >= rec + 2048 && at < rec + 2048 + 64);
+			if (!must && bit % step)
+				continue;
+			memcpy(c, img, len);
+			c[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+			enum flip_outcome o = flip_probe(c, len, fixed, k, bit);
+			n[o]++;
+			flips++;
+			if (o == FLIP_SILENT) {
+				silent++;
+				print_error("%s: silent loss at octet %zu, bit %zu\n",
+					    fixed ? "fixed" : "growable", bit / 8, bit % 8);
+			}
+			if (o == FLIP_REFUSED)
+				continue;
+			/* Then a writer appends: it must not land on what the
+			 * damage hid (D1), and a reader afterwards still gets a
+			 * refusal, a report or the committed values. */
+			size_t al;
+			uint8_t *after = flip_write(c, len, fixed, k, &al);
+			if (!after)
+				continue;
+			enum flip_outcome w = flip_probe(after, al, fixed, k, bit);
+			free(after);
+			nw[w]++;
+			if (w == FLIP_SILENT) {
+				silent++;
+				print_error("%s: silent loss after a write, at octet %zu, bit %zu\n",
+					    fixed ? "fixed" : "growable", bit / 8, bit % 8);
+			}
+		}
+		print_message("bit flips, %s storage (%zu octets: %zu entries, %zu free elements, "
+			      "%zu pads): %zu flips:", fixed ? "fixed-size" : "growable", len,
+			      dir_entries, frees, pads, flips);
+		for (int i = 0; i < FLIP_OUTCOMES; i++)
+			print_message(" %zu %s%s", n[i], flip_names[i], i + 1 < FLIP_OUTCOMES ? "," : "\n");
+		print_message("  then a writer opened (%zu appended an entry), a reader got:",
+			      flip_appended);
+		for (int i = 0; i < FLIP_OUTCOMES; i++)
+			print_message(" %zu %s%s", nw[i], flip_names[i], i + 1 < FLIP_OUTCOMES ? "," : "\n");
+		assert_true(n[FLIP_REFUSED] > 0 && n[FLIP_PREVIOUS] > 0 && n[FLIP_REPORTED] > 0);
+		free(framing);
+		free(c);
+		free(img);
+	}
+	bs_key_free(k);
+	assert_int_equal(silent, 0);
+}
+
 /* ---- the device layer's decoders ----------------------------------------------- */
 
 static void test_records_and_varstores(void **state)
@@ -431,6 +849,7 @@ int main(void)
 		cmocka_unit_test(test_too_many_entries),
 		cmocka_unit_test(test_truncated_at_every_octet),
 		cmocka_unit_test(test_every_bit_flipped),
+		cmocka_unit_test(test_bit_flips_every_layout),
 		cmocka_unit_test(test_records_and_varstores),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -213,6 +213,45 @@ static int kdf_option(const struct cli_command *cmd, int o, const char *arg,
 	"A key file holds 32 raw octets or 64 hexadecimal digits; a passphrase file or\n"   \
 	"descriptor is read to its end, one trailing newline dropped.\n"
 
+/* The costs asked for explicitly in this command (--pbkdf2-iter,
+ * --scrypt-n/-r/-p) are the user's own, not an image's claim: the key K
+ * that writes them gets its ceilings raised to at least them, so
+ * 'encrypt-init --pbkdf2-iter 3000000' needs no --kdf-max-iter.  Only K
+ * is raised, for this command: a later command reading that bs.key needs
+ * the --kdf-max-* option.  Above the hard limits the library refuses
+ * (BS_ELIMIT), naming them. */
+static int raise_ceilings(const struct key_arg *ka, bs_key *k, const struct bs_kdf_params *kp)
+{
+	if (ka->src != SRC_PASS_FILE && ka->src != SRC_PASS_FD)
+		return 0;
+	struct bs_kdf_limits lim = ceilings;
+	if (!lim.pbkdf2_iter_max)
+		lim.pbkdf2_iter_max = BS_KDF_MAX_ITER_DEFAULT;
+	if (!lim.scrypt_mem_max)
+		lim.scrypt_mem_max = BS_KDF_MAX_MEM_DEFAULT;
+	if (!lim.scrypt_work_max)
+		lim.scrypt_work_max = BS_KDF_MAX_WORK_DEFAULT;
+	if (kp->kdf == BS_KDF_PBKDF2_SHA256 && kp->pbkdf2_iter > lim.pbkdf2_iter_max)
+		lim.pbkdf2_iter_max = kp->pbkdf2_iter;
+	if (kp->kdf != BS_KDF_PBKDF2_SHA256 && (kp->scrypt_n || kp->scrypt_r || kp->scrypt_p)) {
+		uint64_t n = kp->scrypt_n ? kp->scrypt_n : BS_SCRYPT_N_DEFAULT;
+		uint64_t r = kp->scrypt_r ? kp->scrypt_r : BS_SCRYPT_R_DEFAULT;
+		uint64_t p = kp->scrypt_p ? kp->scrypt_p : BS_SCRYPT_P_DEFAULT;
+		/* Past the hard limits the products may overflow: leave the
+		 * ceilings at those limits and let the library name them. */
+		uint64_t mem = n > BS_KDF_MEM_LIMIT / 128 / r ? BS_KDF_MEM_LIMIT : 128 * n * r;
+		uint64_t work = n * r > BS_KDF_WORK_LIMIT / p ? BS_KDF_WORK_LIMIT : n * r * p;
+		if (mem > lim.scrypt_mem_max)
+			lim.scrypt_mem_max = mem > BS_KDF_MEM_LIMIT ? BS_KDF_MEM_LIMIT : mem;
+		if (work > lim.scrypt_work_max)
+			lim.scrypt_work_max = work > BS_KDF_WORK_LIMIT ? BS_KDF_WORK_LIMIT : work;
+	}
+	if (lim.pbkdf2_iter_max > BS_KDF_ITER_LIMIT)
+		lim.pbkdf2_iter_max = BS_KDF_ITER_LIMIT;
+	int rc = bs_key_set_kdf_limits(k, &lim);
+	return rc ? cli_fail(rc) : 0;
+}
+
 /* ---- encrypt-init ---------------------------------------------------------- */
 
 static int run_encrypt_init(const struct cli_command *cmd, int argc, char **argv)
@@ -243,7 +282,7 @@ static int run_encrypt_init(const struct cli_command *cmd, int argc, char **argv
 	if (!path)
 		return cli_usage(cmd, "no image given");
 	bs_key *k;
-	if ((st = key_get(&current, "encrypt-init", &k)))
+	if ((st = key_get(&current, "encrypt-init", &k)) || (st = raise_ceilings(&current, k, &kp)))
 		return st;
 	bs_image *img = NULL;
 	int rc = cli_open_flags(path, cli.open_flags, &img);
@@ -334,8 +373,10 @@ static int run_rekey(const struct cli_command *cmd, int argc, char **argv)
 		return cli_error(CLI_EXIT_KEY, "rekey: give the current key (--key-file, "
 					       "--passphrase-file or --passphrase-fd)");
 	bs_key *k;
-	if ((st = key_get(&nk, "new key", &k)))
+	if ((st = key_get(&nk, "new key", &k)) || (st = raise_ceilings(&nk, k, &kp))) {
+		key_release(&nk);
 		return st;
+	}
 	bs_image *img = NULL;
 	int rc = cli_open(path, true, &img); /* loads the current key */
 	if (!rc)
