@@ -432,6 +432,28 @@ void cli_warn(const char *fmt, ...)
 
 /* ---- opening images ------------------------------------------------------ */
 
+/* What the open did besides opening (it removed what a killed compaction
+ * left): one line each on standard error, a warning for what it could not
+ * do.  Not under -q, nor under --json, whose standard error carries only
+ * an error object. */
+static void report_notes(const char *path, bs_image *img)
+{
+	for (size_t i = 0; i < bs_image_note_count(img); i++) {
+		struct bs_image_note note = BS_IMAGE_NOTE_INIT;
+		if (bs_image_note_at(img, i, &note))
+			continue;
+		if (note.code) {
+			cli_warn("%s: %s", path, note.message);
+		} else if (!cli.quiet && !cli.json) {
+			fputs("blobstore: ", stderr);
+			cli_put_clean(stderr, path);
+			fputs(": ", stderr);
+			cli_put_clean(stderr, note.message);
+			fputc('\n', stderr);
+		}
+	}
+}
+
 int cli_open_flags(const char *path, unsigned flags, bs_image **img)
 {
 	snprintf(opened, sizeof opened, "%s", path);
@@ -440,6 +462,8 @@ int cli_open_flags(const char *path, unsigned flags, bs_image **img)
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
 		int rc = bs_image_open(path, flags & ~BS_OPEN_WAIT, img);
+		if (!rc)
+			report_notes(path, *img);
 		if (rc != BS_ELOCKED || !(cli.wait > 0) || (flags & BS_OPEN_RDONLY))
 			return rc;
 		clock_gettime(CLOCK_MONOTONIC, &now);
