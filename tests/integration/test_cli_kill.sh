@@ -12,6 +12,7 @@
 
 runs=24
 quick && runs=10
+runs=${BS_KILL_RUNS:-$runs}
 seed=${BS_KILL_SEED:-$RANDOM}
 echo "seed $seed (BS_KILL_SEED=$seed reruns this), $runs kills"
 
