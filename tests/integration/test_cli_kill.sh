@@ -6,7 +6,9 @@
 # writable open removes it and says so on standard error; no temporary
 # file is left after a writable command.  Half of the kills land at a
 # random moment of the whole run, half as soon as the copy appears (so
-# that leftovers are made even where compaction is fast).
+# that leftovers are made even where compaction is fast).  The same for
+# 'format --force' and its .IMAGE.blobstore-XXXXXX, which a writable
+# command or the next format removes unless a running command holds it.
 # shellcheck source=cli_common.sh
 . "$(dirname "$0")/cli_common.sh"
 
@@ -35,11 +37,13 @@ entries=$((entries - 1))
 cat >"$tmp/killer.py" <<'PY'
 import os, random, signal, subprocess, sys, time
 blobstore, img, mode, seed, longest = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
+cmd = sys.argv[6] if len(sys.argv) > 6 else "compact"
 rng = random.Random(seed)
 d, base = os.path.split(img)
-prefix = base + ".tmp-"
+prefix = base + ".tmp-" if cmd == "compact" else "." + base + ".blobstore-"
+argv = [blobstore, "compact", img] if cmd == "compact" else [blobstore, "format", "--force", img]
 with open(os.path.join(d, "killed.err"), "w") as err:
-    p = subprocess.Popen([blobstore, "compact", img], stdout=subprocess.DEVNULL, stderr=err)
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err)
     if mode == "random":
         time.sleep(rng.uniform(0, longest))
     else:
@@ -115,4 +119,44 @@ expect_exit 0 bs put --json "$img" marker --name last "$tmp/blob3"
 json "$tmp/out"
 [ "$(jq_py "$tmp/out" 'sorted(d)')" = "['action', 'entry', 'image']" ] || fail "put --json changed its shape"
 [ ! -e "$img.tmp-0123abcd" ] || fail "--json: the leftover is still there"
+
+# ---- what killed runs of format --force (and salvage, get -o) leave ---------------
+# .IMAGE.blobstore-XXXXXX: the tool holds it locked while it runs; the next
+# writable command, or format --force, removes it once nobody holds it.
+bs format --force "$img" >/dev/null
+fmade=0
+for k in $(seq 6); do
+	out=$(python3 "$tmp/killer.py" "$BLOBSTORE" "$img" watch "$k" 1 format)
+	case $out in killed | "finished 0") ;; *) fail "format run $k: $out" ;; esac
+	bs check "$img" >/dev/null || fail "format run $k: the image does not check"
+	ls -A "$tmp" | grep -q '^\.vm\.img\.blobstore-' && fmade=$((fmade + 1))
+done
+echo "$fmade of 6 killed formats left a temporary file"
+left=$(ls -A "$tmp" | grep '^\.vm\.img\.blobstore-' || true)
+printf 'x' >"$tmp/.vm.img.blobstore-Unlk01"
+ln -s "$tmp/blob1" "$tmp/.vm.img.blobstore-Link01"
+printf 'x' >"$tmp/.vm.img.blobstore-Held01"
+python3 - "$tmp/.vm.img.blobstore-Held01" "$tmp/held" <<'PY' &
+import fcntl, os, struct, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+fcntl.fcntl(fd, 37, struct.pack("hhqqi4x", fcntl.F_WRLCK, 0, 0, 0, 0))  # F_OFD_SETLK
+open(sys.argv[2], "w").close()
+time.sleep(30)
+PY
+holder=$!
+for _ in $(seq 100); do [ -e "$tmp/held" ] && break; sleep 0.05; done
+expect_exit 0 bs put "$img" marker --name last "$tmp/blob1"
+for f in $left .vm.img.blobstore-Unlk01; do
+	err_has "blobstore: $img: removed $tmp/$f ("
+	err_has "octets) left by an interrupted blobstore command"
+	[ ! -e "$tmp/$f" ] || fail "$f is still there"
+done
+[ -e "$tmp/.vm.img.blobstore-Held01" ] || fail "removed a temporary file a run holds locked"
+[ -L "$tmp/.vm.img.blobstore-Link01" ] && [ -e "$tmp/blob1" ] || fail "followed or removed a symbolic link"
+kill "$holder"
+wait "$holder" 2>/dev/null || true
+bs -q format --force "$img" || fail "format --force"
+[ ! -e "$tmp/.vm.img.blobstore-Held01" ] || fail "format --force kept an abandoned temporary file"
+rm "$tmp/.vm.img.blobstore-Link01"
+checked "$img"
 echo "cli kill: ok"
