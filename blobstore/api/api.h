@@ -1,7 +1,8 @@
 /* api.h - the api layer: the public calls of blobstore/blobstore.h and
  * blobstore/crypt.h over the directory (dir.h).
  *
- *   image.c   opening, closing, statistics, iteration, reserve, compact
+ *   image.c   opening, closing, the open's notes, statistics, iteration,
+ *             reserve, compact
  *   entry.c   finding, creating, reading, writing and deleting entries
  *   attr.c    attribute reads and changes
  *   key.c     user keys and the image's wrapped data key (the bs.key entry)

@@ -1,5 +1,5 @@
 /* image.c - the public calls on whole images: open, close, statistics,
- * iteration, raw reads, reserve, compact. */
+ * notes of the open, iteration, raw reads, reserve, compact. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,6 +39,30 @@ const char *bs_image_label(const bs_image *img)
 const uint8_t *bs_image_id(const bs_image *img)
 {
 	return img ? img->id : NULL;
+}
+
+size_t bs_image_note_count(const bs_image *img)
+{
+	return img ? img->nnotes : 0;
+}
+
+int bs_image_note_at(const bs_image *img, size_t i, struct bs_image_note *out)
+{
+	if (!img || !out || out->version != BS_IMAGE_NOTE_VERSION)
+		return bs__err(img, NULL, BS_NO_OFFSET, BS_EINVAL,
+			       "no image, no output, or an output of an unknown version");
+	if (i >= img->nnotes)
+		return bs__err(img, NULL, BS_NO_OFFSET, BS_ENOENT, "no note %zu (the open made %zu)",
+			       i, img->nnotes);
+	const struct bs__note *t = &img->notes[i];
+	*out = (struct bs_image_note){.version = BS_IMAGE_NOTE_VERSION,
+				      .kind = BS_NOTE_LEFTOVER,
+				      .code = t->code,
+				      .sys_errno = t->sys_errno,
+				      .path = t->path,
+				      .octets = t->octets,
+				      .message = t->message};
+	return BS_OK;
 }
 
 /* The library's own entries: types starting "bs.". */

@@ -89,6 +89,19 @@ struct bs_image {
 	bool recov_watch;
 	uint64_t recov_at;
 	uint8_t recov_seen[BS__RECOVERY_WATCH];
+	struct bs__note *notes;      /* what the open did besides opening */
+	size_t nnotes;
+};
+
+/* Something a writable open did besides opening (bs_image_note_at()): it
+ * removed, or failed to remove, a temporary copy an interrupted compaction
+ * or format left beside the image. */
+struct bs__note {
+	int code;        /* BS_OK: done; else why not */
+	int sys_errno;   /* the errno of the call that failed, or 0 */
+	char *path;      /* the file it is about */
+	uint64_t octets; /* its size */
+	char *message;   /* "removed PATH (N octets) left by ..." */
 };
 
 /* ---- messages and entry objects (entries.c) ----------------------------------- */

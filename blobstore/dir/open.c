@@ -1,4 +1,5 @@
 /* open.c - formatting, opening and closing an image. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -103,6 +104,36 @@ static int recovery_open(bs_image *img, uint64_t whole, int *tries)
 		img->io.base = 0;
 		reader_pause(*tries);
 	}
+}
+
+/* Removes what killed compactions and formats left beside the image (a
+ * writer holds the lock, so none is running) and keeps a note of each. */
+static int tidy(bs_image *img)
+{
+	struct bs__leftover *l;
+	size_t n;
+	int rc = bs__backend_tidy(img->io.be, &l, &n);
+	if (rc || !n)
+		return rc;
+	img->notes = calloc(n, sizeof *img->notes);
+	for (size_t i = 0; img->notes && i < n; i++, img->nnotes++) {
+		struct bs__note *t = &img->notes[i];
+		char *msg = NULL;
+		int k = l[i].err ?
+				asprintf(&msg, "cannot remove %s (%llu octets) left by an interrupted "
+					 "compaction: %s", l[i].path, (unsigned long long)l[i].octets,
+					 strerror(l[i].err)) :
+				asprintf(&msg, "removed %s (%llu octets) left by an interrupted compaction",
+					 l[i].path, (unsigned long long)l[i].octets);
+		if (k < 0)
+			break;
+		*t = (struct bs__note){.code = l[i].err ? BS_EIO : BS_OK, .sys_errno = l[i].err,
+				       .path = l[i].path, .octets = l[i].octets, .message = msg};
+		l[i].path = NULL; /* the note owns it */
+	}
+	bool all = img->notes && img->nnotes == n;
+	bs__leftovers_free(l, n);
+	return all ? BS_OK : bs__err(img, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
 }
 
 int bs__dir_open(struct bs_backend *be, const char *label, unsigned flags, bs_image **out)
@@ -221,6 +252,8 @@ int bs__dir_open(struct bs_backend *be, const char *label, unsigned flags, bs_im
 	if (a && !bs__der_header(a->value, a->value_len, &t) && t.tag == DER_OCTET_STRING &&
 	    t.len == 16)
 		memcpy(img->id, a->value + t.hdr, 16);
+	if (img->locked && (rc = tidy(img)))
+		goto fail;
 	/* Octets past the end-of-contents of a file are normally an interrupted
 	 * append, never committed.  They are left alone all the same: damage
 	 * that forged an end-of-contents would look the same, and cutting would
@@ -248,6 +281,11 @@ void bs__dir_close(bs_image *img)
 		bs_backend_free(img->io.be);
 	}
 	bs__sealkey_free(img->key);
+	for (size_t i = 0; i < img->nnotes; i++) {
+		free(img->notes[i].path);
+		free(img->notes[i].message);
+	}
+	free(img->notes);
 	free(img->label);
 	free(img);
 }

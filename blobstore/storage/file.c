@@ -3,7 +3,8 @@
  * Writers hold an exclusive open-file-description lock (F_OFD_SETLK) on the
  * image for as long as it is open.  Compaction and format replace the file
  * atomically: a locked temporary file in the same directory, fsync, rename,
- * directory fsync. */
+ * directory fsync.  What a killed replace left there the next writer's
+ * open removes (leftover.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -190,7 +191,7 @@ static int f_replace(void *ctx, const void *img, size_t len)
 	uint32_t r = 0;
 	if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
 		r = (uint32_t)getpid();
-	snprintf(tmp, pl + 32, "%s.tmp-%08x", f->path, r);
+	snprintf(tmp, pl + 32, "%s" BS__TMP_INFIX "%08x", f->path, r);
 	int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		int rc = bs__error_errno(tmp, errno, BS_NO_OFFSET, "create temporary file");
@@ -200,15 +201,17 @@ static int f_replace(void *ctx, const void *img, size_t len)
 	struct stat st;
 	int rc = BS_OK;
 	const char *what = NULL;
-	if (fstat(f->fd, &st) == 0) {
+	/* Locked at once: before anyone can open it by the image's name, and
+	 * for as long as it is in use, so that the next writer's open tells it
+	 * from the leftover of a replace that was killed (leftover.c). */
+	if (ofd_lock(fd, false, F_WRLCK))
+		what = "lock temporary file";
+	if (!what && fstat(f->fd, &st) == 0) {
 		if (fchmod(fd, st.st_mode & 07777))
 			what = "fchmod";
 		if (!what && fchown(fd, st.st_uid, st.st_gid) && errno != EPERM)
 			what = "fchown";
 	}
-	/* Lock the new file before anyone can open it by the image's name. */
-	if (!what && ofd_lock(fd, false, F_WRLCK))
-		what = "lock temporary file";
 	const uint8_t *p = img;
 	size_t left = len;
 	uint64_t off = 0;
@@ -279,6 +282,17 @@ bool bs__file_replaced(const struct bs_backend *be)
 	/* A compaction renamed a new file over the image: the one this handle
 	 * has open has no name any more. */
 	return f && fstat(f->fd, &st) == 0 && st.st_nlink == 0;
+}
+
+int bs__backend_tidy(struct bs_backend *be, struct bs__leftover **out, size_t *n)
+{
+	struct file_be *f = be ? bs_backend_ctx(be, &file_ops) : NULL;
+	if (!f || (f->flags & BS_OPEN_RDONLY)) {
+		*out = NULL;
+		*n = 0;
+		return BS_OK;
+	}
+	return bs__leftovers_remove(f->path, f->fd, !(f->flags & BS_OPEN_NOSYNC), out, n);
 }
 
 int bs_backend_file(const char *path, unsigned flags, struct bs_backend **out)

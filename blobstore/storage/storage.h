@@ -63,6 +63,31 @@ int bs__io_write_beyond(struct bs__io *io, const void *buf, size_t len, uint64_t
  * renamed a new file over it): its octets are a frozen old image. */
 bool bs__file_replaced(const struct bs_backend *be);
 
+/* ---- what interrupted replaces left beside a file (leftover.c) ---------------- */
+
+/* A replace of a file (file.c) writes the new content to PATH BS__TMP_INFIX
+ * and 8 lowercase hexadecimal digits, beside PATH, and renames it over PATH. */
+#define BS__TMP_INFIX ".tmp-"
+
+/* A temporary copy an interrupted replace left. */
+struct bs__leftover {
+	char *path;      /* the image's path with the copy's suffix (malloc'ed) */
+	uint64_t octets; /* its size */
+	int err;         /* 0: removed; else the errno its removal failed with */
+};
+/* Removes the copies that interrupted replaces of BE left, when BE is a file
+ * opened for writing and holding its writer lock (BS_LOCK_EXCL); nothing for
+ * other storage.  *OUT (malloc'ed, *N items; NULL and 0 when none) tells
+ * each one found, removed or not.  Errors: BS_ENOMEM. */
+int bs__backend_tidy(struct bs_backend *be, struct bs__leftover **out, size_t *n);
+/* The same for the file PATH whose locked descriptor is IMAGE_FD (file.c):
+ * only unlocked regular files named PATH BS__TMP_INFIX XXXXXXXX, with one
+ * link, owned by PATH's owner or by this process's user; the directory is
+ * synced after a removal when SYNC. */
+int bs__leftovers_remove(const char *path, int image_fd, bool sync, struct bs__leftover **out,
+			 size_t *n);
+void bs__leftovers_free(struct bs__leftover *l, size_t n);
+
 /* ---- block-aligned I/O (blockio.c) -------------------------------------------- */
 
 /* Storage that reads and writes only whole, aligned blocks of BSZ octets:

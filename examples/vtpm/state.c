@@ -489,6 +489,17 @@ static int apply_key(struct vtpm_state *st, bs_image **imgp, bool rdonly, char *
 	return 0;
 }
 
+/* What the library's open did besides opening: it removed the copy a
+ * compaction killed midway left beside the image (one line each). */
+static void log_notes(bs_image *img)
+{
+	for (size_t i = 0; i < bs_image_note_count(img); i++) {
+		struct bs_image_note n = BS_IMAGE_NOTE_INIT;
+		if (!bs_image_note_at(img, i, &n))
+			vtpm_log(VTPM_LOG_INFO, "state: %s: %s", bs_image_label(img), n.message);
+	}
+}
+
 int vtpm_state_open(struct vtpm_state *st, bool rdonly, bs_image **out, char *err, size_t errlen)
 {
 	const struct vtpm_config *cfg = st->cfg;
@@ -579,6 +590,7 @@ int vtpm_state_open(struct vtpm_state *st, bool rdonly, bs_image **out, char *er
 			vtpm_log(VTPM_LOG_INFO, "state: created %s", st->image);
 		}
 	}
+	log_notes(img);
 	if (apply_key(st, &img, rdonly, err, errlen)) {
 		bs_image_close(img);
 		vtpm_state_discard(st);

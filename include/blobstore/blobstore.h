@@ -188,6 +188,40 @@ struct bs_image_stat {
 /* Fills *OUT (initialised with BS_IMAGE_STAT_INIT).  Errors: BS_EINVAL. */
 int bs_image_stat(const bs_image *img, struct bs_image_stat *out);
 
+/* Something an open did besides opening.  A writable open of an image in a
+ * file removes the temporary copies that compactions (and formats) killed
+ * midway left in the image's directory: regular files named IMAGE.tmp-
+ * and 8 lowercase hexadecimal digits, with one link, owned by the image's
+ * owner or by the caller's user, that no process holds locked (a running
+ * compaction keeps its copy locked).  Nothing else is touched, symbolic
+ * links are not followed, and the image still opens when a removal fails.
+ * Each copy found becomes a note. */
+struct bs_image_note {
+	uint32_t version;    /* BS_IMAGE_NOTE_VERSION */
+	int kind;            /* BS_NOTE_* */
+	int code;            /* BS_OK when done; BS_EIO when it could not be */
+	int sys_errno;       /* the errno of the call that failed, or 0 */
+	const char *path;    /* the file it is about: IMAGE.tmp-XXXXXXXX */
+	uint64_t octets;     /* its size */
+	const char *message; /* for people, without the image's label: "removed
+				IMAGE.tmp-1a2b3c4d (16777216 octets) left by an
+				interrupted compaction" */
+};
+#define BS_IMAGE_NOTE_VERSION 1u
+#define BS_IMAGE_NOTE_INIT {.version = BS_IMAGE_NOTE_VERSION}
+/* Note kinds. */
+#define BS_NOTE_LEFTOVER 1 /* a temporary copy an interrupted compaction left:
+			      removed, or (CODE not BS_OK) it could not be */
+
+/* How many notes the open of IMG made: 0 for NULL, for a read-only open
+ * (it removes nothing) and for storage other than files. */
+size_t bs_image_note_count(const bs_image *img);
+/* Fills *OUT (initialised with BS_IMAGE_NOTE_INIT) with note I, I from 0
+ * to bs_image_note_count()-1, in the order the open made them.  The
+ * strings belong to IMG and stay valid until it is closed.
+ * Errors: BS_EINVAL (NULL, unknown version), BS_ENOENT (past the end). */
+int bs_image_note_at(const bs_image *img, size_t i, struct bs_image_note *out);
+
 /* Iteration flags. */
 #define BS_ITER_LIBRARY 0x01u /* include the library's own entries (types "bs.*") */
 

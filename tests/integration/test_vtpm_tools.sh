@@ -6,7 +6,8 @@
 # define and write) and a kill -9 (a cold start: NV and persistent handles
 # stay, PCRs reset, TPM_RC_INITIALIZE until TPM2_Startup); kill -9 in the middle of a loop of
 # NV writes leaves one of the written values, never a torn one, and never
-# loses a write that was acknowledged; the control channel answers as
+# loses a write that was acknowledged; the copy a killed compaction left
+# beside the image is removed at start and logged; the control channel answers as
 # swtpm's protocol says, and refuses malformed input.
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=vtpm_common.sh
@@ -204,6 +205,16 @@ grep -q 'resumed from the volatile state' "$tmp/vtpm.log" || fail "short session
 tpm2_nvread -Q 0x1500018 -C o -s 16 -o "$tmp/short.out" || fail "nvread after the resume"
 cmp "$tmp/short.in" "$tmp/short.out" || fail "NV data lost across the short session's restart"
 vtpm_stop KILL
+
+echo "== the copy a killed compaction left beside the image: removed at start, logged"
+cp "$img" "$img.tmp-0123abcd"
+size=$(stat -c %s "$img.tmp-0123abcd")
+: >"$tmp/vtpm.log"
+start
+grep -qF "state: $img: removed $img.tmp-0123abcd ($size octets) left by an interrupted compaction" \
+	"$tmp/vtpm.log" || fail "the removal of a killed compaction's copy is not logged"
+[ ! -e "$img.tmp-0123abcd" ] || fail "the copy a killed compaction left is still there"
+vtpm_stop TERM
 
 echo "== a damaged newest permall: the server says it starts from older state"
 # The newest slot of permall (the dump marks it current): one flipped bit

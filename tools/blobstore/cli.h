@@ -187,8 +187,16 @@ int cli_write_output(const char *path, const void *buf, size_t len);
 int cli_write_file(const char *path, bool force, bool secret, const void *buf, size_t len);
 /* A new temporary file beside PATH (".NAME.blobstore-XXXXXX"): its
  * descriptor, *TMP (malloc'ed) its name; or minus an exit status after a
- * message. */
+ * message.  The descriptor holds an open-file-description write lock on
+ * it: keep it open until the file has its name or is removed (format
+ * --force closes it early, but holds the image's lock throughout). */
 int cli_temp_beside(const char *path, char **tmp);
+/* Removes what killed runs of this tool left beside the image PATH, a
+ * regular file whose writer lock the caller holds: ".NAME.blobstore-XXXXXX"
+ * files that no process holds locked (regular, one link, owned by PATH's
+ * owner or by us; symbolic links not followed), one line each on standard
+ * error (not with -q or --json). */
+void cli_tidy_beside(const char *path);
 /* Moves the finished file TMP to PATH: over an existing PATH only when
  * REPLACE (else exit 8 when PATH exists, TMP removed); syncs the directory. */
 int cli_publish(const char *tmp, const char *path, bool replace);

@@ -92,6 +92,8 @@ static int format_again(const char *path, bs_image **img)
 		return cli_error_code(CLI_EXIT_LOCKED, BS_ELOCKED, path,
 				      "%s: locked by another writer: not formatted", path);
 	}
+	/* What killed runs left beside it, now that nothing else runs on it. */
+	cli_tidy_beside(path);
 	char *tmp;
 	int fd = cli_temp_beside(path, &tmp);
 	if (fd < 0) {
@@ -101,6 +103,8 @@ static int format_again(const char *path, bs_image **img)
 	int st = 0;
 	if (fchmod(fd, sb.st_mode & 07777))
 		st = cli_error(CLI_EXIT_IO, "%s: %s", tmp, strerror(errno));
+	/* Unlocked from here (the library locks it while it formats it), but
+	 * LFD keeps every other writer, and so every clean-up, away. */
 	close(fd);
 	int rc = st ? BS_OK : bs_image_open(tmp, cli.open_flags | BS_OPEN_CREATE, img);
 	if (!st && rc)

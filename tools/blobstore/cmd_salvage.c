@@ -255,7 +255,7 @@ static int run_salvage(const struct cli_command *cmd, int argc, char **argv)
 	/* The damaged image's mode when it is a file: it holds the same state. */
 	if (!stat(damaged, &sd) && S_ISREG(sd.st_mode))
 		fchmod(fd, sd.st_mode & 0777);
-	close(fd);
+	/* FD stays open, and the file locked, until it has NEW's name. */
 	int st = 0;
 	struct report r = {0};
 	if ((rc = bs_backend_file(tmp, cli.open_flags, &dst))) {
@@ -300,6 +300,7 @@ static int run_salvage(const struct cli_command *cmd, int argc, char **argv)
 		st = cli_publish(tmp, out, out_exists);
 	else
 		unlink(tmp);
+	close(fd);
 	free(tmp);
 	if (st) {
 		bs_image_close(img);

@@ -2,6 +2,7 @@
  * exit statuses and error messages, sizes, attribute values, JSON and text
  * output, whole-file input and output, and the progress line. */
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -432,6 +433,28 @@ void cli_warn(const char *fmt, ...)
 
 /* ---- opening images ------------------------------------------------------ */
 
+/* What the open did besides opening (it removed what a killed compaction
+ * left): one line each on standard error, a warning for what it could not
+ * do.  Not under -q, nor under --json, whose standard error carries only
+ * an error object. */
+static void report_notes(const char *path, bs_image *img)
+{
+	for (size_t i = 0; i < bs_image_note_count(img); i++) {
+		struct bs_image_note note = BS_IMAGE_NOTE_INIT;
+		if (bs_image_note_at(img, i, &note))
+			continue;
+		if (note.code) {
+			cli_warn("%s: %s", path, note.message);
+		} else if (!cli.quiet && !cli.json) {
+			fputs("blobstore: ", stderr);
+			cli_put_clean(stderr, path);
+			fputs(": ", stderr);
+			cli_put_clean(stderr, note.message);
+			fputc('\n', stderr);
+		}
+	}
+}
+
 int cli_open_flags(const char *path, unsigned flags, bs_image **img)
 {
 	snprintf(opened, sizeof opened, "%s", path);
@@ -440,6 +463,10 @@ int cli_open_flags(const char *path, unsigned flags, bs_image **img)
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
 		int rc = bs_image_open(path, flags & ~BS_OPEN_WAIT, img);
+		if (!rc)
+			report_notes(path, *img);
+		if (!rc && !(flags & BS_OPEN_RDONLY))
+			cli_tidy_beside(path);
 		if (rc != BS_ELOCKED || !(cli.wait > 0) || (flags & BS_OPEN_RDONLY))
 			return rc;
 		clock_gettime(CLOCK_MONOTONIC, &now);
@@ -839,8 +866,111 @@ int cli_temp_beside(const char *path, char **tmp)
 		free(t);
 		return -st;
 	}
+	/* Locked for as long as FD is open, so that cli_tidy_beside() tells it
+	 * from what a killed run left. */
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	if (fcntl(fd, F_OFD_SETLK, &fl)) {
+		int st = cli_error(CLI_EXIT_IO, "%s: lock: %s", t, strerror(errno));
+		close(fd);
+		unlink(t);
+		free(t);
+		return -st;
+	}
 	*tmp = t;
 	return fd;
+}
+
+/* NAME is "." BASE ".blobstore-" and the 6 characters mkstemp() chose,
+ * possibly followed by ".tmp-" and 8 lowercase hexadecimal digits: the
+ * copy the library's format of that file (format --force) makes. */
+static bool is_cli_temp(const char *name, const char *base)
+{
+	size_t bl = strlen(base);
+	static const char mid[] = ".blobstore-";
+	if (name[0] != '.' || strncmp(name + 1, base, bl) || strncmp(name + 1 + bl, mid, sizeof mid - 1))
+		return false;
+	const char *x = name + 1 + bl + sizeof mid - 1;
+	for (int i = 0; i < 6; i++)
+		if (!((x[i] >= '0' && x[i] <= '9') || (x[i] >= 'a' && x[i] <= 'z') ||
+		      (x[i] >= 'A' && x[i] <= 'Z')))
+			return false;
+	if (!x[6])
+		return true;
+	if (strncmp(x + 6, ".tmp-", 5))
+		return false;
+	for (int i = 11; i < 19; i++)
+		if (!((x[i] >= '0' && x[i] <= '9') || (x[i] >= 'a' && x[i] <= 'f')))
+			return false;
+	return x[19] == 0;
+}
+
+void cli_tidy_beside(const char *path)
+{
+	if (strstr(path, "://"))
+		return;
+	char *real = realpath(path, NULL);
+	struct stat ist;
+	if (!real || stat(real, &ist) || !S_ISREG(ist.st_mode)) {
+		free(real);
+		return;
+	}
+	char *slash = strrchr(real, '/'); /* realpath() names are absolute */
+	const char *base = slash + 1;
+	*slash = 0;
+	const char *dir = *real ? real : "/";
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int ddup = dfd < 0 ? -1 : fcntl(dfd, F_DUPFD_CLOEXEC, 0);
+	DIR *d = ddup < 0 ? NULL : fdopendir(ddup);
+	if (!d) {
+		if (ddup >= 0)
+			close(ddup);
+		if (dfd >= 0)
+			close(dfd);
+		free(real);
+		return;
+	}
+	bool removed = false;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		struct stat st, fst, again;
+		if (!is_cli_temp(de->d_name, base) ||
+		    fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode) ||
+		    st.st_nlink != 1 || (st.st_uid != ist.st_uid && st.st_uid != geteuid()))
+			continue;
+		int fd = openat(dfd, de->d_name,
+				O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		/* A read lock is granted only when no run holds its write lock. */
+		struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET};
+		bool free_ = !fstat(fd, &fst) && fst.st_dev == st.st_dev && fst.st_ino == st.st_ino &&
+			     !fcntl(fd, F_OFD_SETLK, &fl);
+		close(fd);
+		if (!free_ || fstatat(dfd, de->d_name, &again, AT_SYMLINK_NOFOLLOW) ||
+		    again.st_dev != st.st_dev || again.st_ino != st.st_ino)
+			continue;
+		if (unlinkat(dfd, de->d_name, 0)) {
+			cli_warn("%s: cannot remove %s/%s (%lld octets) left by an interrupted "
+				 "blobstore command: %s", path, dir, de->d_name, (long long)st.st_size,
+				 strerror(errno));
+			continue;
+		}
+		removed = true;
+		if (!cli.quiet && !cli.json) {
+			char msg[8192];
+			snprintf(msg, sizeof msg, "%s: removed %s/%s (%lld octets) left by an "
+				 "interrupted blobstore command", path, dir, de->d_name,
+				 (long long)st.st_size);
+			fputs("blobstore: ", stderr);
+			cli_put_clean(stderr, msg);
+			fputc('\n', stderr);
+		}
+	}
+	closedir(d);
+	if (removed && !(cli.open_flags & BS_OPEN_NOSYNC))
+		fsync(dfd);
+	close(dfd);
+	free(real);
 }
 
 int cli_publish(const char *tmp, const char *path, bool replace)
@@ -901,12 +1031,13 @@ int cli_write_file(const char *path, bool force, bool secret, const void *buf, s
 	    (!(cli.open_flags & BS_OPEN_NOSYNC) && fsync(fd)))
 		status = cli_error(CLI_EXIT_IO, "%s: %s", tmp, strerror(errno));
 	cli_progress_end();
-	if (close(fd) && !status)
-		status = cli_error(CLI_EXIT_IO, "%s: %s", tmp, strerror(errno));
+	/* Closed (and so unlocked) only once it has its name or is gone. */
 	if (status)
 		unlink(tmp);
 	else
 		status = cli_publish(tmp, path, exists);
+	if (close(fd) && !status)
+		status = cli_error(CLI_EXIT_IO, "%s: %s", path, strerror(errno));
 	free(tmp);
 	return status;
 }
