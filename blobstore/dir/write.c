@@ -128,7 +128,7 @@ static int reader_view(bs_image *img, bs_entry *e, int rc)
 	const char *why = NULL;
 	bool moved = false;
 	if (bs__file_replaced(img->io.be)) {
-		why = "another process replaced the image (a compaction)";
+		why = "the image file was replaced or removed (a compaction in another process renames a new file over it)";
 	} else {
 		int r2 = bs__recovery_changed(img, &moved);
 		if (r2)
