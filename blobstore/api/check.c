@@ -102,7 +102,15 @@ int bs_image_check(bs_image *img, unsigned flags, bs_check_cb cb, void *ctx)
 		if (!first)
 			first = BS_ECORRUPT;
 	}
-	if (img->io.be->ops->resize && img->io.size > img->dir_end && cb) {
+	if (img->tail_entry) {
+		/* Damage may have forged the end-of-contents: an error, with the
+		 * message appends and compaction refuse with. */
+		bs__dir_tail_refuse(img);
+		if (cb)
+			cb(ctx, NULL, img->tail_entry, BS_ECORRUPT, last_message());
+		if (!first)
+			first = BS_ECORRUPT;
+	} else if (img->io.be->ops->resize && img->io.size > img->dir_end && cb) {
 		char msg[160];
 		snprintf(msg, sizeof msg,
 			 "%llu octets after the end-of-contents (an interrupted append, or damage "

@@ -12,45 +12,135 @@
 
 #include "dir.h"
 
-int bs__dir_append(bs_image *img, const uint8_t *buf, size_t n, uint64_t *off)
+int bs__dir_tail_refuse(bs_image *img)
 {
-	uint64_t eoc = img->dir_end - 2;
-	if (eoc + 2 + n + 2 > BS_MAX_IMAGE_SIZE)
-		return bs__err(img, NULL, eoc, BS_ELIMIT, "image would exceed the size limit");
-	uint8_t *tmp = malloc(n + 2);
-	if (!tmp)
-		return bs__err(img, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
-	memcpy(tmp, buf, n);
-	tmp[n] = tmp[n + 1] = 0;
-	int rc = bs__io_write(&img->io, NULL, tmp, n + 2, eoc + 2);
-	free(tmp);
+	if (!img->tail_entry)
+		return BS_OK;
+	return bs__err(img, NULL, img->tail_entry, BS_ECORRUPT,
+		       "an entry follows the end-of-contents at offset %llu: damage may have "
+		       "ended the directory early and hidden the entries after it; run "
+		       "'blobstore salvage' (appends and compaction are refused, so as not "
+		       "to destroy them)",
+		       (unsigned long long)(img->dir_end - 2));
+}
+
+/* The thread's last message without the image's label (a message that
+ * names the image again goes after it). */
+static void last_msg(const bs_image *img, char *out, size_t n)
+{
+	const char *m = NULL;
+	bs_error_last(&m, NULL);
+	m = m ? m : "";
+	size_t l = strlen(img->label);
+	if (!strncmp(m, img->label, l) && m[l] == ':' && m[l + 1] == ' ')
+		m += l + 2;
+	snprintf(out, n, "%s", m);
+}
+
+/* RC, the failure FIRST described, stands; the message says that undoing
+ * it (WHAT, at OFF) failed too, and why. */
+static int undo_failed(bs_image *img, int rc, const char *first, uint64_t off, const char *what)
+{
+	char msg[1024];
+	snprintf(msg, sizeof msg, "%s; %s failed too", first, what);
+	return bs__error_wrap(&(struct bs__where){.label = img->label}, off, rc, msg);
+}
+
+/* Puts back what a failed append changed past the end-of-contents: the LEN
+ * octets OLD that were at AT, and the storage's SIZE (a file that a write
+ * cut short by a full disk may have grown), then syncs. */
+static int take_back(bs_image *img, uint64_t at, const uint8_t *old, size_t len, uint64_t size)
+{
+	const struct bs_backend_ops *ops = img->io.be->ops;
+	int rc = len ? bs__io_write(&img->io, NULL, old, len, at) : BS_OK;
+	if (!rc && ops->resize) {
+		/* Always: the size a failed write left is not known. */
+		if ((rc = ops->resize(img->io.be->ctx, size)))
+			rc = bs__error_wrap(&(struct bs__where){.label = img->label}, size, rc,
+					    "truncate failed");
+		else
+			img->io.size = size;
+	}
 	if (!rc)
 		rc = bs__io_sync(&img->io);
+	if (rc && ops->resize) {
+		uint64_t now;
+		if (!ops->size(img->io.be->ctx, &now))
+			img->io.size = now; /* what is there now, for check and the next append */
+	}
+	return rc;
+}
+
+int bs__dir_append(bs_image *img, const uint8_t *buf, size_t n, uint64_t *off)
+{
+	int rc = bs__dir_tail_refuse(img);
+	if (rc)
+		return rc;
+	uint64_t eoc = img->dir_end - 2, at = eoc + 2, size = img->io.size;
+	if (at + n + 2 > BS_MAX_IMAGE_SIZE)
+		return bs__err(img, NULL, eoc, BS_ELIMIT, "image would exceed the size limit");
+	/* A failed append leaves the storage as it was: the octets it writes
+	 * over are kept to be put back (free space on fixed-size storage, what
+	 * an earlier append that never committed left in a file), and a file
+	 * is cut back to its size.  Fixed storage without room refuses the
+	 * write before it starts (nothing to put back). */
+	bool fits = !img->io.fixed || (n + 2 <= size && at <= size - n - 2);
+	size_t olen = fits && size > at ? (size_t)(size - at < n + 2 ? size - at : n + 2) : 0;
+	uint8_t *tmp = malloc(n + 2 + olen);
+	if (!tmp)
+		return bs__err(img, NULL, BS_NO_OFFSET, BS_ENOMEM, "out of memory");
+	uint8_t *old = tmp + n + 2;
+	if (olen && (rc = bs__io_read(&img->io, NULL, old, olen, at))) {
+		free(tmp);
+		return rc;
+	}
+	memcpy(tmp, buf, n);
+	tmp[n] = tmp[n + 1] = 0;
+	rc = bs__io_write(&img->io, NULL, tmp, n + 2, at);
+	if (!rc)
+		rc = bs__io_sync(&img->io);
+	bool committed = false;
 	if (!rc) {
 		/* 00 00 -> 05 00: the end-of-contents becomes a NULL pad.  05 is
 		 * two bit flips away from 00, so one flipped bit cannot forge an
 		 * early end of the directory. */
-		static const uint8_t pad_tag = DER_NULL;
+		static const uint8_t pad_tag = DER_NULL, eoc_tag = 0;
 		rc = bs__io_write(&img->io, NULL, &pad_tag, 1, eoc);
 		if (!rc)
 			rc = bs__io_sync(&img->io);
 		if (!rc) {
-			img->dir_end = eoc + 2 + n + 2;
-			img->holes += 2;
-			*off = eoc + 2;
-			return BS_OK;
+			committed = true;
+		} else {
+			/* The commit octet may or may not be on storage (a failed
+			 * sync may have lost it, or not): put the end-of-contents
+			 * back and the append has not happened.  Only if that fails
+			 * too is the image's state unknown, and this handle's view
+			 * of it no longer to be used. */
+			char first[640];
+			last_msg(img, first, sizeof first);
+			if (bs__io_write(&img->io, NULL, &eoc_tag, 1, eoc) || bs__io_sync(&img->io)) {
+				img->io.broken = true;
+				rc = undo_failed(img, rc, first, eoc,
+						 "putting back the end-of-contents");
+				free(tmp);
+				return rc;
+			}
 		}
-		/* The commit octet may or may not be on storage now: the
-		 * image's state is unknown, so stop using this handle's view. */
-		img->io.broken = true;
-		return rc;
 	}
-	/* Not committed: take back what went past the end (files). */
-	const struct bs_backend_ops *ops = img->io.be->ops;
-	if (ops->resize && img->io.size > img->dir_end &&
-	    ops->resize(img->io.be->ctx, img->dir_end) == BS_OK)
-		img->io.size = img->dir_end;
-	return rc;
+	if (!committed && fits) {
+		char first[640];
+		last_msg(img, first, sizeof first);
+		if (take_back(img, at, old, olen, size))
+			rc = undo_failed(img, rc, first, at,
+					 "taking back the octets it wrote past the end-of-contents");
+	}
+	free(tmp);
+	if (!committed)
+		return rc;
+	img->dir_end = at + n + 2;
+	img->holes += 2;
+	*off = at;
+	return BS_OK;
 }
 
 int bs__dir_delete_at(bs_image *img, bs_entry *e)

@@ -79,6 +79,8 @@ static int adopt_positions(bs_image *img, const uint8_t *c, size_t pos)
 int bs__dir_compact(bs_image *img)
 {
 	int rc = bs__writable(img, NULL);
+	if (!rc)
+		rc = bs__dir_tail_refuse(img); /* it would cut off what lies there */
 	if (rc)
 		return rc;
 	if (!img->io.be->ops->replace && !img->io.fixed)

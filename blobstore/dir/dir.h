@@ -72,6 +72,11 @@ struct bs_image {
 	bool locked;
 	uint64_t dir_end;     /* just past end-of-contents */
 	uint64_t holes;       /* octets in free elements */
+	/* Files: the offset of an entry that lies past the end-of-contents
+	 * where no append puts one (behind zeros or free space), so damage
+	 * may have forged the end and hidden it; 0 when none (scan.c).
+	 * Appends and compaction refuse while it is set. */
+	uint64_t tail_entry;
 	bs_entry **list;      /* directory order, live and refused entries */
 	size_t count, cap;
 	struct bs__hslot *hash; /* lookup by type and name (table.c) */
@@ -162,6 +167,9 @@ void bs__dir_close(bs_image *img);
 /* Appends the encoded entry BUF/N; *OFF gets its offset.  Commit point: the
  * one-octet write that turns the old end-of-contents into a pad. */
 int bs__dir_append(bs_image *img, const uint8_t *buf, size_t n, uint64_t *off);
+/* BS_ECORRUPT, with the message check gives, when IMG->tail_entry is set:
+ * a write past the end-of-contents could destroy the entries it hides. */
+int bs__dir_tail_refuse(bs_image *img);
 /* Turns the entry at E->off into free space, then wipes its contents. */
 int bs__dir_delete_at(bs_image *img, bs_entry *e);
 /* Replaces E's view (meta, offsets) by the entry encoded at BUF, stored at OFF. */

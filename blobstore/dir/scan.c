@@ -286,6 +286,104 @@ static int index_entries(bs_image *img, const struct keylist *keys)
 	return rc;
 }
 
+/* How far past the end-of-contents of a file tail_look() looks. */
+#define TAIL_LOOK (4u << 20)
+
+/* After the directory of a file: whether what follows its end-of-contents
+ * reads as more directory where no append puts any (docs/FORMAT.md, "What
+ * follows the end-of-contents").  An append writes its entry right after
+ * the old end-of-contents, followed by 00 00, so an uncommitted one is an
+ * entry there and an end-of-contents after it.  An entry behind zeros, pads
+ * or free elements, or one right there but followed by more than an
+ * end-of-contents, is what damage that forged an early end leaves (a flipped
+ * bit in the length of a zero-filled free element of an old image): its
+ * offset goes to IMG->tail_entry.  Looks at most TAIL_LOOK octets; fixed
+ * storage keeps stale copies past the end and is not looked at. */
+static int tail_look(struct reader *r)
+{
+	bs_image *img = r->img;
+	img->tail_entry = 0;
+	if (r->mem || !img->io.be->ops->resize)
+		return BS_OK;
+	uint64_t size = img->io.size, pos = img->dir_end;
+	uint64_t lim = size - pos > TAIL_LOOK ? pos + TAIL_LOOK : size;
+	bool direct = true;
+	const uint8_t *p = NULL;
+	int rc;
+	while (pos < lim) {
+		size_t k = lim - pos < 4096 ? (size_t)(lim - pos) : 4096;
+		if ((rc = reader_get(r, pos, k, &p)))
+			return rc;
+		size_t z = 0;
+		while (z < k && !p[z])
+			z++;
+		if (z) {
+			pos += z;
+			direct = false;
+			continue;
+		}
+		if (p[0] == DER_NULL && k >= 2 && !p[1]) {
+			pos += 2;
+		} else if (p[0] == DER_OCTET_STRING) {
+			struct bs__tlv t;
+			if (bs__der_header_prefix(p, k, &t) || t.len > size - pos - t.hdr)
+				return BS_OK;
+			pos += t.hdr + t.len;
+		} else {
+			break;
+		}
+		direct = false;
+	}
+	if (pos >= lim || p[0] != DER_SEQUENCE)
+		return BS_OK;
+	/* An entry that passes the strict parse of every entry? */
+	uint64_t avail = size - pos;
+	size_t head_len = avail < 512 ? (size_t)avail : 512;
+	struct bs__layout lay;
+	const char *why;
+	for (;;) {
+		if ((rc = reader_get(r, pos, head_len, &p)))
+			return rc;
+		rc = bs__entry_layout(p, head_len, avail, &lay, &why);
+		if (rc != BS_ERANGE)
+			break;
+		if (lay.head_need <= head_len || lay.head_need > avail)
+			return BS_OK;
+		head_len = lay.head_need;
+	}
+	uint8_t tail[6 + BS_MAX_NAME_LEN];
+	if (rc || why || lay.tail_len > sizeof tail)
+		return BS_OK;
+	if (lay.tail_len &&
+	    (rc = bs__io_read(&img->io, NULL, tail, lay.tail_len, pos + lay.data_rel + lay.data_len)))
+		return rc;
+	if ((rc = reader_get(r, pos, lay.head_need, &p)))
+		return rc;
+	struct bs__decoded d;
+	uint64_t bad;
+	rc = bs__entry_parse(p, tail, &lay, &d, &why, &bad, NULL);
+	bool entry = !rc && (!d.status || (d.m && d.m->unknown_mandatory));
+	bs__meta_free(d.m);
+	free(d.status_msg);
+	if (rc)
+		return bs__err(img, NULL, pos, rc, "out of memory");
+	if (!entry)
+		return BS_OK;
+	if (direct) {
+		/* Right after the end: an append that did not commit, unless more
+		 * than its end-of-contents follows it. */
+		uint64_t end = pos + lay.size;
+		if (size - end < 2)
+			return BS_OK;
+		if ((rc = reader_get(r, end, 2, &p)))
+			return rc;
+		if (!p[0] && !p[1])
+			return BS_OK;
+	}
+	img->tail_entry = pos;
+	return BS_OK;
+}
+
 int bs__scan(bs_image *img, const uint8_t *mem, bool index)
 {
 	struct bs__parse_memo memo = {.pool = &img->pool};
@@ -362,7 +460,8 @@ int bs__scan(bs_image *img, const uint8_t *mem, bool index)
 		}
 		pos += e->size;
 	}
-	rc = BS_OK;
+	if ((rc = tail_look(&r)))
+		goto out;
 	if (index) {
 		/* The first entry is the image's own; its bs.id is the image's. */
 		if (!img->count || img->list[0]->status || !img->list[0]->m->type ||

@@ -71,6 +71,13 @@ static void journal_add(struct mem_be *m, int kind, uint64_t off, const void *da
 static int replay(const struct mem_be *m, const size_t *order, const struct fault_fate *fates,
 		  uint8_t **out, size_t *out_len);
 
+/* Whether the operation just counted is one the plan fails. */
+static bool failing(const struct mem_be *m)
+{
+	uint64_t n = m->plan.fail_count ? m->plan.fail_count : 1;
+	return m->plan.fail_at && m->ops >= m->plan.fail_at && m->ops - m->plan.fail_at < n;
+}
+
 /* A sync completed: everything pending is durable (what a lossy failed
  * sync dropped is not: the durable content is rebuilt from the changes,
  * not copied from what reads return). */
@@ -134,11 +141,19 @@ static int m_write(void *ctx, const void *buf, size_t len, uint64_t off)
 		if (m->st.crashed)
 			return bs_error_set("(memory)", NULL, NULL, BS_NO_OFFSET, BS_EIO, 0, "power lost (simulated)");
 		m->ops++;
-		if (m->plan.fail_at && m->ops == m->plan.fail_at)
+		if (failing(m)) {
+			/* Cut short: what fitted is there, and nothing says so. */
+			size_t k = m->plan.fail_written < len ? m->plan.fail_written : len;
+			if (k && off <= UINT64_MAX - k &&
+			    !grow(m, off + k > m->len ? off + k : m->len)) {
+				journal_add(m, FAULT_WRITE, off, buf, k);
+				memcpy(m->buf + off, buf, k);
+			}
 			return bs_error_set("(memory)", NULL, NULL, BS_NO_OFFSET,
 					    m->plan.fail_code ? m->plan.fail_code : BS_EIO, 0,
 					   "injected failure of write %llu",
 					   (unsigned long long)m->st.writes + 1);
+		}
 		m->st.writes++;
 		journal_add(m, FAULT_WRITE, off, buf, len);
 		if (m->plan.crash_after && m->st.writes == m->plan.crash_after) {
@@ -173,7 +188,7 @@ static int m_sync(void *ctx)
 		if (m->st.crashed)
 			return bs_error_set("(memory)", NULL, NULL, BS_NO_OFFSET, BS_EIO, 0, "power lost (simulated)");
 		m->ops++;
-		if (m->plan.fail_at && m->ops == m->plan.fail_at) {
+		if (failing(m)) {
 			if (m->plan.lossy_sync && m->plan.journal)
 				journal_clear(m); /* never durable now */
 			return bs_error_set("(memory)", NULL, NULL, BS_NO_OFFSET,
@@ -215,7 +230,7 @@ static int m_replace(void *ctx, const void *img, size_t len)
 		if (m->st.crashed)
 			return bs_error_set("(memory)", NULL, NULL, BS_NO_OFFSET, BS_EIO, 0, "power lost (simulated)");
 		m->ops++;
-		if (m->plan.fail_at && m->ops == m->plan.fail_at)
+		if (failing(m))
 			return bs_error_set("(memory)", NULL, NULL, BS_NO_OFFSET,
 					    m->plan.fail_code ? m->plan.fail_code : BS_EIO, 0,
 					   "injected failure of replace");

@@ -16,7 +16,8 @@
  * that write is applied only partially when TEAR_AT is not SIZE_MAX (its
  * first TEAR_AT octets), and every later write and sync fails with BS_EIO
  * without effect.  FAIL_AT (0: never) makes that one operation (write or
- * sync, counted together) fail with FAIL_CODE without effect.  The state
+ * sync, counted together) fail with FAIL_CODE without effect (but see
+ * FAIL_WRITTEN).  The state
  * after the crash is what a new memory backend opened on
  * bs_backend_mem_data() sees. */
 struct fault_plan {
@@ -24,6 +25,12 @@ struct fault_plan {
 	size_t tear_at;
 	uint64_t fail_at;
 	int fail_code;
+	/* Non-zero: the FAIL_COUNT operations from FAIL_AT on all fail (0: one). */
+	uint64_t fail_count;
+	/* A write that FAIL_AT fails applies its first FAIL_WRITTEN octets
+	 * before it fails (0: none), as a write cut short by a full disk
+	 * does: a file then has grown by what fitted. */
+	size_t fail_written;
 	int journal; /* non-zero: keep the power-loss journal (below) */
 	/* Non-zero: a sync that FAIL_AT fails loses the writes pending at it,
 	 * as Linux may after a failed fsync (it marks the pages clean): reads

@@ -1031,14 +1031,19 @@ static void format_case(bool fixed)
 	free(st);
 }
 
-/* After a failure whose effect on storage is unknown, the handle refuses
- * changes (a stale view would write into a superseded copy) but still
- * reads; a reopen sees the truth and can write again. */
+/* A create whose write or sync fails at any step, the commit octet's
+ * included, is taken back (the commit octet rewritten to 00, synced): the
+ * storage is as before and the handle goes on.  Only when taking back the
+ * commit fails too is the effect on storage unknown: the handle then
+ * refuses changes (a stale view would write into a superseded copy) but
+ * still reads; a reopen sees the truth and can write again. */
 static void test_failed_commit_stops_writes(void **state)
 {
 	(void)state;
-	/* Writes and syncs of a create: write, sync, commit octet, sync. */
-	for (uint64_t k = 1; k <= 4; k++) {
+	/* Writes and syncs of a create: write, sync, commit octet, sync; with
+	 * TWICE the operation after the failing one (taking it back) fails too. */
+	for (int twice = 0; twice < 2; twice++)
+	for (uint64_t k = twice ? 3 : 1; k <= 4; k++) {
 		struct fault_plan none = {.tear_at = SIZE_MAX};
 		bs_image *im;
 		struct wrap *w;
@@ -1049,14 +1054,21 @@ static void test_failed_commit_stops_writes(void **state)
 		bs_image_close(im);
 		wrap_free(w);
 		struct fault_plan p = {.tear_at = SIZE_MAX, .fail_at = s0.writes + s0.syncs + k,
-					  .fail_code = BS_EIO};
+					  .fail_code = BS_EIO, .fail_count = twice ? 2 : 1};
 		assert_int_equal(open_fault(base_img, base_len, false, &p, 0, &im, &w, &fb), 0);
 		assert_int_equal(op_create(im), BS_EIO);
 		bs_entry *e = must_find(im, "cfg", NULL);
 		assert_non_null(e);
+		if (!twice) {
+			/* Taken back: the storage holds the image as it was. */
+			size_t bl;
+			uint8_t *b = wrap_copy(w, &bl);
+			assert_int_equal(bl, base_len);
+			assert_memory_equal(b, base_img, base_len);
+			free(b);
+		}
 		int rc = bs_entry_write(e, "x", 1);
-		if (k <= 2) {
-			/* Before the commit octet: nothing happened, go on. */
+		if (!twice) {
 			assert_int_equal(rc, BS_OK);
 		} else {
 			/* The handle's view may be stale: its own code. */

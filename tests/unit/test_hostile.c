@@ -60,6 +60,14 @@ static int outcome(const uint8_t *img, size_t len, const char *type, const char 
 	return rc;
 }
 
+static void first_error(void *ctx, const bs_entry *e, uint64_t off, int code, const char *msg)
+{
+	(void)e;
+	(void)off;
+	if (code && !((char *)ctx)[0])
+		snprintf(ctx, 1024, "%s", msg);
+}
+
 static void expect(const char *what, const uint8_t *img, size_t len, const char *type,
 		   const char *name, int code, const char *message)
 {
@@ -249,6 +257,50 @@ static void test_entries(void **state)
 	buf_free(&e2);
 	buf_free(&v);
 	buf_free(&set);
+}
+
+/* What bs_image_check() gives on IMG (opened writable): its code and the
+ * first error it reports. */
+static void expect_check_result(const char *what, const uint8_t *img, size_t len, int code,
+			 const char *message)
+{
+	bs_image *im;
+	char msg[1024] = "";
+	int rc = t_open_mem(img, len, 0, &im, NULL);
+	if (rc) {
+		snprintf(msg, sizeof msg, "open: %s", last_error());
+	} else {
+		rc = bs_image_check(im, 0, first_error, msg);
+		bs_image_close(im);
+	}
+	if (printing)
+		print_message("| %s | %s (%d) | `%s` |\n", what, bs_error_string(rc), rc, msg);
+	if (!printing && (rc != code || strcmp(msg, message)))
+		fail_msg("%s: got %d \"%s\", expected %d \"%s\"", what, rc, msg, code, message);
+}
+
+/* An old image's free element of zeros whose length lost a bit: 04 82 01 00
+ * became 04 02 01 00, the zeros read as the end-of-contents, and the entry
+ * after them is hidden. */
+static void test_forged_end(void **state)
+{
+	(void)state;
+	struct buf img = {0}, e = {0};
+	t_image_begin(&img);
+	buf_bytes(&img, 4, 0x04, 0x02, 0x01, 0x00);
+	uint8_t zeros[256] = {0};
+	buf_put(&img, zeros, sizeof zeros);
+	t_raw_entry(&e, "t", "n", "data");
+	buf_put(&img, e.p, e.len);
+	t_image_end(&img);
+	expect_check_result("an entry behind a forged end-of-contents (zero-filled free space, one "
+		     "length bit flipped)", img.p, img.len, BS_ECORRUPT,
+		     "mem.img: at offset 309: an entry follows the end-of-contents at offset 53: "
+		     "damage may have ended the directory early and hidden the entries after it; "
+		     "run 'blobstore salvage' (appends and compaction are refused, so as not to "
+		     "destroy them)");
+	buf_free(&img);
+	buf_free(&e);
 }
 
 /* ---- millions of tiny entries ------------------------------------------------ */
@@ -846,6 +898,7 @@ int main(void)
 		cmocka_unit_test(test_not_images),
 		cmocka_unit_test(test_lengths),
 		cmocka_unit_test(test_entries),
+		cmocka_unit_test(test_forged_end),
 		cmocka_unit_test(test_too_many_entries),
 		cmocka_unit_test(test_truncated_at_every_octet),
 		cmocka_unit_test(test_every_bit_flipped),
